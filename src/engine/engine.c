@@ -1,0 +1,279 @@
+/* engine.c — engine lifecycle: open the store, load the catalog and users,
+ * replay the event log into the live state, start the writer; and the small
+ * shared lookups. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+void recd_fail_set(recd_fail *f, int status, const char *code, long index, const char *field, const char *fmt,
+                   ...) {
+  f->status = status;
+  snprintf(f->code, sizeof f->code, "%s", code);
+  f->index = index;
+  snprintf(f->field, sizeof f->field, "%s", field ? field : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->message, sizeof f->message, fmt, ap);
+  va_end(ap);
+}
+
+const recd_config *engine_config(const recd_engine *e) { return &e->cfg; }
+
+uint32_t engine__find_user(recd_engine *e, const char *key, size_t len) {
+  pthread_rwlock_rdlock(&e->users_lock);
+  uint32_t id = strmap_find(&e->users, key, len);
+  pthread_rwlock_unlock(&e->users_lock);
+  return id;
+}
+
+uint32_t engine__find_item(recd_engine *e, const char *key, size_t len) {
+  pthread_rwlock_rdlock(&e->items_lock);
+  uint32_t id = strmap_find(&e->items, key, len);
+  pthread_rwlock_unlock(&e->items_lock);
+  return id;
+}
+
+const char *engine__item_key(recd_engine *e, uint32_t iid) {
+  /* keys live in the map's arena and never move; the keys array may be
+   * reallocated by an insert, so read it under the lock */
+  pthread_rwlock_rdlock(&e->items_lock);
+  const char *k = iid < strmap_count(&e->items) ? strmap_key(&e->items, iid) : "";
+  pthread_rwlock_unlock(&e->items_lock);
+  return k;
+}
+
+int64_t engine__now(recd_engine *e) {
+  int64_t t = atomic_load(&e->now_ms);
+  return t ? t : clock_now_ms();
+}
+
+/* ---- loading ---- */
+
+static int load_type(void *arg, uint32_t tid, const char *name, size_t len) {
+  recd_engine *e = arg;
+  if (tid >= 256) return RECD_ECORRUPT;
+  int idx = -1;
+  for (int i = 0; i < e->ntypes; i++)
+    if (strlen(e->types[i].name) == len && !memcmp(e->types[i].name, name, len)) idx = i;
+  if (idx < 0) {
+    if (e->ntypes >= RECD_MAX_TYPES) return RECD_ETOOBIG;
+    idx = e->ntypes++;
+    snprintf(e->types[idx].name, sizeof e->types[idx].name, "%.*s", (int)len, name);
+    e->types[idx].weight = 1.0f;
+    log_warn("event type '%s' is in the log but not configured: replayed with weight 1, new events of it are refused",
+             e->types[idx].name);
+  }
+  e->type_tid[idx] = (int)tid;
+  e->tid_type[tid] = idx;
+  return 0;
+}
+
+static int load_user(void *arg, uint32_t uid, const char *key, size_t len) {
+  recd_engine *e = arg;
+  uint32_t id = strmap_intern(&e->users, key, len, NULL);
+  if (id != uid) {
+    log_error("users table is not dense: uid %u for '%s' loaded as %u", uid, key, id);
+    return RECD_ECORRUPT;
+  }
+  return 0;
+}
+
+/* parse a JSON array of strings into a list (strings borrowed from `arr`) */
+static size_t json_strings(json_t *arr, const char **out, size_t cap) {
+  size_t n = 0, i;
+  json_t *v;
+  json_array_foreach(arr, i, v) {
+    if (json_is_string(v) && n < cap) out[n++] = json_string_value(v);
+  }
+  return n;
+}
+
+static int load_item(void *arg, const store_item *it) {
+  recd_engine *e = arg;
+  uint32_t id = strmap_intern(&e->items, it->key ? it->key : "", it->key ? strlen(it->key) : 0, NULL);
+  if (id != it->iid) {
+    log_error("items table is not dense: iid %u loaded as %u", it->iid, id);
+    return RECD_ECORRUPT;
+  }
+  engine__item_stats(e, id, 1);
+  if (!it->in_catalog && !it->deleted) return 0;
+  json_t *cats = it->categories_json ? json_loads(it->categories_json, 0, NULL) : NULL;
+  json_t *tags = it->tags_json ? json_loads(it->tags_json, 0, NULL) : NULL;
+  const char *cv[ITEM_MAX_CATS], *tv[ITEM_MAX_TAGS];
+  size_t nc = cats ? json_strings(cats, cv, ITEM_MAX_CATS) : 0;
+  size_t nt = tags ? json_strings(tags, tv, ITEM_MAX_TAGS) : 0;
+  engine__apply_item(e, id, cv, nc, tv, nt, it->available, it->deleted, it->created_at_ms, it->properties_json);
+  json_decref(cats);
+  json_decref(tags);
+  return 0;
+}
+
+typedef struct {
+  recd_engine *e;
+  uint64_t n;
+  int64_t t0;
+} replay_ctx;
+
+static int replay_event(void *arg, const store_event *ev) {
+  replay_ctx *r = arg;
+  recd_engine *e = r->e;
+  if (ev->tid < 0 || ev->tid >= 256 || e->tid_type[ev->tid] < 0) {
+    log_error("event %llu has unknown type id %d", (unsigned long long)ev->seq, ev->tid);
+    return RECD_ECORRUPT;
+  }
+  if (ev->uid >= strmap_count(&e->users) || ev->iid >= strmap_count(&e->items)) {
+    log_error("event %llu names an unknown user or item", (unsigned long long)ev->seq);
+    return RECD_ECORRUPT;
+  }
+  int type = e->tid_type[ev->tid];
+  engine__apply_event(e, ev->uid, ev->iid, type, ev->ts_ms, ev->session);
+  atomic_fetch_add(&e->by_type[type], 1);
+  e->next_seq = ev->seq;
+  if (++r->n % 1000000 == 0)
+    log_info("replayed %llu events (%.0f/s)", (unsigned long long)r->n,
+             r->n / ((clock_mono_ns() - r->t0) / 1e9));
+  return 0;
+}
+
+int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t errlen) {
+  *out = NULL;
+  recd_engine *e = xcalloc(1, sizeof *e);
+  e->cfg = *cfg;
+  e->started_ms = clock_now_ms();
+  pthread_rwlock_init(&e->users_lock, NULL);
+  pthread_rwlock_init(&e->items_lock, NULL);
+  pthread_rwlock_init(&e->content_lock, NULL);
+  for (int i = 0; i < NSTRIPES; i++) {
+    pthread_mutex_init(&e->ustripe[i], NULL);
+    pthread_mutex_init(&e->istripe[i], NULL);
+  }
+  pthread_mutex_init(&e->trend_lock, NULL);
+  pthread_mutex_init(&e->trend_build, NULL);
+  pthread_mutex_init(&e->q_lock, NULL);
+  pthread_cond_init(&e->q_cond, NULL);
+  strmap_init(&e->users);
+  strmap_init(&e->items);
+  ptrvec_init(&e->uprof);
+  ptrvec_init(&e->istats);
+  ptrvec_init(&e->covis);
+  content_init(&e->content);
+  memset(e->tid_type, 0xff, sizeof e->tid_type);
+  memcpy(e->types, cfg->types, sizeof e->types);
+  e->ntypes = cfg->ntypes;
+  for (int i = 0; i < RECD_MAX_TYPES; i++) e->type_tid[i] = -1;
+
+  e->upp = (userprof_params){.affinity_half_life_ms = cfg->affinity_half_life_ms,
+                             .engagement_half_life_ms = cfg->engagement_half_life_ms,
+                             .recent_cap = cfg->recent_items,
+                             .click_type = TYPE_CLICK,
+                             .purchase_type = TYPE_PURCHASE};
+  e->ipp = (itemstats_params){.popularity_half_life_ms = cfg->popularity_half_life_ms};
+  e->cvp = (covis_params){.max_neighbors = cfg->covis_max_neighbors, .half_life_ms = cfg->covis_half_life_ms};
+
+  int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
+  if (rc) goto fail;
+  int64_t t0 = clock_mono_ns();
+  if ((rc = store_load_types(e->st, load_type, e))) {
+    snprintf(err, errlen, "loading event types from %s: %s", store_path(e->st), recd_strerror(rc));
+    goto fail;
+  }
+  /* give configured types that the log has not seen yet a tid */
+  int maxtid = -1;
+  for (int i = 0; i < 256; i++)
+    if (e->tid_type[i] >= 0) maxtid = i;
+  if ((rc = store_begin(e->st))) goto store_fail;
+  for (int i = 0; i < e->ntypes; i++) {
+    if (e->type_tid[i] >= 0) continue;
+    e->type_tid[i] = ++maxtid;
+    e->tid_type[maxtid] = i;
+    if ((rc = store_put_type(e->st, maxtid, e->types[i].name))) goto store_fail;
+  }
+  if ((rc = store_commit(e->st))) goto store_fail;
+  if ((rc = store_load_users(e->st, load_user, e)) || (rc = store_load_items(e->st, load_item, e))) {
+    snprintf(err, errlen, "loading %s: %s", store_path(e->st), recd_strerror(rc));
+    goto fail;
+  }
+  replay_ctx r = {.e = e, .t0 = clock_mono_ns()};
+  if ((rc = store_scan_events(e->st, 0, replay_event, &r))) {
+    snprintf(err, errlen, "replaying the event log of %s: %s", store_path(e->st), recd_strerror(rc));
+    goto fail;
+  }
+  atomic_store(&e->n_events, r.n);
+  uint64_t last;
+  if (!store_last_seq(e->st, &last) && last > e->next_seq) e->next_seq = last;
+  log_info("loaded %zu users, %zu items, %llu events from %s in %.2f s", strmap_count(&e->users),
+           strmap_count(&e->items), (unsigned long long)r.n, store_path(e->st), (clock_mono_ns() - t0) / 1e9);
+  if ((rc = engine__writer_start(e))) {
+    snprintf(err, errlen, "cannot start the writer thread: %s", recd_strerror(rc));
+    goto fail;
+  }
+  *out = e;
+  return 0;
+store_fail:
+  snprintf(err, errlen, "writing %s: %s", store_path(e->st), recd_strerror(rc));
+fail:
+  engine_free(e);
+  return rc ? rc : RECD_EINVAL;
+}
+
+void engine_free(recd_engine *e) {
+  if (!e) return;
+  engine__writer_stop(e);
+  store_close(e->st);
+  for (size_t i = 0; i < strmap_count(&e->users); i++) userprof_free(ptrvec_get(&e->uprof, (uint32_t)i));
+  for (size_t i = 0; i < strmap_count(&e->items); i++) {
+    itemstats_free(ptrvec_get(&e->istats, (uint32_t)i));
+    covis_free(ptrvec_get(&e->covis, (uint32_t)i));
+  }
+  ptrvec_release(&e->uprof);
+  ptrvec_release(&e->istats);
+  ptrvec_release(&e->covis);
+  strmap_release(&e->users);
+  strmap_release(&e->items);
+  content_release(&e->content);
+  trending_release(e->trend);
+  pthread_rwlock_destroy(&e->users_lock);
+  pthread_rwlock_destroy(&e->items_lock);
+  pthread_rwlock_destroy(&e->content_lock);
+  for (int i = 0; i < NSTRIPES; i++) {
+    pthread_mutex_destroy(&e->ustripe[i]);
+    pthread_mutex_destroy(&e->istripe[i]);
+  }
+  pthread_mutex_destroy(&e->trend_lock);
+  pthread_mutex_destroy(&e->trend_build);
+  pthread_mutex_destroy(&e->q_lock);
+  pthread_cond_destroy(&e->q_cond);
+  free(e);
+}
+
+const double engine_sync_buckets[ENGINE_SYNC_NBUCKETS] = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016,
+                                                          0.032,  0.064, 0.128, 0.256, 0.512, 1.024};
+
+void engine_stats(recd_engine *e, recd_stats *s) {
+  memset(s, 0, sizeof *s);
+  pthread_rwlock_rdlock(&e->users_lock);
+  s->users = strmap_count(&e->users);
+  pthread_rwlock_unlock(&e->users_lock);
+  pthread_rwlock_rdlock(&e->items_lock);
+  s->items = strmap_count(&e->items);
+  pthread_rwlock_unlock(&e->items_lock);
+  s->catalog_items = atomic_load(&e->n_catalog);
+  s->events = atomic_load(&e->n_events);
+  pthread_mutex_lock(&e->q_lock);
+  s->queue_depth = e->q_depth;
+  s->last_seq = e->next_seq;
+  pthread_mutex_unlock(&e->q_lock);
+  s->commits = atomic_load(&e->n_commits);
+  s->fatal = (uint64_t)atomic_load(&e->fatal);
+  for (int i = 0; i < RECD_MAX_TYPES; i++) s->events_by_type[i] = atomic_load(&e->by_type[i]);
+  for (int i = 0; i <= ENGINE_SYNC_NBUCKETS; i++) s->sync_hist[i] = atomic_load(&e->sync_hist[i]);
+  s->sync_count = atomic_load(&e->sync_count);
+  s->sync_sum_s = atomic_load(&e->sync_sum_us) / 1e6;
+  s->now_ms = engine__now(e);
+}

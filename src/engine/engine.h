@@ -1,0 +1,158 @@
+/* engine.h — one engine object holds one tenant's whole state: the durable
+ * store, live features, models, and the writer thread that group-commits.
+ *
+ * Thread rules: every function here is thread-safe unless it says otherwise.
+ * Writes (events, items) are serialised through one writer thread: a submitted
+ * batch is written to the store in one transaction together with whatever else
+ * is pending, synced once (group commit), applied to the live state, and only
+ * then is its completion callback called. So once a submission completes, every
+ * read already reflects it (read-your-writes).
+ *
+ * Strings in request/result structs are borrowed: they must stay valid for the
+ * duration of the call (or, for submissions, until the completion callback). */
+#ifndef RECD_ENGINE_ENGINE_H
+#define RECD_ENGINE_ENGINE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/config.h"
+#include "util/mem.h"
+
+typedef struct recd_engine recd_engine;
+
+/* A validation failure, filled by the parse functions. */
+typedef struct {
+  int status;          /* HTTP status: 400, 404, 413, ... */
+  char code[32];       /* stable machine code: invalid_event, invalid_json, ... */
+  char message[512];   /* "events[3].event_type: unknown type 'clik'" */
+  char field[64];      /* "event_type" or "" */
+  long index;          /* batch index or -1 */
+} recd_fail;
+
+void recd_fail_set(recd_fail *f, int status, const char *code, long index, const char *field,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* ---- events ---- */
+typedef struct {
+  const char *user_id;     /* 1..256 bytes, no control characters */
+  const char *item_id;
+  int type;                /* index into config types */
+  int64_t ts_ms;
+  double value;
+  int has_value;
+  const char *session_id;  /* NULL if absent */
+  const char *rec_id;      /* NULL if absent */
+} recd_event;
+
+/* Validate one JSON event object. Strings point into `json` (keep it alive).
+ * `index` is the batch position used in messages (-1 for a single event). */
+int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t now_ms,
+                       recd_event *ev, recd_fail *fail);
+/* Validate an id string: 0 or sets fail. */
+int engine_check_id(const char *s, size_t len, const char *what, long index, const char *field,
+                    recd_fail *fail);
+
+/* ---- catalog ---- */
+typedef struct {
+  const char *item_id;
+  const char **categories; size_t ncategories;
+  const char **tags; size_t ntags;
+  int available;           /* default 1 */
+  int64_t created_at_ms;   /* -1: keep existing, or now for a new item */
+  const char *properties_json; /* serialised object or NULL */
+} recd_item;
+
+/* Validate one JSON item object; item_id from the object unless path_id is given.
+ * Arrays are allocated in `a`. */
+int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, long index,
+                      arena *a, recd_item *it, recd_fail *fail);
+
+/* ---- writes (asynchronous, group-committed) ---- */
+typedef void (*engine_done_fn)(void *arg, int rc);
+
+typedef enum { OP_EVENTS = 1, OP_ITEMS = 2, OP_DELETE_ITEM = 3 } engine_op_kind;
+
+typedef struct engine_op {
+  engine_op_kind kind;
+  const recd_event *events; size_t nevents;    /* OP_EVENTS */
+  const recd_item *items; size_t nitems;       /* OP_ITEMS */
+  const char *item_id;                          /* OP_DELETE_ITEM */
+  engine_done_fn done;                          /* called on the writer thread */
+  void *arg;
+  int rc;                                       /* result, also passed to done */
+  int found;                                    /* OP_DELETE_ITEM: item existed */
+  struct engine_op *next;                       /* engine-private */
+} engine_op;
+
+/* Queue an op; `op` and everything it points to must stay valid until done().
+ * Returns 0, or RECD_ECLOSED / RECD_EFATAL without calling done(). */
+int engine_submit(recd_engine *e, engine_op *op);
+/* Submit and wait. Returns op->rc. */
+int engine_submit_wait(recd_engine *e, engine_op *op);
+
+/* ---- reads ---- */
+typedef struct {
+  const char *user_id;      /* NULL for anonymous */
+  const char **items;       /* anonymous: recent item ids, oldest first */
+  size_t nitems;
+  size_t n;
+  const char **categories; size_t ncategories;
+  const char **exclude; size_t nexclude;
+  const char *session_id;
+} recd_rec_request;
+
+#define RECD_MAX_REASONS 3
+typedef struct {
+  const char *item_id;      /* valid for the engine's lifetime */
+  double score;
+  char reasons[RECD_MAX_REASONS][160];
+  int nreasons;
+} recd_rec_item;
+
+typedef struct {
+  recd_rec_item *items;     /* xmalloc'ed; free with engine_result_release */
+  size_t count;
+  char rec_id[40];
+  int known_user;
+} recd_rec_result;
+
+int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_result *out);
+/* similar items; RECD_ENOTFOUND for an unknown item */
+int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_result *out);
+/* popular over a window (ms; 0 = configured default); category may be NULL */
+int engine_popular(recd_engine *e, size_t n, const char **categories, size_t ncat,
+                   int64_t window_ms, recd_rec_result *out, recd_fail *fail);
+void engine_result_release(recd_rec_result *r);
+
+/* Features as JSON (new reference), or NULL with RECD_ENOTFOUND. */
+json_t *engine_user_features(recd_engine *e, const char *user_id);
+json_t *engine_item_features(recd_engine *e, const char *item_id);
+/* Catalog entry as JSON, NULL if unknown or deleted. */
+json_t *engine_item_get(recd_engine *e, const char *item_id);
+
+typedef struct {
+  uint64_t users, items, catalog_items, events, last_seq;
+  uint64_t queue_depth, commits, fatal;
+  double commit_ms_sum;
+  uint64_t events_by_type[RECD_MAX_TYPES];
+  uint64_t sync_hist[16];   /* log commit latency histogram, see engine_sync_buckets */
+  uint64_t sync_count;
+  double sync_sum_s;
+  int64_t now_ms;           /* engine clock: latest event time */
+} recd_stats;
+void engine_stats(recd_engine *e, recd_stats *s);
+extern const double engine_sync_buckets[]; /* seconds, 12 entries */
+#define ENGINE_SYNC_NBUCKETS 12
+
+const recd_config *engine_config(const recd_engine *e);
+
+/* ---- lifecycle ---- */
+/* Open (creating if needed) the data dir, load catalog and replay the log.
+ * err gets a message on failure. */
+int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t errlen);
+/* Stop the writer after draining the queue, close the store, free everything. */
+void engine_free(recd_engine *e);
+
+#endif

@@ -1,0 +1,111 @@
+/* engine_int.h — the engine's private state, shared by the files of src/engine.
+ *
+ * Locking (never nested except where stated, so no lock order can deadlock):
+ *  - users_lock / items_lock (rwlock): the id maps. Only the writer thread
+ *    inserts (under the write lock); everybody else looks up under the read lock.
+ *  - ustripe[h(uid)] guards that user's profile; istripe[h(iid)] guards the
+ *    item's stats, catalog entry and co-visitation list.
+ *  - content_lock (rwlock) guards the content index.
+ *  - trend_lock guards the `trend` pointer only; a trending snapshot is
+ *    immutable and reference-counted. trend_build serialises rebuilds.
+ *  - q_lock guards the write queue.
+ * Profiles, stats and lists are created by the writer and never freed before
+ * engine_free(), so a pointer from ptrvec_get() stays valid. */
+#ifndef RECD_ENGINE_ENGINE_INT_H
+#define RECD_ENGINE_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/engine.h"
+#include "feature/itemstats.h"
+#include "feature/userprof.h"
+#include "model/content.h"
+#include "model/covis.h"
+#include "model/popularity.h"
+#include "store/store.h"
+#include "util/ptrvec.h"
+#include "util/strmap.h"
+
+#define NSTRIPES 1024
+#define TYPE_VIEW 0
+#define TYPE_CLICK 1
+#define TYPE_LIKE 2
+#define TYPE_CART 3
+#define TYPE_PURCHASE 4
+
+struct recd_engine {
+  recd_config cfg;
+  store *st;
+  int64_t started_ms;
+
+  /* event types: cfg.types first, then retired types found only in the log */
+  recd_event_type types[RECD_MAX_TYPES];
+  int ntypes;
+  int type_tid[RECD_MAX_TYPES];  /* type index -> store tid */
+  int tid_type[256];             /* store tid -> type index, -1 unknown */
+
+  pthread_rwlock_t users_lock, items_lock;
+  strmap users, items;
+  ptrvec uprof, istats, covis;
+  pthread_mutex_t ustripe[NSTRIPES], istripe[NSTRIPES];
+
+  pthread_rwlock_t content_lock;
+  content_index content;
+
+  pthread_mutex_t trend_lock, trend_build;
+  trending *trend;
+  _Atomic uint64_t version;      /* bumped by every applied write */
+  _Atomic int64_t last_build_ms;
+
+  userprof_params upp;
+  itemstats_params ipp;
+  covis_params cvp;
+
+  /* writer */
+  pthread_t writer;
+  int writer_started;
+  pthread_mutex_t q_lock;
+  pthread_cond_t q_cond;
+  engine_op *q_head, *q_tail;
+  size_t q_depth;
+  int stopping;
+  _Atomic int fatal;
+  uint64_t next_seq;
+
+  /* counters */
+  _Atomic uint64_t n_events, n_commits, n_catalog;
+  _Atomic uint64_t by_type[RECD_MAX_TYPES];
+  _Atomic uint64_t sync_hist[16];
+  _Atomic uint64_t sync_count;
+  _Atomic uint64_t sync_sum_us;
+  _Atomic int64_t now_ms;        /* latest event time seen */
+  _Atomic uint64_t rec_counter;
+};
+
+static inline pthread_mutex_t *engine__ulock(recd_engine *e, uint32_t uid) {
+  return &e->ustripe[(uid * 2654435761u) >> 22 & (NSTRIPES - 1)];
+}
+static inline pthread_mutex_t *engine__ilock(recd_engine *e, uint32_t iid) {
+  return &e->istripe[(iid * 2654435761u) >> 22 & (NSTRIPES - 1)];
+}
+
+uint32_t engine__find_user(recd_engine *e, const char *key, size_t len);
+uint32_t engine__find_item(recd_engine *e, const char *key, size_t len);
+const char *engine__item_key(recd_engine *e, uint32_t iid);
+int64_t engine__now(recd_engine *e);
+
+/* writer.c */
+int engine__writer_start(recd_engine *e);
+void engine__writer_stop(recd_engine *e);
+void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session);
+void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
+                        size_t ntags, int available, int deleted, int64_t created_at, const char *props);
+itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create);
+userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create);
+
+/* recommend.c */
+trending *engine__trending(recd_engine *e); /* retained snapshot; release it */
+const char *engine__type_verb(const recd_engine *e, int type);
+
+#endif

@@ -1,0 +1,646 @@
+/* recommend.c — candidates, blended scoring, business rules, reasons.
+ *
+ * A request copies what it needs from the live state under short per-stripe
+ * locks (never holding two at once), builds candidates from each source into
+ * one table, scores them as a weighted blend of per-source scores normalised
+ * to [0, 1], filters them by the rules and fills up from trending. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/u32map.h"
+
+enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, NSRC };
+
+#define MAX_ANCHORS 20     /* distinct recent items used as anchors */
+#define CONTENT_ANCHORS 3
+#define TOP_CATS 3
+#define SCAN_CAP 2000
+#define REASON_SHARE 0.15  /* a source is named when it gives this share of the score */
+
+typedef struct {
+  uint32_t iid;
+  float s[NSRC];
+  uint32_t anchor[NSRC];   /* covis/content: anchor item; category: category id */
+  float anchor_w[NSRC];
+  float pop;
+  float final;
+  uint32_t cat0;           /* first category or UINT32_MAX */
+  int ok;
+} cand;
+
+typedef struct {
+  uint32_t iid;
+  int type;
+  float w;
+} anchor;
+
+typedef struct {
+  recd_engine *e;
+  int64_t now;
+  u32map idx;   /* iid -> cand index */
+  cand *c;
+  size_t n, cap;
+} cand_set;
+
+static cand *cand_get(cand_set *cs, uint32_t iid) {
+  int created;
+  uint32_t *slot = u32map_put(&cs->idx, iid, (uint32_t)cs->n, &created);
+  if (created) {
+    if (cs->n == cs->cap) {
+      cs->cap = cs->cap ? cs->cap * 2 : 256;
+      cs->c = xrealloc(cs->c, cs->cap * sizeof *cs->c);
+    }
+    cand *c = &cs->c[cs->n++];
+    memset(c, 0, sizeof *c);
+    c->iid = iid;
+    c->cat0 = UINT32_MAX;
+  }
+  return &cs->c[*slot];
+}
+
+static void cand_add(cand_set *cs, uint32_t iid, int src, float v, uint32_t anchor_id) {
+  if (!(v > 0)) return;
+  cand *c = cand_get(cs, iid);
+  c->s[src] += v;
+  if (v > c->anchor_w[src]) {
+    c->anchor_w[src] = v;
+    c->anchor[src] = anchor_id;
+  }
+}
+
+const char *engine__type_verb(const recd_engine *e, int type) {
+  static const char *verbs[] = {"viewed", "clicked", "liked", "added to your cart", "bought"};
+  return type >= 0 && type < 5 ? verbs[type] : "interacted with";
+  (void)e;
+}
+
+trending *engine__trending(recd_engine *e);
+
+static double window_days(const recd_engine *e, int64_t window_ms) {
+  (void)e;
+  return ceil((double)window_ms / 86400000.0);
+}
+
+static void window_words(int64_t window_ms, char *buf, size_t n) {
+  int days = (int)ceil(window_ms / 86400000.0);
+  if (days == 1) snprintf(buf, n, "today");
+  else if (days == 7) snprintf(buf, n, "this week");
+  else if (days == 30) snprintf(buf, n, "this month");
+  else snprintf(buf, n, "in the last %d days", days);
+}
+
+static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t window_ms) {
+  int days = (int)window_days(e, window_ms);
+  pthread_rwlock_rdlock(&e->items_lock);
+  size_t nitems = strmap_count(&e->items);
+  pthread_rwlock_unlock(&e->items_lock);
+  for (uint32_t iid = 0; iid < nitems; iid++) {
+    itemstats *s = ptrvec_get(&e->istats, iid);
+    if (!s) continue;
+    uint32_t cats[ITEM_MAX_CATS];
+    pthread_mutex_t *l = engine__ilock(e, iid);
+    pthread_mutex_lock(l);
+    int ok = itemstats_recommendable(s);
+    double score = ok ? itemstats_window(s, now, days, e->cfg.popularity_half_life_ms) : 0;
+    int ncats = s->ncats;
+    memcpy(cats, s->cats, (size_t)ncats * sizeof *cats);
+    int64_t created = s->created_at;
+    pthread_mutex_unlock(l);
+    if (!ok) continue;
+    float fresh = 0;
+    if (created != INT64_MIN && e->cfg.new_arrival_window_ms > 0 && now - created < e->cfg.new_arrival_window_ms)
+      fresh = (float)(1.0 - (double)(now - created) / (double)e->cfg.new_arrival_window_ms);
+    if (fresh > 1) fresh = 1;
+    /* a tiny share of all-time weight breaks ties among items quiet this window */
+    trending_offer(t, iid, (float)(score + 1e-6 * s->weight_total), cats, ncats, fresh);
+  }
+}
+
+trending *engine__trending(recd_engine *e) {
+  uint64_t v = atomic_load(&e->version);
+  int64_t wall = clock_mono_ns() / 1000000;
+  pthread_mutex_lock(&e->trend_lock);
+  trending *t = e->trend ? trending_retain(e->trend) : NULL;
+  pthread_mutex_unlock(&e->trend_lock);
+  size_t nitems = strmap_count(&e->items);
+  int stale = !t || (t->version != v && (nitems <= 20000 || wall - atomic_load(&e->last_build_ms) >= e->cfg.trending_refresh_ms));
+  if (!stale) return t;
+  /* one builder at a time; others keep using the old snapshot if they have one */
+  if (t ? pthread_mutex_trylock(&e->trend_build) : pthread_mutex_lock(&e->trend_build)) return t;
+  pthread_mutex_lock(&e->trend_lock);
+  if (e->trend && e->trend->version == v) { /* someone built it meanwhile */
+    trending *cur = trending_retain(e->trend);
+    pthread_mutex_unlock(&e->trend_lock);
+    pthread_mutex_unlock(&e->trend_build);
+    trending_release(t);
+    return cur;
+  }
+  pthread_mutex_unlock(&e->trend_lock);
+  pthread_rwlock_rdlock(&e->content_lock);
+  size_t ncat = content_ncategories(&e->content);
+  pthread_rwlock_unlock(&e->content_lock);
+  trending *nt = trending_new(ncat, 500, 200, 200);
+  nt->version = v;
+  nt->now = engine__now(e);
+  nt->window_ms = e->cfg.trending_window_ms;
+  build_trending(e, nt, nt->now, nt->window_ms);
+  trending_finish(nt);
+  atomic_store(&e->last_build_ms, wall);
+  pthread_mutex_lock(&e->trend_lock);
+  trending *old = e->trend;
+  e->trend = trending_retain(nt);
+  pthread_mutex_unlock(&e->trend_lock);
+  pthread_mutex_unlock(&e->trend_build);
+  trending_release(old);
+  trending_release(t);
+  return nt;
+}
+
+/* ---- request context ---- */
+
+typedef struct {
+  anchor anchors[MAX_ANCHORS];
+  int nanchors;
+  u32map seen;          /* iid -> type mask */
+  struct {
+    uint32_t cat;
+    float share;
+  } cats[TOP_CATS];
+  int ncats;
+  int known;
+} user_ctx;
+
+static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char *session, user_ctx *u) {
+  userprof *p = ptrvec_get(&e->uprof, uid);
+  if (!p) return;
+  pthread_mutex_t *l = engine__ulock(e, uid);
+  pthread_mutex_lock(l);
+  u->known = p->total > 0;
+  int cur_session = session && p->session && !strcmp(session, p->session);
+  for (int i = 0; u->nanchors < MAX_ANCHORS; i++) {
+    const recent_ev *r = userprof_recent(p, i);
+    if (!r) break;
+    float w = e->types[r->type].weight * (float)pow(0.85, u->nanchors);
+    if (cur_session && r->ts >= p->session_start) w *= 1.5f;
+    int k;
+    for (k = 0; k < u->nanchors; k++)
+      if (u->anchors[k].iid == r->iid) break;
+    if (k < u->nanchors) {
+      if (e->types[r->type].weight > e->types[u->anchors[k].type].weight) u->anchors[k].type = r->type;
+      continue;
+    }
+    u->anchors[u->nanchors++] = (anchor){.iid = r->iid, .type = r->type, .w = w};
+  }
+  for (uint32_t i = 0; i < p->seen.cap; i++)
+    if (p->seen.keys[i] != U32MAP_EMPTY) *u32map_put(&u->seen, p->seen.keys[i], 0, NULL) = p->seen.vals[i];
+  double total = 0, sc[USERPROF_MAX_AFF];
+  for (int i = 0; i < p->naff; i++) total += sc[i] = userprof_affinity(p, i, now, e->cfg.affinity_half_life_ms);
+  for (int k = 0; k < TOP_CATS && total > 0; k++) {
+    int best = -1;
+    for (int i = 0; i < p->naff; i++)
+      if (sc[i] > 0 && (best < 0 || sc[i] > sc[best])) best = i;
+    if (best < 0) break;
+    u->cats[u->ncats].cat = p->aff[best].cat;
+    u->cats[u->ncats++].share = (float)(sc[best] / total);
+    sc[best] = -1;
+  }
+  pthread_mutex_unlock(l);
+}
+
+/* ---- sources ---- */
+
+static void src_covis(cand_set *cs, const user_ctx *u) {
+  recd_engine *e = cs->e;
+  for (int a = 0; a < u->nanchors; a++) {
+    uint32_t r = u->anchors[a].iid;
+    pthread_mutex_t *l = engine__ilock(e, r);
+    pthread_mutex_lock(l);
+    covis_list *cl = ptrvec_get(&e->covis, r);
+    if (cl && cl->n) {
+      double scale = covis_scale(cl, cs->now, e->cfg.covis_half_life_ms);
+      double nr = sqrt(cl->norm * scale);
+      for (int k = 0; k < cl->n; k++)
+        cand_add(cs, cl->e[k].iid, SRC_COVIS, (float)(u->anchors[a].w * cl->e[k].w * scale / (nr > 0 ? nr : 1)), r);
+    }
+    pthread_mutex_unlock(l);
+  }
+}
+
+static void src_content(cand_set *cs, const user_ctx *u) {
+  recd_engine *e = cs->e;
+  content_hit hits[30];
+  for (int a = 0; a < u->nanchors && a < CONTENT_ANCHORS; a++) {
+    uint32_t r = u->anchors[a].iid, cats[ITEM_MAX_CATS], tags[ITEM_MAX_TAGS];
+    itemstats *s = ptrvec_get(&e->istats, r);
+    if (!s) continue;
+    pthread_mutex_t *l = engine__ilock(e, r);
+    pthread_mutex_lock(l);
+    int nc = s->ncats, nt = s->ntags;
+    memcpy(cats, s->cats, (size_t)nc * 4);
+    memcpy(tags, s->tags, (size_t)nt * 4);
+    pthread_mutex_unlock(l);
+    if (!nc && !nt) continue;
+    pthread_rwlock_rdlock(&e->content_lock);
+    size_t nh = content_similar(&e->content, cats, nc, tags, nt, r, 30, SCAN_CAP, hits);
+    pthread_rwlock_unlock(&e->content_lock);
+    float w = u->anchors[a].w / e->types[u->anchors[a].type].weight; /* recency only */
+    for (size_t k = 0; k < nh; k++) cand_add(cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
+  }
+}
+
+static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, const uint32_t *fcats, size_t nfcats) {
+  if (!t) return;
+  for (int k = 0; k < u->ncats; k++) {
+    uint32_t c = u->cats[k].cat;
+    if (c >= t->ncat || !t->cat[c].n) continue;
+    const pop_list *pl = &t->cat[c];
+    for (uint32_t i = 0; i < pl->n && i < 40; i++)
+      cand_add(cs, pl->e[i].iid, SRC_CATEGORY, u->cats[k].share * pl->e[i].score / pl->e[0].score, c);
+  }
+  if (nfcats) { /* with a category filter, that category's trending stands in for global */
+    for (size_t k = 0; k < nfcats; k++) {
+      if (fcats[k] >= t->ncat || !t->cat[fcats[k]].n) continue;
+      const pop_list *pl = &t->cat[fcats[k]];
+      for (uint32_t i = 0; i < pl->n && i < 100; i++)
+        cand_add(cs, pl->e[i].iid, SRC_TRENDING, pl->e[i].score / pl->e[0].score, fcats[k]);
+    }
+  } else {
+    for (uint32_t i = 0; i < t->global.n && i < 100; i++)
+      cand_add(cs, t->global.e[i].iid, SRC_TRENDING, t->global.e[i].score / (t->max_global > 0 ? t->max_global : 1),
+               0);
+  }
+  for (uint32_t i = 0; i < t->fresh.n && i < 30; i++) cand_add(cs, t->fresh.e[i].iid, SRC_NEW, t->fresh.e[i].score, 0);
+}
+
+/* ---- rules ---- */
+
+typedef struct {
+  const user_ctx *u;
+  const u32map *excl;
+  const uint32_t *fcats;
+  size_t nfcats;
+  uint32_t self;
+} rules;
+
+static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64_t now) {
+  if (iid == r->self || u32map_get(r->excl, iid)) return 0;
+  if (r->u) {
+    const uint32_t *m = u32map_get(&r->u->seen, iid);
+    if (m && e->cfg.exclude_seen) return 0;
+    if (m && e->cfg.exclude_purchased && (*m & (1u << TYPE_PURCHASE))) return 0;
+  }
+  itemstats *s = ptrvec_get(&e->istats, iid);
+  if (!s) return 0;
+  pthread_mutex_t *l = engine__ilock(e, iid);
+  pthread_mutex_lock(l);
+  int ok = itemstats_recommendable(s);
+  if (ok && r->nfcats) {
+    ok = 0;
+    for (int i = 0; i < s->ncats && !ok; i++)
+      for (size_t k = 0; k < r->nfcats; k++) ok |= s->cats[i] == r->fcats[k];
+  }
+  if (ok && c) {
+    c->cat0 = s->ncats ? s->cats[0] : UINT32_MAX;
+    c->pop = (float)itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
+    covis_list *cl = ptrvec_get(&e->covis, iid);
+    if (c->s[SRC_COVIS] > 0 && cl && cl->norm > 0)
+      c->s[SRC_COVIS] /= (float)sqrt(cl->norm * covis_scale(cl, now, e->cfg.covis_half_life_ms));
+  }
+  pthread_mutex_unlock(l);
+  return ok;
+}
+
+static int cand_cmp(const void *a, const void *b) {
+  const cand *x = a, *y = b;
+  if (x->final != y->final) return x->final < y->final ? 1 : -1;
+  return x->iid < y->iid ? -1 : x->iid > y->iid;
+}
+
+typedef struct {
+  int src;
+  float v;
+} src_share;
+
+static int anchor_type(const user_ctx *u, uint32_t iid) {
+  for (int i = 0; u && i < u->nanchors; i++)
+    if (u->anchors[i].iid == iid) return u->anchors[i].type;
+  return TYPE_VIEW;
+}
+
+static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const char *win, recd_rec_item *out,
+                        const user_ctx *u, int anonymous) {
+  src_share order[NSRC];
+  int n = 0;
+  for (int s = 0; s < NSRC; s++)
+    if (c->s[s] > 0) order[n++] = (src_share){s, wsrc[s] * c->s[s]};
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && order[j].v > order[j - 1].v; j--) {
+      src_share t = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = t;
+    }
+  out->nreasons = 0;
+  for (int i = 0; i < n && out->nreasons < RECD_MAX_REASONS; i++) {
+    if (i > 0 && order[i].v < REASON_SHARE * c->final) break;
+    char *buf = out->reasons[out->nreasons];
+    size_t bl = sizeof out->reasons[0];
+    switch (order[i].src) {
+      case SRC_COVIS:
+        if (anonymous)
+          snprintf(buf, bl, "people who viewed %s also viewed this", engine__item_key(e, c->anchor[SRC_COVIS]));
+        else
+          snprintf(buf, bl, "because you %s %s", engine__type_verb(e, anchor_type(u, c->anchor[SRC_COVIS])),
+                   engine__item_key(e, c->anchor[SRC_COVIS]));
+        break;
+      case SRC_CONTENT:
+        snprintf(buf, bl, "similar to %s", engine__item_key(e, c->anchor[SRC_CONTENT]));
+        break;
+      case SRC_CATEGORY: {
+        pthread_rwlock_rdlock(&e->content_lock);
+        snprintf(buf, bl, "trending in %s %s", content_category_name(&e->content, c->anchor[SRC_CATEGORY]), win);
+        pthread_rwlock_unlock(&e->content_lock);
+        break;
+      }
+      case SRC_TRENDING: snprintf(buf, bl, "popular %s", win); break;
+      case SRC_NEW: snprintf(buf, bl, "new arrival"); break;
+    }
+    out->nreasons++;
+  }
+  if (!out->nreasons) snprintf(out->reasons[out->nreasons++], sizeof out->reasons[0], "popular %s", win);
+}
+
+static void new_rec_id(recd_engine *e, recd_rec_result *out) {
+  uint64_t n = atomic_fetch_add(&e->rec_counter, 1);
+  snprintf(out->rec_id, sizeof out->rec_id, "r-%llx-%llx", (unsigned long long)clock_now_ms(),
+           (unsigned long long)n);
+}
+
+void engine_result_release(recd_rec_result *r) {
+  free(r->items);
+  r->items = NULL;
+  r->count = 0;
+}
+
+static void resolve_ids(recd_engine *e, const char **ids, size_t n, u32map *out) {
+  for (size_t i = 0; i < n; i++) {
+    uint32_t iid = engine__find_item(e, ids[i], strlen(ids[i]));
+    if (iid != STRMAP_NONE) u32map_put(out, iid, 1, NULL);
+  }
+}
+
+static size_t resolve_cats(recd_engine *e, const char **names, size_t n, uint32_t *out, int *unknown) {
+  size_t m = 0;
+  *unknown = 0;
+  pthread_rwlock_rdlock(&e->content_lock);
+  for (size_t i = 0; i < n && m < 32; i++) {
+    uint32_t c = content_find_category(&e->content, names[i], strlen(names[i]));
+    if (c == STRMAP_NONE) (*unknown)++;
+    else out[m++] = c;
+  }
+  pthread_rwlock_unlock(&e->content_lock);
+  return m;
+}
+
+/* Score, rule-filter, diversify and fill `out` from the candidate set. */
+static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const trending *t, size_t n, const float *wsrc,
+                        int anonymous, recd_rec_result *out) {
+  char win[32];
+  window_words(e->cfg.trending_window_ms, win, sizeof win);
+  float mx[NSRC] = {0}, mpop = 0;
+  size_t m = 0;
+  for (size_t i = 0; i < cs->n; i++) {
+    cand *c = &cs->c[i];
+    if (!eligible(e, r, c->iid, c, cs->now)) continue;
+    cs->c[m++] = *c;
+  }
+  cs->n = m;
+  for (size_t i = 0; i < m; i++) {
+    for (int s = 0; s < NSRC; s++)
+      if (cs->c[i].s[s] > mx[s]) mx[s] = cs->c[i].s[s];
+    if (cs->c[i].pop > mpop) mpop = cs->c[i].pop;
+  }
+  for (size_t i = 0; i < m; i++) {
+    cand *c = &cs->c[i];
+    double f = 0;
+    for (int s = 0; s < NSRC; s++)
+      if (mx[s] > 0) {
+        c->s[s] /= mx[s];
+        f += wsrc[s] * c->s[s];
+      }
+    f += 0.01 * (mpop > 0 ? c->pop / mpop : 0);
+    c->final = (float)f;
+  }
+  qsort(cs->c, m, sizeof *cs->c, cand_cmp);
+
+  out->items = xcalloc(n ? n : 1, sizeof *out->items);
+  out->count = 0;
+  /* diversity: at most ceil(diversity * n) per first category, relaxed if short */
+  size_t maxper = (size_t)ceil(e->cfg.diversity * (double)n);
+  if (maxper < 1) maxper = 1;
+  u32map percat, taken;
+  u32map_init(&percat);
+  u32map_init(&taken);
+  for (int pass = 0; pass < 2 && out->count < n; pass++) {
+    for (size_t i = 0; i < m && out->count < n; i++) {
+      cand *c = &cs->c[i];
+      if (u32map_get(&taken, c->iid)) continue;
+      if (pass == 0 && c->cat0 != UINT32_MAX) {
+        uint32_t *k = u32map_put(&percat, c->cat0, 0, NULL);
+        if (*k >= maxper) continue;
+        (*k)++;
+      }
+      u32map_put(&taken, c->iid, 1, NULL);
+      recd_rec_item *it = &out->items[out->count++];
+      it->item_id = engine__item_key(e, c->iid);
+      it->score = c->final;
+      reasons_for(e, c, wsrc, win, it, r->u, anonymous);
+    }
+  }
+  /* fill: trending lists, then any eligible item (small catalogs only reach here) */
+  size_t nitems = strmap_count(&e->items);
+  for (int stage = 0; stage < 2 && out->count < n; stage++) {
+    size_t lim = stage == 0 ? (t ? t->global.n : 0) : nitems;
+    for (size_t i = 0; i < lim && out->count < n; i++) {
+      uint32_t iid = stage == 0 ? t->global.e[i].iid : (uint32_t)i;
+      if (u32map_get(&taken, iid) || !eligible(e, r, iid, NULL, cs->now)) continue;
+      u32map_put(&taken, iid, 1, NULL);
+      recd_rec_item *it = &out->items[out->count++];
+      it->item_id = engine__item_key(e, iid);
+      it->score = 0;
+      it->nreasons = 1;
+      snprintf(it->reasons[0], sizeof it->reasons[0], stage == 0 ? "popular %s" : "from the catalog", win);
+    }
+  }
+  u32map_release(&percat);
+  u32map_release(&taken);
+}
+
+int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_result *out) {
+  memset(out, 0, sizeof *out);
+  new_rec_id(e, out);
+  int64_t now = engine__now(e);
+  user_ctx u;
+  memset(&u, 0, sizeof u);
+  u32map_init(&u.seen);
+  if (req->user_id) {
+    uint32_t uid = engine__find_user(e, req->user_id, strlen(req->user_id));
+    if (uid != STRMAP_NONE) ctx_from_user(e, uid, now, req->session_id, &u);
+  } else {
+    /* anonymous: the given items, newest last, act as views */
+    for (size_t i = req->nitems; i-- > 0 && u.nanchors < MAX_ANCHORS;) {
+      uint32_t iid = engine__find_item(e, req->items[i], strlen(req->items[i]));
+      if (iid == STRMAP_NONE || u32map_get(&u.seen, iid)) continue;
+      u32map_put(&u.seen, iid, 1u << TYPE_VIEW, NULL);
+      u.anchors[u.nanchors++] = (anchor){.iid = iid, .type = TYPE_VIEW, .w = (float)pow(0.85, u.nanchors)};
+    }
+  }
+  out->known_user = u.known;
+  u32map excl;
+  u32map_init(&excl);
+  resolve_ids(e, req->exclude, req->nexclude, &excl);
+  uint32_t fcats[32];
+  int unknown;
+  size_t nf = resolve_cats(e, req->categories, req->ncategories, fcats, &unknown);
+  trending *t = engine__trending(e);
+  if (req->ncategories && !nf) { /* only unknown categories: nothing can match */
+    out->items = xcalloc(1, sizeof *out->items);
+    goto done;
+  }
+  cand_set cs = {.e = e, .now = now};
+  u32map_init(&cs.idx);
+  src_covis(&cs, &u);
+  src_content(&cs, &u);
+  src_trending(&cs, t, &u, fcats, nf);
+  float wsrc[NSRC] = {(float)e->cfg.w_covis, (float)e->cfg.w_content, (float)e->cfg.w_category,
+                      (float)e->cfg.w_trending, (float)e->cfg.w_new};
+  rules r = {.u = &u, .excl = &excl, .fcats = fcats, .nfcats = nf, .self = UINT32_MAX};
+  finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, out);
+  free(cs.c);
+  u32map_release(&cs.idx);
+done:
+  trending_release(t);
+  u32map_release(&excl);
+  u32map_release(&u.seen);
+  return 0;
+}
+
+int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_result *out) {
+  memset(out, 0, sizeof *out);
+  uint32_t iid = engine__find_item(e, item_id, strlen(item_id));
+  itemstats *s = iid == STRMAP_NONE ? NULL : ptrvec_get(&e->istats, iid);
+  if (!s) return RECD_ENOTFOUND;
+  pthread_mutex_t *l = engine__ilock(e, iid);
+  pthread_mutex_lock(l);
+  int deleted = s->deleted;
+  pthread_mutex_unlock(l);
+  if (deleted) return RECD_ENOTFOUND;
+  new_rec_id(e, out);
+  int64_t now = engine__now(e);
+  user_ctx u;
+  memset(&u, 0, sizeof u);
+  u32map_init(&u.seen);
+  u.anchors[0] = (anchor){.iid = iid, .type = TYPE_VIEW, .w = 1};
+  u.nanchors = 1;
+  cand_set cs = {.e = e, .now = now};
+  u32map_init(&cs.idx);
+  src_covis(&cs, &u);
+  src_content(&cs, &u);
+  trending *t = engine__trending(e);
+  /* the item's own categories' trending items, as weak candidates */
+  pthread_mutex_lock(l);
+  for (int i = 0; i < s->ncats && u.ncats < TOP_CATS; i++) {
+    u.cats[u.ncats].cat = s->cats[i];
+    u.cats[u.ncats++].share = 1.0f / (float)s->ncats;
+  }
+  pthread_mutex_unlock(l);
+  user_ctx cu = u;
+  cu.nanchors = 0;
+  src_trending(&cs, t, &cu, NULL, 0);
+  float wsrc[NSRC] = {1.0f, 0.5f, 0.2f, 0.05f, 0.02f};
+  u32map excl;
+  u32map_init(&excl);
+  rules r = {.u = NULL, .excl = &excl, .self = iid};
+  finish_list(e, &cs, &r, t, n, wsrc, 1, out);
+  /* rephrase anchor reasons for item pages */
+  for (size_t i = 0; i < out->count; i++)
+    for (int k = 0; k < out->items[i].nreasons; k++) {
+      char *rs = out->items[i].reasons[k];
+      if (!strncmp(rs, "people who viewed", 17)) snprintf(rs, sizeof out->items[i].reasons[0], "often viewed together with %s", item_id);
+    }
+  free(cs.c);
+  u32map_release(&cs.idx);
+  u32map_release(&excl);
+  u32map_release(&u.seen);
+  trending_release(t);
+  return 0;
+}
+
+int engine_popular(recd_engine *e, size_t n, const char **categories, size_t ncat, int64_t window_ms,
+                   recd_rec_result *out, recd_fail *fail) {
+  memset(out, 0, sizeof *out);
+  new_rec_id(e, out);
+  if (!window_ms) window_ms = e->cfg.trending_window_ms;
+  if (window_ms < 86400000LL || window_ms > 30 * 86400000LL) {
+    recd_fail_set(fail, 400, "invalid_parameter", -1, "window",
+                  "window: must be from 1d to 30d (popularity is kept in daily buckets)");
+    return RECD_EINVAL;
+  }
+  uint32_t fcats[32];
+  int unknown;
+  size_t nf = resolve_cats(e, categories, ncat, fcats, &unknown);
+  out->items = xcalloc(n ? n : 1, sizeof *out->items);
+  if (ncat && !nf) return 0;
+  int64_t now = engine__now(e);
+  int days = (int)window_days(e, window_ms);
+  char win[32];
+  window_words(window_ms, win, sizeof win);
+  pop_list pl;
+  pop_list_init(&pl, (uint32_t)n);
+  if (window_ms == e->cfg.trending_window_ms && nf <= 1) {
+    /* the default window is served from the trending snapshot */
+    trending *t = engine__trending(e);
+    const pop_list *src = !t ? NULL : nf ? (fcats[0] < t->ncat ? &t->cat[fcats[0]] : NULL) : &t->global;
+    for (uint32_t i = 0; src && i < src->n; i++)
+      if (src->e[i].score > 1e-3 * src->e[0].score) pop_list_offer(&pl, src->e[i].iid, src->e[i].score);
+    trending_release(t);
+    goto sorted;
+  }
+  size_t nitems = strmap_count(&e->items);
+  for (uint32_t iid = 0; iid < nitems; iid++) {
+    itemstats *s = ptrvec_get(&e->istats, iid);
+    if (!s) continue;
+    pthread_mutex_t *l = engine__ilock(e, iid);
+    pthread_mutex_lock(l);
+    int ok = itemstats_recommendable(s);
+    if (ok && nf) {
+      ok = 0;
+      for (int i = 0; i < s->ncats && !ok; i++)
+        for (size_t k = 0; k < nf; k++) ok |= s->cats[i] == fcats[k];
+    }
+    double score = ok ? itemstats_window(s, now, days, 0) : 0;
+    pthread_mutex_unlock(l);
+    if (ok && score > 0) pop_list_offer(&pl, iid, (float)score);
+  }
+sorted:
+  pop_list_sort(&pl);
+  for (uint32_t i = 0; i < pl.n; i++) {
+    recd_rec_item *it = &out->items[out->count++];
+    it->item_id = engine__item_key(e, pl.e[i].iid);
+    it->score = pl.e[i].score;
+    it->nreasons = 1;
+    if (nf == 1) {
+      pthread_rwlock_rdlock(&e->content_lock);
+      snprintf(it->reasons[0], sizeof it->reasons[0], "trending in %s %s", content_category_name(&e->content, fcats[0]), win);
+      pthread_rwlock_unlock(&e->content_lock);
+    } else {
+      snprintf(it->reasons[0], sizeof it->reasons[0], "popular %s", win);
+    }
+  }
+  pop_list_release(&pl);
+  return 0;
+}

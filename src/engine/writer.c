@@ -1,0 +1,417 @@
+/* writer.c — the single writer thread: group commit and apply.
+ *
+ * Invariants:
+ *  1. Only this thread (or engine_open before it starts) interns ids, writes
+ *     the store and mutates live state.
+ *  2. An op's done() is called only after the transaction holding it has
+ *     committed (durable per the fsync setting) AND it has been applied to
+ *     the live state: read-your-writes.
+ *  3. All ops taken from the queue in one round share one transaction. If
+ *     it fails, all of them fail and the engine becomes FATAL (sticky).
+ *  4. Sequence numbers are assigned in queue order and never reused.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create) {
+  userprof *p = ptrvec_get(&e->uprof, uid);
+  if (!p && create) {
+    p = userprof_new(RECD_MAX_TYPES);
+    ptrvec_set(&e->uprof, uid, p);
+  }
+  return p;
+}
+
+itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create) {
+  itemstats *s = ptrvec_get(&e->istats, iid);
+  if (!s && create) {
+    s = itemstats_new(RECD_MAX_TYPES);
+    ptrvec_set(&e->istats, iid, s);
+  }
+  return s;
+}
+
+static covis_list *item_covis(recd_engine *e, uint32_t iid, int64_t ts) {
+  covis_list *l = ptrvec_get(&e->covis, iid);
+  if (!l) {
+    l = covis_new(ts);
+    ptrvec_set(&e->covis, iid, l);
+  }
+  return l;
+}
+
+void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session) {
+  float w = e->types[type].weight;
+  uint32_t cats[ITEM_MAX_CATS];
+  int ncats;
+  itemstats *is = engine__item_stats(e, iid, 1);
+  pthread_mutex_t *il = engine__ilock(e, iid);
+  pthread_mutex_lock(il);
+  ncats = is->ncats;
+  memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
+  itemstats_apply(is, &e->ipp, type, w, ts);
+  pthread_mutex_unlock(il);
+
+  /* co-visitation partners: the user's recent distinct items close in time */
+  struct {
+    uint32_t iid;
+    float w;
+  } partners[100];
+  int np = 0;
+  userprof *p = engine__user_prof(e, uid, 1);
+  pthread_mutex_t *ul = engine__ulock(e, uid);
+  pthread_mutex_lock(ul);
+  for (int i = 0; np < e->cfg.covis_window; i++) {
+    const recent_ev *r = userprof_recent(p, i);
+    if (!r) break;
+    if (r->iid == iid) continue;
+    if (llabs(ts - r->ts) > e->cfg.covis_max_gap_ms) continue;
+    int dup = 0;
+    for (int k = 0; k < np; k++)
+      if (partners[k].iid == r->iid) {
+        dup = 1;
+        if (e->types[r->type].weight > partners[k].w) partners[k].w = e->types[r->type].weight;
+      }
+    if (!dup) partners[np++].iid = r->iid, partners[np - 1].w = e->types[r->type].weight;
+  }
+  int fresh = userprof_apply(p, &e->upp, iid, type, w, ts, cats, ncats, session);
+  pthread_mutex_unlock(ul);
+
+  if (fresh) {
+    for (int k = 0; k < np; k++) {
+      double pw = sqrt((double)w * partners[k].w);
+      pthread_mutex_t *pl = engine__ilock(e, partners[k].iid);
+      pthread_mutex_lock(pl);
+      covis_add(item_covis(e, partners[k].iid, ts), &e->cvp, iid, pw, ts);
+      pthread_mutex_unlock(pl);
+      pthread_mutex_lock(il);
+      covis_add(item_covis(e, iid, ts), &e->cvp, partners[k].iid, pw, ts);
+      pthread_mutex_unlock(il);
+    }
+  }
+  int64_t now = atomic_load(&e->now_ms);
+  while (ts > now && !atomic_compare_exchange_weak(&e->now_ms, &now, ts)) {
+  }
+  atomic_fetch_add(&e->version, 1);
+}
+
+void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
+                        size_t ntags, int available, int deleted, int64_t created_at, const char *props) {
+  uint32_t cid[ITEM_MAX_CATS], tid[ITEM_MAX_TAGS];
+  size_t nc = 0, nt = 0;
+  itemstats *is = engine__item_stats(e, iid, 1);
+  pthread_rwlock_wrlock(&e->content_lock);
+  if (!deleted) {
+    for (size_t i = 0; i < ncats && nc < ITEM_MAX_CATS; i++) {
+      uint32_t id = content_category_id(&e->content, cats[i], strlen(cats[i]));
+      int dup = 0;
+      for (size_t k = 0; k < nc; k++) dup |= cid[k] == id;
+      if (!dup) cid[nc++] = id;
+    }
+    for (size_t i = 0; i < ntags && nt < ITEM_MAX_TAGS; i++) {
+      uint32_t id = content_tag_id(&e->content, tags[i], strlen(tags[i]));
+      int dup = 0;
+      for (size_t k = 0; k < nt; k++) dup |= tid[k] == id;
+      if (!dup) tid[nt++] = id;
+    }
+  }
+  /* the writer is the only mutator, so reading is->cats without the item lock is safe here */
+  content_set(&e->content, iid, is->cats, is->ncats, is->tags, is->ntags, cid, (int)nc, tid, (int)nt);
+  pthread_rwlock_unlock(&e->content_lock);
+
+  uint32_t *ncid = nc ? xmalloc(nc * sizeof *ncid) : NULL, *ntid = nt ? xmalloc(nt * sizeof *ntid) : NULL;
+  if (nc) memcpy(ncid, cid, nc * sizeof *ncid);
+  if (nt) memcpy(ntid, tid, nt * sizeof *ntid);
+  char *np = props && !deleted ? xstrdup(props) : NULL;
+  pthread_mutex_t *il = engine__ilock(e, iid);
+  pthread_mutex_lock(il);
+  int was = is->in_catalog && !is->deleted;
+  uint32_t *oc = is->cats, *ot = is->tags;
+  char *op = is->properties;
+  is->cats = ncid;
+  is->ncats = (uint8_t)nc;
+  is->tags = ntid;
+  is->ntags = (uint8_t)nt;
+  is->properties = np;
+  is->in_catalog = 1;
+  is->available = (uint8_t)(available != 0);
+  is->deleted = (uint8_t)(deleted != 0);
+  if (created_at != INT64_MIN) is->created_at = created_at;
+  pthread_mutex_unlock(il);
+  free(oc);
+  free(ot);
+  free(op);
+  int now = !deleted;
+  if (now && !was) atomic_fetch_add(&e->n_catalog, 1);
+  if (!now && was) atomic_fetch_sub(&e->n_catalog, 1);
+  atomic_fetch_add(&e->version, 1);
+}
+
+/* ---- the queue ---- */
+
+int engine_submit(recd_engine *e, engine_op *op) {
+  if (atomic_load(&e->fatal)) return RECD_EFATAL;
+  op->next = NULL;
+  op->rc = 0;
+  pthread_mutex_lock(&e->q_lock);
+  if (e->stopping) {
+    pthread_mutex_unlock(&e->q_lock);
+    return RECD_ECLOSED;
+  }
+  if (e->q_tail) e->q_tail->next = op;
+  else e->q_head = op;
+  e->q_tail = op;
+  e->q_depth++;
+  pthread_cond_broadcast(&e->q_cond);
+  pthread_mutex_unlock(&e->q_lock);
+  return 0;
+}
+
+typedef struct {
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  int done;
+} waiter;
+
+static void wake(void *arg, int rc) {
+  waiter *w = arg;
+  (void)rc;
+  pthread_mutex_lock(&w->m);
+  w->done = 1;
+  pthread_cond_signal(&w->c);
+  pthread_mutex_unlock(&w->m);
+}
+
+int engine_submit_wait(recd_engine *e, engine_op *op) {
+  waiter w = {.done = 0};
+  pthread_mutex_init(&w.m, NULL);
+  pthread_cond_init(&w.c, NULL);
+  op->done = wake;
+  op->arg = &w;
+  int rc = engine_submit(e, op);
+  if (!rc) {
+    pthread_mutex_lock(&w.m);
+    while (!w.done) pthread_cond_wait(&w.c, &w.m);
+    pthread_mutex_unlock(&w.m);
+    rc = op->rc;
+  }
+  pthread_mutex_destroy(&w.m);
+  pthread_cond_destroy(&w.c);
+  return rc;
+}
+
+/* ---- writing ---- */
+
+typedef struct {
+  uint32_t uid, iid;
+} ids;
+
+/* intern (creating rows for) the ids of an event; writer thread only */
+static int intern_user(recd_engine *e, const char *key, uint32_t *out) {
+  size_t len = strlen(key);
+  uint32_t id = strmap_find(&e->users, key, len);
+  if (id == STRMAP_NONE) {
+    pthread_rwlock_wrlock(&e->users_lock);
+    id = strmap_intern(&e->users, key, len, NULL);
+    pthread_rwlock_unlock(&e->users_lock);
+    int rc = store_put_user(e->st, id, key, len);
+    if (rc) return rc;
+  }
+  *out = id;
+  return 0;
+}
+
+static int intern_item(recd_engine *e, const char *key, int64_t ts, uint32_t *out, int *created) {
+  size_t len = strlen(key);
+  uint32_t id = strmap_find(&e->items, key, len);
+  *created = 0;
+  if (id == STRMAP_NONE) {
+    pthread_rwlock_wrlock(&e->items_lock);
+    id = strmap_intern(&e->items, key, len, NULL);
+    pthread_rwlock_unlock(&e->items_lock);
+    engine__item_stats(e, id, 1);
+    *created = 1;
+    store_item it = {.iid = id, .key = key, .available = 1, .created_at_ms = ts, .updated_at_ms = ts};
+    int rc = store_put_item(e->st, &it);
+    if (rc) return rc;
+  }
+  *out = id;
+  return 0;
+}
+
+static char *json_list(const char **v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(v[i]));
+  char *s = json_dumps(a, JSON_COMPACT);
+  json_decref(a);
+  return s;
+}
+
+typedef struct {
+  ids *ev_ids;       /* per event of OP_EVENTS */
+  uint32_t *item_ids;
+  int64_t *created;  /* per item of OP_ITEMS: resolved created_at */
+} op_scratch;
+
+static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
+  int rc = 0, created;
+  int64_t now = clock_now_ms();
+  switch (op->kind) {
+    case OP_EVENTS:
+      sc->ev_ids = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev_ids);
+      for (size_t i = 0; i < op->nevents && !rc; i++) {
+        const recd_event *ev = &op->events[i];
+        if ((rc = intern_user(e, ev->user_id, &sc->ev_ids[i].uid)) ||
+            (rc = intern_item(e, ev->item_id, ev->ts_ms, &sc->ev_ids[i].iid, &created)))
+          break;
+        store_event se = {.seq = ++e->next_seq,
+                          .ts_ms = ev->ts_ms,
+                          .uid = sc->ev_ids[i].uid,
+                          .iid = sc->ev_ids[i].iid,
+                          .tid = e->type_tid[ev->type],
+                          .value = ev->value,
+                          .has_value = ev->has_value,
+                          .session = ev->session_id,
+                          .rec_id = ev->rec_id};
+        rc = store_append_event(e->st, &se);
+      }
+      break;
+    case OP_ITEMS:
+      sc->item_ids = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->item_ids);
+      sc->created = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->created);
+      for (size_t i = 0; i < op->nitems && !rc; i++) {
+        const recd_item *it = &op->items[i];
+        if ((rc = intern_item(e, it->item_id, now, &sc->item_ids[i], &created))) break;
+        itemstats *is = engine__item_stats(e, sc->item_ids[i], 1);
+        int64_t cat = it->created_at_ms;
+        if (cat < 0) cat = (!created && is->created_at != INT64_MIN) ? is->created_at : now;
+        sc->created[i] = cat;
+        char *cj = json_list(it->categories, it->ncategories), *tj = json_list(it->tags, it->ntags);
+        store_item si = {.iid = sc->item_ids[i],
+                         .key = it->item_id,
+                         .in_catalog = 1,
+                         .available = it->available,
+                         .deleted = 0,
+                         .created_at_ms = cat,
+                         .updated_at_ms = now,
+                         .categories_json = cj,
+                         .tags_json = tj,
+                         .properties_json = it->properties_json};
+        rc = store_put_item(e->st, &si);
+        free(cj);
+        free(tj);
+      }
+      break;
+    case OP_DELETE_ITEM: {
+      uint32_t iid = strmap_find(&e->items, op->item_id, strlen(op->item_id));
+      itemstats *is = iid == STRMAP_NONE ? NULL : engine__item_stats(e, iid, 0);
+      op->found = is && !is->deleted;
+      if (op->found) rc = store_delete_item(e->st, iid);
+      sc->item_ids = xmalloc(sizeof *sc->item_ids);
+      sc->item_ids[0] = iid;
+      break;
+    }
+  }
+  return rc;
+}
+
+static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
+  switch (op->kind) {
+    case OP_EVENTS:
+      for (size_t i = 0; i < op->nevents; i++) {
+        const recd_event *ev = &op->events[i];
+        engine__apply_event(e, sc->ev_ids[i].uid, sc->ev_ids[i].iid, ev->type, ev->ts_ms, ev->session_id);
+        atomic_fetch_add(&e->by_type[ev->type], 1);
+      }
+      atomic_fetch_add(&e->n_events, op->nevents);
+      break;
+    case OP_ITEMS:
+      for (size_t i = 0; i < op->nitems; i++) {
+        const recd_item *it = &op->items[i];
+        engine__apply_item(e, sc->item_ids[i], it->categories, it->ncategories, it->tags, it->ntags, it->available,
+                           0, sc->created[i], it->properties_json);
+      }
+      break;
+    case OP_DELETE_ITEM:
+      if (op->found) engine__apply_item(e, sc->item_ids[0], NULL, 0, NULL, 0, 0, 1, INT64_MIN, NULL);
+      break;
+  }
+}
+
+static void record_sync(recd_engine *e, int64_t ns) {
+  double s = ns / 1e9;
+  int b = 0;
+  while (b < ENGINE_SYNC_NBUCKETS && s > engine_sync_buckets[b]) b++;
+  atomic_fetch_add(&e->sync_hist[b], 1);
+  atomic_fetch_add(&e->sync_count, 1);
+  atomic_fetch_add(&e->sync_sum_us, (uint64_t)(ns / 1000));
+}
+
+static void *writer_main(void *arg) {
+  recd_engine *e = arg;
+  for (;;) {
+    pthread_mutex_lock(&e->q_lock);
+    while (!e->q_head && !e->stopping) pthread_cond_wait(&e->q_cond, &e->q_lock);
+    engine_op *batch = e->q_head;
+    size_t n = e->q_depth;
+    e->q_head = e->q_tail = NULL;
+    e->q_depth = 0;
+    int stop = e->stopping && !batch;
+    pthread_mutex_unlock(&e->q_lock);
+    if (stop) break;
+
+    op_scratch *sc = xcalloc(n, sizeof *sc);
+    int rc = atomic_load(&e->fatal) ? RECD_EFATAL : store_begin(e->st);
+    size_t i = 0;
+    for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &sc[i]);
+    if (!rc) {
+      int64_t t0 = clock_mono_ns();
+      rc = store_commit(e->st);
+      record_sync(e, clock_mono_ns() - t0);
+    }
+    if (rc) {
+      store_rollback(e->st);
+      if (!atomic_exchange(&e->fatal, 1))
+        log_error("writer: the store failed (%s); refusing all writes until restart", recd_strerror(rc));
+    } else {
+      atomic_fetch_add(&e->n_commits, 1);
+      i = 0;
+      for (engine_op *op = batch; op; op = op->next, i++) apply_op(e, op, &sc[i]);
+    }
+    i = 0;
+    for (engine_op *op = batch, *next; op; op = next, i++) {
+      next = op->next; /* done() may free op */
+      free(sc[i].ev_ids);
+      free(sc[i].item_ids);
+      free(sc[i].created);
+      op->rc = rc;
+      if (op->done) op->done(op->arg, rc);
+    }
+    free(sc);
+  }
+  return NULL;
+}
+
+int engine__writer_start(recd_engine *e) {
+  int rc = pthread_create(&e->writer, NULL, writer_main, e);
+  if (rc) return -rc;
+  e->writer_started = 1;
+  return 0;
+}
+
+void engine__writer_stop(recd_engine *e) {
+  if (!e->writer_started) return;
+  pthread_mutex_lock(&e->q_lock);
+  e->stopping = 1;
+  pthread_cond_broadcast(&e->q_cond);
+  pthread_mutex_unlock(&e->q_lock);
+  pthread_join(e->writer, NULL);
+  e->writer_started = 0;
+}

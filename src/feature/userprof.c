@@ -1,0 +1,126 @@
+/* userprof.c — per-user live features.
+ *
+ * Invariants:
+ *  1. ring holds the last min(total, recent_cap) events, newest at
+ *     ring[(ring_head - 1) mod ring_cap]; it grows by doubling up to recent_cap.
+ *  2. aff[] scores are decayed to aff_t, the latest event time seen; an event
+ *     older than aff_t adds its weight pre-decayed instead of moving aff_t.
+ *  3. seen maps every item the user touched to the set of types used on it.
+ */
+#include "feature/userprof.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/decay.h"
+#include "util/mem.h"
+
+userprof *userprof_new(int ntypes) {
+  userprof *p = xcalloc(1, sizeof *p + (size_t)ntypes * sizeof(uint32_t));
+  u32map_init(&p->seen);
+  p->first_ts = INT64_MAX;
+  p->last_ts = INT64_MIN;
+  return p;
+}
+
+void userprof_free(userprof *p) {
+  if (!p) return;
+  free(p->ring);
+  free(p->session);
+  u32map_release(&p->seen);
+  free(p);
+}
+
+static void ring_push(userprof *p, int cap, uint32_t iid, int type, int64_t ts) {
+  if (p->ring_len == p->ring_cap && p->ring_cap < cap) {
+    /* grow: unroll into a bigger buffer, oldest first */
+    uint16_t ncap = p->ring_cap ? (uint16_t)(p->ring_cap * 2) : 4;
+    if (ncap > cap) ncap = (uint16_t)cap;
+    recent_ev *nr = xmalloc(ncap * sizeof *nr);
+    for (int i = 0; i < p->ring_len; i++) nr[i] = p->ring[(p->ring_head + i) % p->ring_cap];
+    free(p->ring);
+    p->ring = nr;
+    p->ring_head = p->ring_len % ncap;
+    p->ring_cap = ncap;
+  }
+  p->ring[p->ring_head] = (recent_ev){.ts = ts, .iid = iid, .type = (uint16_t)type};
+  p->ring_head = (uint16_t)((p->ring_head + 1) % p->ring_cap);
+  if (p->ring_len < p->ring_cap) p->ring_len++;
+}
+
+const recent_ev *userprof_recent(const userprof *p, int i) {
+  if (i < 0 || i >= p->ring_len) return NULL;
+  int idx = ((int)p->ring_head - 1 - i) % (int)p->ring_cap;
+  if (idx < 0) idx += p->ring_cap;
+  return &p->ring[idx];
+}
+
+static void aff_add(userprof *p, const userprof_params *pp, const uint32_t *cats, int ncats, float w, int64_t ts) {
+  if (ncats <= 0) return;
+  double share = w / ncats, f = 1.0;
+  if (ts > p->aff_t) {
+    double d = decay_factor(ts - p->aff_t, pp->affinity_half_life_ms);
+    for (int i = 0; i < p->naff; i++) p->aff[i].score = (float)(p->aff[i].score * d);
+    p->aff_t = ts;
+  } else {
+    f = decay_factor(p->aff_t - ts, pp->affinity_half_life_ms);
+  }
+  for (int c = 0; c < ncats; c++) {
+    int i;
+    for (i = 0; i < p->naff; i++)
+      if (p->aff[i].cat == cats[c]) break;
+    if (i == p->naff) {
+      if (p->naff < USERPROF_MAX_AFF) {
+        p->naff++;
+      } else { /* replace the weakest */
+        i = 0;
+        for (int k = 1; k < p->naff; k++)
+          if (p->aff[k].score < p->aff[i].score) i = k;
+      }
+      p->aff[i].cat = cats[c];
+      p->aff[i].score = 0;
+    }
+    p->aff[i].score += (float)(share * f);
+  }
+}
+
+int userprof_apply(userprof *p, const userprof_params *pp, uint32_t iid, int type, float weight,
+                   int64_t ts, const uint32_t *cats, int ncats, const char *session) {
+  p->counts[type]++;
+  p->total++;
+  if (ts < p->first_ts) p->first_ts = ts;
+  if (ts > p->last_ts) p->last_ts = ts;
+  decay_add(&p->eng_score, &p->eng_t, weight, ts, pp->engagement_half_life_ms);
+  ring_push(p, pp->recent_cap, iid, type, ts);
+  aff_add(p, pp, cats, ncats, weight, ts);
+
+  int created;
+  uint32_t *mask = u32map_put(&p->seen, iid, 0, &created);
+  uint32_t bit = 1u << (type & 31);
+  int fresh = !(*mask & bit);
+  *mask |= bit;
+
+  /* session: explicit ids switch sessions; without one, a 30-minute gap does */
+  int newsess;
+  if (session) newsess = !p->session || strcmp(p->session, session);
+  else newsess = !p->sessions || ts - p->session_last > USERPROF_SESSION_GAP_MS || p->session;
+  if (newsess) {
+    free(p->session);
+    p->session = session ? xstrdup(session) : NULL;
+    p->session_start = ts;
+    p->session_events = 0;
+    p->sessions++;
+  }
+  p->session_events++;
+  if (ts > p->session_last || newsess) p->session_last = ts;
+  return fresh;
+}
+
+double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_life_ms) {
+  return decay_read(p->aff[i].score, p->aff_t, now, half_life_ms);
+}
+
+size_t userprof_memory(const userprof *p, int ntypes) {
+  return sizeof *p + (size_t)ntypes * 4 + (size_t)p->ring_cap * sizeof(recent_ev) + u32map_memory(&p->seen) +
+         (p->session ? strlen(p->session) + 1 : 0);
+}

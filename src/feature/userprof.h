@@ -1,0 +1,65 @@
+/* userprof.h — one user's live features, updated on every event.
+ *
+ * Not thread-safe: the engine guards each profile with its user stripe lock.
+ * Only the engine's writer thread mutates profiles; readers copy what they
+ * need under the lock. */
+#ifndef RECD_FEATURE_USERPROF_H
+#define RECD_FEATURE_USERPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/u32map.h"
+
+#define USERPROF_MAX_AFF 32     /* categories tracked per user */
+#define USERPROF_SESSION_GAP_MS (30 * 60 * 1000)
+
+typedef struct {
+  int64_t affinity_half_life_ms;
+  int64_t engagement_half_life_ms;
+  int recent_cap;               /* last N items kept */
+  int click_type, purchase_type; /* type indexes used by engagement rate and exclusion */
+} userprof_params;
+
+typedef struct {
+  int64_t ts;
+  uint32_t iid;
+  uint16_t type;
+} recent_ev;
+
+typedef struct {
+  uint32_t cat;
+  float score;                  /* as of aff_t */
+} aff_ent;
+
+typedef struct userprof {
+  int64_t first_ts, last_ts;
+  int64_t eng_t, aff_t;
+  float eng_score;
+  uint32_t total;
+  uint16_t ring_cap, ring_len, ring_head; /* ring_head: next write slot */
+  uint16_t naff;
+  recent_ev *ring;
+  aff_ent aff[USERPROF_MAX_AFF];
+  u32map seen;                  /* iid -> bitmask of event types (bit 31: any) */
+  char *session;                /* current session id (xmalloc'ed) or NULL */
+  int64_t session_start, session_last;
+  uint32_t session_events, sessions;
+  uint32_t counts[];            /* per event type */
+} userprof;
+
+userprof *userprof_new(int ntypes);
+void userprof_free(userprof *p);
+
+/* Apply one event. `cats` are the item's category ids. Returns 1 if this
+ * (item, type) pair is new for the user, else 0. */
+int userprof_apply(userprof *p, const userprof_params *pp, uint32_t iid, int type, float weight,
+                   int64_t ts, const uint32_t *cats, int ncats, const char *session);
+
+/* i-th most recent entry (0 = newest); NULL past the end */
+const recent_ev *userprof_recent(const userprof *p, int i);
+/* category affinity value at `now` */
+double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_life_ms);
+size_t userprof_memory(const userprof *p, int ntypes);
+
+#endif

@@ -1,0 +1,642 @@
+/* handlers.c — one function per endpoint: parse and validate the request,
+ * call the engine, render JSON. Every 4xx names the field and the problem. */
+#include <ctype.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_int.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+int http__submit(pending_write *p);
+
+/* ---- replies ---- */
+
+void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, json_t *body) {
+  char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
+  json_decref(body);
+  struct evbuffer *out = evbuffer_new();
+  if (s) {
+    evbuffer_add(out, s, strlen(s));
+    evbuffer_add(out, "\n", 1);
+    free(s);
+  }
+  struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+  evhttp_add_header(h, "Content-Type", "application/json");
+  static const char *reasons[] = {[200] = "OK", [400] = "Bad Request", [404] = "Not Found",
+                                  [405] = "Method Not Allowed", [413] = "Payload Too Large",
+                                  [415] = "Unsupported Media Type", [500] = "Internal Server Error",
+                                  [503] = "Service Unavailable"};
+  const char *reason = status < 504 && reasons[status] ? reasons[status] : "Error";
+  evhttp_send_reply(req, status, reason, out);
+  evbuffer_free(out);
+  metrics_observe(&w->srv->m, r, status, clock_mono_ns() - t0);
+}
+
+void http__reply_error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const recd_fail *f) {
+  json_t *err = json_pack("{s:s,s:s}", "code", f->code, "message", f->message);
+  if (f->field[0]) json_object_set_new(err, "field", json_string(f->field));
+  if (f->index >= 0) json_object_set_new(err, "index", json_integer(f->index));
+  http__reply_json(w, req, r, t0, f->status, json_pack("{s:o}", "error", err));
+}
+
+void http__error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, const char *code,
+                 const char *field, const char *fmt, ...) {
+  recd_fail f = {.index = -1};
+  f.status = status;
+  snprintf(f.code, sizeof f.code, "%s", code);
+  snprintf(f.field, sizeof f.field, "%s", field ? field : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f.message, sizeof f.message, fmt, ap);
+  va_end(ap);
+  http__reply_error(w, req, r, t0, &f);
+}
+
+/* ---- query parameters ---- */
+
+typedef struct {
+  struct evkeyvalq q;
+  int ok;
+} query;
+
+static int query_parse(struct evhttp_request *req, query *q, const char *const *allowed, char *bad, size_t badlen) {
+  TAILQ_INIT(&q->q);
+  q->ok = 1;
+  const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+  const char *qs = u ? evhttp_uri_get_query(u) : NULL;
+  if (!qs || !*qs) return 0;
+  if (evhttp_parse_query_str(qs, &q->q)) {
+    snprintf(bad, badlen, "the query string is malformed");
+    return -1;
+  }
+  struct evkeyval *kv;
+  TAILQ_FOREACH(kv, &q->q, next) {
+    int ok = 0;
+    for (int i = 0; allowed && allowed[i]; i++) ok |= !strcmp(kv->key, allowed[i]);
+    if (!ok) {
+      snprintf(bad, badlen, "%.64s", kv->key);
+      return -2;
+    }
+  }
+  return 0;
+}
+
+static void query_free(query *q) { evhttp_clear_headers(&q->q); }
+
+static const char *query_get(query *q, const char *key) { return evhttp_find_header(&q->q, key); }
+
+static size_t query_all(query *q, const char *key, const char **out, size_t cap) {
+  size_t n = 0;
+  struct evkeyval *kv;
+  TAILQ_FOREACH(kv, &q->q, next) {
+    if (!strcmp(kv->key, key) && n < cap) out[n++] = kv->value;
+  }
+  return n;
+}
+
+/* returns 0 or replies with an error and returns -1 */
+static int parse_query(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, query *q,
+                       const char *const *allowed) {
+  char bad[128];
+  int rc = query_parse(req, q, allowed, bad, sizeof bad);
+  if (rc == -1) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", "", "query: %s", bad);
+  } else if (rc == -2) {
+    char known[256] = "";
+    for (int i = 0; allowed && allowed[i]; i++)
+      snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", allowed[i]);
+    http__error(w, req, r, t0, 400, "invalid_parameter", bad, "%s: unknown query parameter (known: %s)", bad,
+                *known ? known : "none");
+  }
+  if (rc) query_free(q);
+  return rc ? -1 : 0;
+}
+
+static int parse_n(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, query *q, size_t *n) {
+  const recd_config *cfg = w->srv->cfg;
+  const char *v = query_get(q, "n");
+  *n = (size_t)cfg->default_n;
+  if (!v) return 0;
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (!*v || *end || errno || x < 1 || x > cfg->max_n) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", "n", "n: '%.32s' is not a whole number from 1 to %d", v,
+                cfg->max_n);
+    return -1;
+  }
+  *n = (size_t)x;
+  return 0;
+}
+
+static int check_list(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const char *name,
+                      const char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(v[i]);
+    int bad = len == 0 || len > RECD_MAX_ID_LEN;
+    for (size_t k = 0; k < len && !bad; k++) bad = (unsigned char)v[i][k] < 0x20 || v[i][k] == 0x7f;
+    if (bad) {
+      http__error(w, req, r, t0, 400, "invalid_parameter", name, "%s: '%.64s' must be 1 to %d bytes with no control characters",
+                  name, v[i], RECD_MAX_ID_LEN);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---- bodies ---- */
+
+static json_t *read_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+  if (ct && strncasecmp(ct, "application/json", 16)) {
+    http__error(w, req, r, t0, 415, "unsupported_media_type", "Content-Type",
+                "Content-Type: '%.64s' is not supported; send application/json", ct);
+    return NULL;
+  }
+  struct evbuffer *in = evhttp_request_get_input_buffer(req);
+  size_t len = evbuffer_get_length(in);
+  if ((int64_t)len > w->srv->cfg->max_body) {
+    http__error(w, req, r, t0, 413, "body_too_large", "", "body: %zu bytes, the limit is %lld (max_body)", len,
+                (long long)w->srv->cfg->max_body);
+    return NULL;
+  }
+  if (len == 0) {
+    http__error(w, req, r, t0, 400, "invalid_json", "", "body: empty; send a JSON object");
+    return NULL;
+  }
+  const char *data = (const char *)evbuffer_pullup(in, -1);
+  json_error_t je;
+  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    http__error(w, req, r, t0, 400, "invalid_json", "", "body: invalid JSON at line %d, column %d: %s", je.line,
+                je.column, je.text);
+    return NULL;
+  }
+  if (!json_is_object(root)) {
+    http__error(w, req, r, t0, 400, "invalid_json", "", "body: must be a JSON object");
+    json_decref(root);
+    return NULL;
+  }
+  return root;
+}
+
+static pending_write *pending_new(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  pending_write *p = xcalloc(1, sizeof *p);
+  p->w = w;
+  p->req = req;
+  p->route = r;
+  p->t0 = t0;
+  arena_init(&p->a);
+  return p;
+}
+
+static void pending_free(pending_write *p) {
+  json_decref(p->root);
+  arena_release(&p->a);
+  free(p);
+}
+
+static void submit(pending_write *p) {
+  int rc = http__submit(p);
+  if (rc) {
+    http__error(p->w, p->req, p->route, p->t0, 503, rc == RECD_EFATAL ? "store_failed" : "shutting_down", "",
+                "%s", rc == RECD_EFATAL ? "the store failed an earlier write; writes are refused until restart"
+                                        : "the server is shutting down");
+    pending_free(p);
+  }
+}
+
+void http__finish_write(pending_write *p) {
+  http_worker *w = p->w;
+  if (p->op.rc) {
+    http__error(w, p->req, p->route, p->t0, 503, "store_failed", "",
+                "the write could not be made durable (%s); nothing was stored", recd_strerror(p->op.rc));
+  } else {
+    switch (p->route) {
+      case R_EVENTS:
+        http__reply_json(w, p->req, p->route, p->t0, 200, json_pack("{s:I}", "accepted", (json_int_t)p->count));
+        break;
+      case R_ITEMS:
+        http__reply_json(w, p->req, p->route, p->t0, 200, json_pack("{s:I}", "upserted", (json_int_t)p->count));
+        break;
+      case R_ITEM:
+        if (p->op.kind == OP_DELETE_ITEM) {
+          if (p->op.found)
+            http__reply_json(w, p->req, p->route, p->t0, 200, json_pack("{s:s,s:b}", "item_id", p->item_id, "deleted", 1));
+          else
+            http__error(w, p->req, p->route, p->t0, 404, "not_found", "item_id", "item '%.64s' does not exist", p->item_id);
+        } else {
+          json_t *it = engine_item_get(w->srv->e, p->item_id);
+          http__reply_json(w, p->req, p->route, p->t0, 200, it ? it : json_object());
+        }
+        break;
+      default:
+        http__reply_json(w, p->req, p->route, p->t0, 200, json_object());
+    }
+  }
+  pending_free(p);
+}
+
+/* ---- endpoints ---- */
+
+static void h_events(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  json_t *root = read_json(w, req, r, t0);
+  if (!root) return;
+  const recd_config *cfg = w->srv->cfg;
+  json_t *list = json_object_get(root, "events");
+  size_t n = 1;
+  if (list) {
+    if (json_object_size(root) != 1) {
+      http__error(w, req, r, t0, 400, "invalid_event", "events",
+                  "body: a batch is {\"events\": [...]} with no other fields");
+      json_decref(root);
+      return;
+    }
+    if (!json_is_array(list)) {
+      http__error(w, req, r, t0, 400, "invalid_event", "events", "events: must be a list of event objects");
+      json_decref(root);
+      return;
+    }
+    n = json_array_size(list);
+    if (n == 0) {
+      http__error(w, req, r, t0, 400, "invalid_event", "events", "events: the batch is empty");
+      json_decref(root);
+      return;
+    }
+    if (n > (size_t)cfg->max_batch) {
+      http__error(w, req, r, t0, 413, "batch_too_large", "events", "events: %zu events, the limit is %d (max_batch)", n,
+                  cfg->max_batch);
+      json_decref(root);
+      return;
+    }
+  }
+  pending_write *p = pending_new(w, req, r, t0);
+  p->root = root;
+  p->events = arena_alloc(&p->a, n * sizeof *p->events);
+  int64_t now = clock_now_ms();
+  recd_fail f;
+  for (size_t i = 0; i < n; i++) {
+    json_t *ev = list ? json_array_get(list, i) : root;
+    if (engine_parse_event(w->srv->e, ev, list ? (long)i : -1, now, &p->events[i], &f)) {
+      http__reply_error(w, req, r, t0, &f);
+      pending_free(p);
+      return;
+    }
+  }
+  p->count = n;
+  p->op.kind = OP_EVENTS;
+  p->op.events = p->events;
+  p->op.nevents = n;
+  submit(p);
+}
+
+static void h_items_batch(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  json_t *root = read_json(w, req, r, t0);
+  if (!root) return;
+  json_t *list = json_object_get(root, "items");
+  if (!list || !json_is_array(list) || json_object_size(root) != 1) {
+    http__error(w, req, r, t0, 400, "invalid_item", "items", "items: the body must be {\"items\": [...]}");
+    json_decref(root);
+    return;
+  }
+  size_t n = json_array_size(list);
+  if (n == 0 || n > (size_t)w->srv->cfg->max_batch) {
+    http__error(w, req, r, t0, n ? 413 : 400, n ? "batch_too_large" : "invalid_item", "items",
+                n ? "items: %zu items, the limit is %d (max_batch)" : "items: the batch is empty%.0zu%.0d", n,
+                w->srv->cfg->max_batch);
+    json_decref(root);
+    return;
+  }
+  pending_write *p = pending_new(w, req, r, t0);
+  p->root = root;
+  p->items = arena_alloc(&p->a, n * sizeof *p->items);
+  recd_fail f;
+  for (size_t i = 0; i < n; i++) {
+    if (engine_parse_item(w->srv->e, json_array_get(list, i), NULL, (long)i, &p->a, &p->items[i], &f)) {
+      http__reply_error(w, req, r, t0, &f);
+      pending_free(p);
+      return;
+    }
+  }
+  p->count = n;
+  p->op.kind = OP_ITEMS;
+  p->op.items = p->items;
+  p->op.nitems = n;
+  submit(p);
+}
+
+static int id_ok(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m,
+                 const char *what) {
+  recd_fail f;
+  if (strlen(m->arg) != m->arg_len) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", what, "%s: contains a NUL byte", what);
+    return 0;
+  }
+  if (engine_check_id(m->arg, m->arg_len, what, -1, what, &f)) {
+    f.status = 400;
+    snprintf(f.code, sizeof f.code, "invalid_parameter");
+    http__reply_error(w, req, r, t0, &f);
+    return 0;
+  }
+  return 1;
+}
+
+static void h_item(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m,
+                   int method) {
+  if (!id_ok(w, req, r, t0, m, "item_id")) return;
+  if (method == M_GET || method == M_HEAD) {
+    json_t *it = engine_item_get(w->srv->e, m->arg);
+    if (!it) http__error(w, req, r, t0, 404, "not_found", "item_id", "item '%.64s' does not exist", m->arg);
+    else http__reply_json(w, req, r, t0, 200, it);
+    return;
+  }
+  pending_write *p;
+  if (method == M_DELETE) {
+    p = pending_new(w, req, r, t0);
+    snprintf(p->item_id, sizeof p->item_id, "%.256s", m->arg);
+    p->op.kind = OP_DELETE_ITEM;
+    p->op.item_id = p->item_id;
+    submit(p);
+    return;
+  }
+  json_t *root = read_json(w, req, r, t0);
+  if (!root) return;
+  p = pending_new(w, req, r, t0);
+  p->root = root;
+  snprintf(p->item_id, sizeof p->item_id, "%.256s", m->arg);
+  p->items = arena_alloc(&p->a, sizeof *p->items);
+  recd_fail f;
+  if (engine_parse_item(w->srv->e, root, p->item_id, -1, &p->a, p->items, &f)) {
+    http__reply_error(w, req, r, t0, &f);
+    pending_free(p);
+    return;
+  }
+  p->count = 1;
+  p->op.kind = OP_ITEMS;
+  p->op.items = p->items;
+  p->op.nitems = 1;
+  submit(p);
+}
+
+static json_t *result_json(const recd_rec_result *res, const char *user_id) {
+  json_t *items = json_array();
+  for (size_t i = 0; i < res->count; i++) {
+    json_t *rs = json_array();
+    for (int k = 0; k < res->items[i].nreasons; k++) json_array_append_new(rs, json_string(res->items[i].reasons[k]));
+    json_array_append_new(items, json_pack("{s:s,s:f,s:o}", "item_id", res->items[i].item_id, "score",
+                                           (double)(float)res->items[i].score, "reasons", rs));
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "user_id", user_id ? json_string(user_id) : json_null());
+  json_object_set_new(o, "recommendation_id", json_string(res->rec_id));
+  json_object_set_new(o, "items", items);
+  return o;
+}
+
+#define MAX_LIST_PARAMS 64
+
+static void h_recs_user(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+  static const char *const allowed[] = {"n", "category", "exclude", "session_id", NULL};
+  if (!id_ok(w, req, r, t0, m, "user_id")) return;
+  query q;
+  if (parse_query(w, req, r, t0, &q, allowed)) return;
+  recd_rec_request rq = {.user_id = m->arg};
+  const char *cats[MAX_LIST_PARAMS], *excl[MAX_LIST_PARAMS];
+  rq.categories = cats;
+  rq.exclude = excl;
+  rq.ncategories = query_all(&q, "category", cats, MAX_LIST_PARAMS);
+  rq.nexclude = query_all(&q, "exclude", excl, MAX_LIST_PARAMS);
+  rq.session_id = query_get(&q, "session_id");
+  if (parse_n(w, req, r, t0, &q, &rq.n) || check_list(w, req, r, t0, "category", cats, rq.ncategories) ||
+      check_list(w, req, r, t0, "exclude", excl, rq.nexclude) ||
+      (rq.session_id && check_list(w, req, r, t0, "session_id", &rq.session_id, 1))) {
+    query_free(&q);
+    return;
+  }
+  recd_rec_result res;
+  engine_recommend(w->srv->e, &rq, &res);
+  json_t *o = result_json(&res, m->arg);
+  json_object_set_new(o, "cold_start", json_boolean(!res.known_user));
+  engine_result_release(&res);
+  query_free(&q);
+  http__reply_json(w, req, r, t0, 200, o);
+}
+
+static void h_recs_anon(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  json_t *root = read_json(w, req, r, t0);
+  if (!root) return;
+  const recd_config *cfg = w->srv->cfg;
+  recd_rec_request rq = {.n = (size_t)cfg->default_n};
+  const char *items[256], *cats[MAX_LIST_PARAMS], *excl[MAX_LIST_PARAMS];
+  const char *key;
+  json_t *v;
+  json_object_foreach(root, key, v) {
+    const char **dst = NULL;
+    size_t cap = 0, *cnt = NULL;
+    if (!strcmp(key, "items")) dst = items, cap = 256, cnt = &rq.nitems;
+    else if (!strcmp(key, "category")) dst = cats, cap = MAX_LIST_PARAMS, cnt = &rq.ncategories;
+    else if (!strcmp(key, "exclude")) dst = excl, cap = MAX_LIST_PARAMS, cnt = &rq.nexclude;
+    else if (!strcmp(key, "n")) {
+      if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > cfg->max_n) {
+        http__error(w, req, r, t0, 400, "invalid_parameter", "n", "n: must be a whole number from 1 to %d", cfg->max_n);
+        goto out;
+      }
+      rq.n = (size_t)json_integer_value(v);
+      continue;
+    } else {
+      http__error(w, req, r, t0, 400, "invalid_parameter", key,
+                  "%.64s: unknown field (known: items, n, category, exclude)", key);
+      goto out;
+    }
+    if (!json_is_array(v) || json_array_size(v) > cap) {
+      http__error(w, req, r, t0, 400, "invalid_parameter", key, "%s: must be a list of at most %zu strings", key, cap);
+      goto out;
+    }
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s) {
+      if (!json_is_string(s)) {
+        http__error(w, req, r, t0, 400, "invalid_parameter", key, "%s[%zu]: must be a string", key, i);
+        goto out;
+      }
+      dst[(*cnt)++] = json_string_value(s);
+    }
+    if (check_list(w, req, r, t0, key, dst, *cnt)) goto out;
+  }
+  rq.items = items;
+  rq.categories = cats;
+  rq.exclude = excl;
+  recd_rec_result res;
+  engine_recommend(w->srv->e, &rq, &res);
+  json_t *o = result_json(&res, NULL);
+  engine_result_release(&res);
+  http__reply_json(w, req, r, t0, 200, o);
+out:
+  json_decref(root);
+}
+
+static void h_similar(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+  static const char *const allowed[] = {"n", NULL};
+  if (!id_ok(w, req, r, t0, m, "item_id")) return;
+  query q;
+  if (parse_query(w, req, r, t0, &q, allowed)) return;
+  size_t n;
+  if (parse_n(w, req, r, t0, &q, &n)) {
+    query_free(&q);
+    return;
+  }
+  query_free(&q);
+  recd_rec_result res;
+  if (engine_similar(w->srv->e, m->arg, n, &res)) {
+    http__error(w, req, r, t0, 404, "not_found", "item_id", "item '%.64s' does not exist", m->arg);
+    return;
+  }
+  json_t *o = result_json(&res, NULL);
+  json_object_del(o, "user_id");
+  json_object_set_new(o, "item_id", json_string(m->arg));
+  engine_result_release(&res);
+  http__reply_json(w, req, r, t0, 200, o);
+}
+
+static void h_popular(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  static const char *const allowed[] = {"n", "category", "window", NULL};
+  query q;
+  if (parse_query(w, req, r, t0, &q, allowed)) return;
+  size_t n;
+  const char *cats[MAX_LIST_PARAMS];
+  size_t nc = query_all(&q, "category", cats, MAX_LIST_PARAMS);
+  int64_t window = 0;
+  const char *ws = query_get(&q, "window");
+  if (parse_n(w, req, r, t0, &q, &n) || check_list(w, req, r, t0, "category", cats, nc)) goto out;
+  if (ws && clock_parse_duration(ws, &window)) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", "window",
+                "window: '%.32s' is not a duration like 1d, 7d, 2w (from 1d to 30d)", ws);
+    goto out;
+  }
+  recd_rec_result res;
+  recd_fail f;
+  if (engine_popular(w->srv->e, n, cats, nc, window, &res, &f)) {
+    http__reply_error(w, req, r, t0, &f);
+    goto out;
+  }
+  json_t *o = result_json(&res, NULL);
+  json_object_del(o, "user_id");
+  json_object_set_new(o, "window", json_string(ws ? ws : "default"));
+  engine_result_release(&res);
+  http__reply_json(w, req, r, t0, 200, o);
+out:
+  query_free(&q);
+}
+
+static void h_features(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+  int user = r == R_USER_FEATURES;
+  if (!id_ok(w, req, r, t0, m, user ? "user_id" : "item_id")) return;
+  json_t *o = user ? engine_user_features(w->srv->e, m->arg) : engine_item_features(w->srv->e, m->arg);
+  if (!o) http__error(w, req, r, t0, 404, "not_found", user ? "user_id" : "item_id", "%s '%.64s' has no events yet%s",
+                      user ? "user" : "item", m->arg, user ? "" : " and is not in the catalog");
+  else http__reply_json(w, req, r, t0, 200, o);
+}
+
+static void h_health(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  recd_stats st;
+  engine_stats(w->srv->e, &st);
+  char now[40];
+  clock_format_rfc3339(st.now_ms, now, sizeof now);
+  json_t *o = json_pack("{s:s,s:s,s:f,s:I,s:I,s:I,s:I,s:{s:s,s:s,s:s,s:I,s:I,s:I},s:s}", "status",
+                        st.fatal ? "degraded" : "ok", "version", RECD_VERSION,
+                        "uptime_s", (clock_now_ms() - w->srv->started_ms) / 1000.0, "users", (json_int_t)st.users,
+                        "items", (json_int_t)st.items, "catalog_items", (json_int_t)st.catalog_items, "events",
+                        (json_int_t)st.events, "store", "engine", "sqlite", "state", st.fatal ? "failed" : "ok",
+                        "fsync", w->srv->cfg->fsync, "last_seq", (json_int_t)st.last_seq, "commits",
+                        (json_int_t)st.commits, "queue_depth", (json_int_t)st.queue_depth, "clock", now);
+  http__reply_json(w, req, r, t0, 200, o);
+}
+
+static void h_metrics(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  size_t len;
+  char *text = metrics_render(&w->srv->m, w->srv->e, (clock_now_ms() - w->srv->started_ms) / 1000.0, &len);
+  struct evbuffer *out = evbuffer_new();
+  evbuffer_add(out, text, len);
+  free(text);
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+  evhttp_send_reply(req, 200, "OK", out);
+  evbuffer_free(out);
+  metrics_observe(&w->srv->m, r, 200, clock_mono_ns() - t0);
+}
+
+static void h_root(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  json_t *o = json_pack("{s:s,s:s,s:[s,s,s,s,s,s,s,s,s,s]}", "name", "recd", "version", RECD_VERSION, "endpoints",
+                        "POST /api/v1/events", "PUT|GET|DELETE /api/v1/items/{item_id}", "POST /api/v1/items",
+                        "GET /api/v1/recommendations/{user_id}?n=10", "POST /api/v1/recommendations",
+                        "GET /api/v1/items/{item_id}/similar", "GET /api/v1/popular",
+                        "GET /api/v1/users/{user_id}/features", "GET /api/v1/health", "GET /metrics");
+  http__reply_json(w, req, r, t0, 200, o);
+}
+
+static int method_bit(enum evhttp_cmd_type t) {
+  switch (t) {
+    case EVHTTP_REQ_GET: return M_GET;
+    case EVHTTP_REQ_POST: return M_POST;
+    case EVHTTP_REQ_PUT: return M_PUT;
+    case EVHTTP_REQ_DELETE: return M_DELETE;
+    case EVHTTP_REQ_HEAD: return M_HEAD;
+    default: return 0;
+  }
+}
+
+void http__dispatch(http_worker *w, struct evhttp_request *req) {
+  int64_t t0 = clock_mono_ns();
+  route_match m;
+  char err[128];
+  const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+  const char *path = u ? evhttp_uri_get_path(u) : NULL;
+  int rc = path ? route_match_path(path, &m, err, sizeof err) : RECD_ENOTFOUND;
+  if (rc == RECD_EINVAL) {
+    http__error(w, req, R_NONE, t0, 400, "invalid_parameter", "path", "%s", err);
+    return;
+  }
+  if (rc) {
+    http__error(w, req, R_NONE, t0, 404, "not_found", "path", "no such endpoint: %.200s (see GET / for the list)",
+                path ? path : "?");
+    return;
+  }
+  int method = method_bit(evhttp_request_get_command(req));
+  if (!(route_methods(m.id) & method)) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", route_allow_header(m.id));
+    http__error(w, req, m.id, t0, 405, "method_not_allowed", "method", "method not allowed here; allowed: %s",
+                route_allow_header(m.id));
+    return;
+  }
+  /* only a few routes take query parameters; the rest refuse any */
+  if (m.id != R_RECS_USER && m.id != R_POPULAR && m.id != R_ITEM_SIMILAR) {
+    query q;
+    if (parse_query(w, req, m.id, t0, &q, NULL)) return;
+    query_free(&q);
+  }
+  switch (m.id) {
+    case R_ROOT: h_root(w, req, m.id, t0); break;
+    case R_HEALTH: h_health(w, req, m.id, t0); break;
+    case R_METRICS: h_metrics(w, req, m.id, t0); break;
+    case R_EVENTS: h_events(w, req, m.id, t0); break;
+    case R_ITEMS: h_items_batch(w, req, m.id, t0); break;
+    case R_ITEM: h_item(w, req, m.id, t0, &m, method); break;
+    case R_ITEM_SIMILAR: h_similar(w, req, m.id, t0, &m); break;
+    case R_ITEM_FEATURES:
+    case R_USER_FEATURES: h_features(w, req, m.id, t0, &m); break;
+    case R_RECS_USER: h_recs_user(w, req, m.id, t0, &m); break;
+    case R_RECS_ANON: h_recs_anon(w, req, m.id, t0); break;
+    case R_POPULAR: h_popular(w, req, m.id, t0); break;
+    default: http__error(w, req, m.id, t0, 404, "not_found", "path", "no such endpoint");
+  }
+}

@@ -1,0 +1,61 @@
+/* http_int.h — private to src/http: worker and request context. */
+#ifndef RECD_HTTP_HTTP_INT_H
+#define RECD_HTTP_HTTP_INT_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <pthread.h>
+
+#include "engine/engine.h"
+#include "http/metrics.h"
+#include "http/route.h"
+#include "http/server.h"
+
+typedef struct http_worker http_worker;
+typedef struct pending_write pending_write;
+
+struct http_worker {
+  http_server *srv;
+  struct event_base *base;
+  struct evhttp *http;
+  struct event *wake;          /* activated by the writer thread */
+  pthread_t thread;
+  pthread_mutex_t done_lock;
+  pending_write *done_head;    /* completed writes to answer */
+};
+
+struct http_server {
+  recd_engine *e;
+  const recd_config *cfg;
+  int fd, port;
+  int nworkers;
+  http_worker *workers;
+  metrics m;
+  int64_t started_ms;
+  int wake_pipe[2];            /* stop signal */
+};
+
+/* a write waiting for the engine; freed after the reply */
+struct pending_write {
+  http_worker *w;
+  struct evhttp_request *req;
+  route_id route;
+  int64_t t0;
+  json_t *root;                /* keeps event strings alive */
+  recd_event *events;
+  recd_item *items;
+  arena a;
+  engine_op op;
+  size_t count;
+  char item_id[RECD_MAX_ID_LEN + 1];
+  pending_write *next;
+};
+
+void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, json_t *body);
+void http__reply_error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const recd_fail *f);
+void http__error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, const char *code,
+                 const char *field, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+void http__dispatch(http_worker *w, struct evhttp_request *req);
+void http__finish_write(pending_write *p);  /* on the worker thread */
+
+#endif

@@ -1,0 +1,112 @@
+#include "http/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/mem.h"
+
+static const int statuses[METRICS_NSTATUS] = {200, 400, 404, 405, 413, 415, 500, 503, 0, 0};
+static const double buckets[METRICS_NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                 0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
+
+void metrics_init(metrics *m) { memset(m, 0, sizeof *m); }
+
+static int status_slot(int status) {
+  for (int i = 0; i < 8; i++)
+    if (statuses[i] == status) return i;
+  return 8; /* other */
+}
+
+void metrics_observe(metrics *m, route_id r, int status, int64_t ns) {
+  if (r >= R_COUNT) r = R_NONE;
+  atomic_fetch_add_explicit(&m->count[r][status_slot(status)], 1, memory_order_relaxed);
+  double s = ns / 1e9;
+  int b = 0;
+  while (b < METRICS_NBUCKETS && s > buckets[b]) b++;
+  atomic_fetch_add_explicit(&m->hist[r][b], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->sum_us[r], (uint64_t)(ns / 1000), memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->total[r], 1, memory_order_relaxed);
+}
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#include <stdarg.h>
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < b->cap - b->len) {
+      b->len += (size_t)n;
+      return;
+    }
+    b->cap = b->cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
+    b->buf = xrealloc(b->buf, b->cap);
+  }
+}
+
+char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
+  sbuf b = {.buf = xmalloc(16384), .cap = 16384};
+  sb_printf(&b, "# HELP recd_http_requests_total HTTP requests by route and status.\n"
+                "# TYPE recd_http_requests_total counter\n");
+  for (int r = 0; r < R_COUNT; r++)
+    for (int s = 0; s < 9; s++) {
+      uint64_t v = atomic_load(&m->count[r][s]);
+      if (!v) continue;
+      if (s < 8) sb_printf(&b, "recd_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_name(r), statuses[s], (unsigned long long)v);
+      else sb_printf(&b, "recd_http_requests_total{route=\"%s\",status=\"other\"} %llu\n", route_name(r), (unsigned long long)v);
+    }
+  sb_printf(&b, "# HELP recd_http_request_duration_seconds HTTP request latency by route.\n"
+                "# TYPE recd_http_request_duration_seconds histogram\n");
+  for (int r = 0; r < R_COUNT; r++) {
+    uint64_t total = atomic_load(&m->total[r]);
+    if (!total) continue;
+    uint64_t cum = 0;
+    for (int k = 0; k < METRICS_NBUCKETS; k++) {
+      cum += atomic_load(&m->hist[r][k]);
+      sb_printf(&b, "recd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", route_name(r), buckets[k], (unsigned long long)cum);
+    }
+    cum += atomic_load(&m->hist[r][METRICS_NBUCKETS]);
+    sb_printf(&b, "recd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", route_name(r), (unsigned long long)cum);
+    sb_printf(&b, "recd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_name(r), atomic_load(&m->sum_us[r]) / 1e6);
+    sb_printf(&b, "recd_http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_name(r), (unsigned long long)cum);
+  }
+  sb_printf(&b, "# HELP recd_http_requests_in_flight Requests being processed.\n# TYPE recd_http_requests_in_flight gauge\n"
+                "recd_http_requests_in_flight %lld\n", (long long)atomic_load(&m->inflight));
+
+  recd_stats st;
+  engine_stats(e, &st);
+  const recd_config *cfg = engine_config(e);
+  sb_printf(&b, "# HELP recd_events_total Events accepted (and replayed at start) by type.\n# TYPE recd_events_total counter\n");
+  for (int i = 0; i < cfg->ntypes; i++)
+    sb_printf(&b, "recd_events_total{type=\"%s\"} %llu\n", cfg->types[i].name, (unsigned long long)st.events_by_type[i]);
+  sb_printf(&b, "# HELP recd_log_sync_duration_seconds Time to commit and sync one group of writes.\n"
+                "# TYPE recd_log_sync_duration_seconds histogram\n");
+  uint64_t cum = 0;
+  for (int k = 0; k < ENGINE_SYNC_NBUCKETS; k++) {
+    cum += st.sync_hist[k];
+    sb_printf(&b, "recd_log_sync_duration_seconds_bucket{le=\"%g\"} %llu\n", engine_sync_buckets[k], (unsigned long long)cum);
+  }
+  cum += st.sync_hist[ENGINE_SYNC_NBUCKETS];
+  sb_printf(&b, "recd_log_sync_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+  sb_printf(&b, "recd_log_sync_duration_seconds_sum %.6f\nrecd_log_sync_duration_seconds_count %llu\n", st.sync_sum_s, (unsigned long long)st.sync_count);
+  sb_printf(&b, "# HELP recd_queue_depth Write operations waiting for the writer thread.\n# TYPE recd_queue_depth gauge\nrecd_queue_depth %llu\n",
+            (unsigned long long)st.queue_depth);
+  sb_printf(&b, "# HELP recd_users Known users.\n# TYPE recd_users gauge\nrecd_users %llu\n", (unsigned long long)st.users);
+  sb_printf(&b, "# HELP recd_items Known items.\n# TYPE recd_items gauge\nrecd_items %llu\n", (unsigned long long)st.items);
+  sb_printf(&b, "# HELP recd_catalog_items Items in the catalog (not deleted).\n# TYPE recd_catalog_items gauge\nrecd_catalog_items %llu\n",
+            (unsigned long long)st.catalog_items);
+  sb_printf(&b, "# HELP recd_store_commits_total Group commits.\n# TYPE recd_store_commits_total counter\nrecd_store_commits_total %llu\n",
+            (unsigned long long)st.commits);
+  sb_printf(&b, "# HELP recd_store_failed 1 after a store I/O failure (writes refused).\n# TYPE recd_store_failed gauge\nrecd_store_failed %llu\n",
+            (unsigned long long)st.fatal);
+  sb_printf(&b, "# HELP recd_uptime_seconds Seconds since start.\n# TYPE recd_uptime_seconds gauge\nrecd_uptime_seconds %.3f\n", uptime_s);
+  *len = b.len;
+  return b.buf;
+}

@@ -1,0 +1,222 @@
+/* server.c — listening socket, worker threads, the write-completion queue,
+ * orderly shutdown (stop accepting, let in-flight writes finish, exit). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+static _Atomic int64_t g_writes_inflight; /* per process; servers are few */
+
+static void on_request(struct evhttp_request *req, void *arg) { http__dispatch(arg, req); }
+
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+  http_worker *w = arg;
+  (void)fd;
+  (void)what;
+  pthread_mutex_lock(&w->done_lock);
+  pending_write *p = w->done_head;
+  w->done_head = NULL;
+  pthread_mutex_unlock(&w->done_lock);
+  /* the list is LIFO; answer in arrival order */
+  pending_write *rev = NULL;
+  while (p) {
+    pending_write *n = p->next;
+    p->next = rev;
+    rev = p;
+    p = n;
+  }
+  while (rev) {
+    pending_write *n = rev->next;
+    http__finish_write(rev);
+    atomic_fetch_sub(&g_writes_inflight, 1);
+    rev = n;
+  }
+}
+
+/* engine writer thread: hand the completed write back to its worker */
+static void on_write_done(void *arg, int rc) {
+  pending_write *p = arg;
+  (void)rc;
+  http_worker *w = p->w;
+  pthread_mutex_lock(&w->done_lock);
+  p->next = w->done_head;
+  w->done_head = p;
+  pthread_mutex_unlock(&w->done_lock);
+  event_active(w->wake, EV_READ, 0);
+}
+
+/* used by handlers.c */
+int http__submit(pending_write *p);
+int http__submit(pending_write *p) {
+  p->op.done = on_write_done;
+  p->op.arg = p;
+  atomic_fetch_add(&g_writes_inflight, 1);
+  int rc = engine_submit(p->w->srv->e, &p->op);
+  if (rc) atomic_fetch_sub(&g_writes_inflight, 1);
+  return rc;
+}
+
+static int parse_listen(const char *spec, char *host, size_t hostcap, char *port, size_t portcap) {
+  const char *colon;
+  if (spec[0] == '[') {
+    const char *rb = strchr(spec, ']');
+    if (!rb || rb[1] != ':') return -1;
+    snprintf(host, hostcap, "%.*s", (int)(rb - spec - 1), spec + 1);
+    colon = rb + 1;
+  } else {
+    colon = strrchr(spec, ':');
+    if (!colon) return -1;
+    snprintf(host, hostcap, "%.*s", (int)(colon - spec), spec);
+  }
+  snprintf(port, portcap, "%s", colon + 1);
+  if (!*port) return -1;
+  for (const char *c = port; *c; c++)
+    if (*c < '0' || *c > '9') return -1;
+  if (atoi(port) > 65535) return -1;
+  return 0;
+}
+
+static int bind_socket(const char *spec, int *port_out, char *err, size_t errlen) {
+  char host[256], port[16];
+  if (parse_listen(spec, host, sizeof host, port, sizeof port)) {
+    snprintf(err, errlen, "listen: '%s' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:80)", spec);
+    return RECD_EINVAL;
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+  int gai = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+  if (gai) {
+    snprintf(err, errlen, "listen: cannot resolve '%s': %s", host, gai_strerror(gai));
+    return RECD_EINVAL;
+  }
+  int fd = -1, saved = 0;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 1024)) break;
+    saved = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    snprintf(err, errlen, "listen: cannot bind %s: %s", spec, strerror(saved));
+    return -saved;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+  return fd;
+}
+
+int http_server_new(recd_engine *e, http_server **out, char *err, size_t errlen) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+  http_server *s = xcalloc(1, sizeof *s);
+  s->e = e;
+  s->cfg = engine_config(e);
+  s->started_ms = clock_now_ms();
+  s->wake_pipe[0] = s->wake_pipe[1] = -1;
+  metrics_init(&s->m);
+  int fd = bind_socket(s->cfg->listen, &s->port, err, errlen);
+  if (fd < 0) {
+    free(s);
+    return fd;
+  }
+  s->fd = fd;
+  if (pipe2(s->wake_pipe, O_CLOEXEC)) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    close(fd);
+    free(s);
+    return -errno;
+  }
+  s->nworkers = s->cfg->threads;
+  s->workers = xcalloc((size_t)s->nworkers, sizeof *s->workers);
+  for (int i = 0; i < s->nworkers; i++) {
+    http_worker *w = &s->workers[i];
+    w->srv = s;
+    pthread_mutex_init(&w->done_lock, NULL);
+    w->base = event_base_new();
+    w->http = evhttp_new(w->base);
+    w->wake = event_new(w->base, -1, 0, on_wake, w);
+    /* libevent answers bodies over its cap with its own 413; ours (JSON) is
+     * sent for bodies up to 4x the limit, read and then refused */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)(s->cfg->max_body * 4 + 65536));
+    evhttp_set_max_headers_size(w->http, 64 * 1024);
+    evhttp_set_timeout(w->http, 60);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(w->http, "application/json");
+    evhttp_set_gencb(w->http, on_request, w);
+    /* each listener owns (and closes) its own descriptor of the one socket */
+    int wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (wfd < 0 || !evhttp_accept_socket_with_handle(w->http, wfd)) {
+      snprintf(err, errlen, "listen: evhttp could not accept on the socket");
+      http_server_free(s);
+      return RECD_EIO;
+    }
+  }
+  *out = s;
+  return 0;
+}
+
+int http_server_port(const http_server *s) { return s->port; }
+
+static void *worker_main(void *arg) {
+  http_worker *w = arg;
+  event_base_dispatch(w->base);
+  return NULL;
+}
+
+int http_server_run(http_server *s) {
+  for (int i = 0; i < s->nworkers; i++) pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+  char c;
+  while (read(s->wake_pipe[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  log_info("shutting down: finishing in-flight writes");
+  /* stop accepting: listeners live on the evhttp objects; closing the fd
+   * would race with them, so just wait for writes and exit the loops */
+  for (int t = 0; t < 1000 && atomic_load(&g_writes_inflight) > 0; t++) usleep(10000);
+  for (int i = 0; i < s->nworkers; i++) event_base_loopexit(s->workers[i].base, NULL);
+  for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
+  return 0;
+}
+
+void http_server_stop(http_server *s) {
+  char c = 1;
+  ssize_t r = write(s->wake_pipe[1], &c, 1);
+  (void)r;
+}
+
+void http_server_free(http_server *s) {
+  if (!s) return;
+  for (int i = 0; i < s->nworkers; i++) {
+    http_worker *w = &s->workers[i];
+    if (w->http) evhttp_free(w->http);
+    if (w->wake) event_free(w->wake);
+    if (w->base) event_base_free(w->base);
+    pthread_mutex_destroy(&w->done_lock);
+  }
+  free(s->workers);
+  if (s->fd >= 0) close(s->fd);
+  if (s->wake_pipe[0] >= 0) close(s->wake_pipe[0]);
+  if (s->wake_pipe[1] >= 0) close(s->wake_pipe[1]);
+  free(s);
+}

@@ -1,0 +1,102 @@
+#include "model/popularity.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/mem.h"
+
+void pop_list_init(pop_list *l, uint32_t k) {
+  l->e = k ? xmalloc(k * sizeof *l->e) : NULL;
+  l->n = 0;
+  l->cap = k;
+}
+
+void pop_list_release(pop_list *l) {
+  free(l->e);
+  l->e = NULL;
+  l->n = l->cap = 0;
+}
+
+static int less(const pop_ent *a, const pop_ent *b) {
+  /* ties: the larger id (newer item) counts as larger */
+  return a->score < b->score || (a->score == b->score && a->iid < b->iid);
+}
+
+static void sift_down(pop_ent *h, uint32_t n, uint32_t i) {
+  for (;;) {
+    uint32_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && less(&h[l], &h[m])) m = l;
+    if (r < n && less(&h[r], &h[m])) m = r;
+    if (m == i) return;
+    pop_ent t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+}
+
+void pop_list_offer(pop_list *l, uint32_t iid, float score) {
+  if (!l->cap) return;
+  pop_ent e = {.iid = iid, .score = score};
+  if (l->n < l->cap) {
+    uint32_t i = l->n++;
+    l->e[i] = e;
+    while (i > 0) {
+      uint32_t p = (i - 1) / 2;
+      if (!less(&l->e[i], &l->e[p])) break;
+      pop_ent t = l->e[i];
+      l->e[i] = l->e[p];
+      l->e[p] = t;
+      i = p;
+    }
+  } else if (less(&l->e[0], &e)) {
+    l->e[0] = e;
+    sift_down(l->e, l->n, 0);
+  }
+}
+
+static int cmp_desc(const void *a, const void *b) {
+  const pop_ent *x = a, *y = b;
+  return less(x, y) ? 1 : less(y, x) ? -1 : 0;
+}
+
+void pop_list_sort(pop_list *l) { qsort(l->e, l->n, sizeof *l->e, cmp_desc); }
+
+trending *trending_new(size_t ncat, size_t global_k, size_t cat_k, size_t fresh_k) {
+  trending *t = xcalloc(1, sizeof *t);
+  t->refs = 1;
+  pop_list_init(&t->global, (uint32_t)global_k);
+  pop_list_init(&t->fresh, (uint32_t)fresh_k);
+  t->ncat = ncat;
+  t->cat = xcalloc(ncat ? ncat : 1, sizeof *t->cat);
+  for (size_t i = 0; i < ncat; i++) pop_list_init(&t->cat[i], (uint32_t)cat_k);
+  return t;
+}
+
+void trending_offer(trending *t, uint32_t iid, float score, const uint32_t *cats, int ncats, float freshness) {
+  pop_list_offer(&t->global, iid, score);
+  for (int i = 0; i < ncats; i++)
+    if (cats[i] < t->ncat) pop_list_offer(&t->cat[cats[i]], iid, score);
+  if (freshness > 0) pop_list_offer(&t->fresh, iid, freshness);
+}
+
+void trending_finish(trending *t) {
+  pop_list_sort(&t->global);
+  pop_list_sort(&t->fresh);
+  for (size_t i = 0; i < t->ncat; i++) pop_list_sort(&t->cat[i]);
+  t->max_global = t->global.n ? t->global.e[0].score : 0;
+}
+
+trending *trending_retain(trending *t) {
+  __atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+  return t;
+}
+
+void trending_release(trending *t) {
+  if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL)) return;
+  pop_list_release(&t->global);
+  pop_list_release(&t->fresh);
+  for (size_t i = 0; i < t->ncat; i++) pop_list_release(&t->cat[i]);
+  free(t->cat);
+  free(t);
+}

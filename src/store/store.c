@@ -1,0 +1,302 @@
+/* store.c — SQLite-backed event log and catalog.
+ *
+ * Invariants:
+ *  1. Every write happens inside store_begin()/store_commit(); prepared
+ *     statements are reused for the life of the store.
+ *  2. An event row is only ever inserted, never updated or deleted; seq is
+ *     strictly increasing and assigned by the caller.
+ *  3. After a failed step or commit the store is FAILED (sticky): the open
+ *     transaction is rolled back and every later write returns RECD_EFATAL.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+enum { ST_USER, ST_ITEM, ST_TYPE, ST_EVENT, ST_DELETE, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_COUNT };
+
+struct store {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_COUNT];
+  char *path;
+  int failed;
+  int in_txn;
+};
+
+static const char *schema =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+    "CREATE TABLE IF NOT EXISTS users(uid INTEGER PRIMARY KEY, key TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS items(iid INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+    " in_catalog INTEGER NOT NULL DEFAULT 0, available INTEGER NOT NULL DEFAULT 1,"
+    " deleted INTEGER NOT NULL DEFAULT 0, created_at INTEGER, updated_at INTEGER,"
+    " categories TEXT, tags TEXT, properties TEXT);"
+    "CREATE TABLE IF NOT EXISTS event_types(tid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
+    " uid INTEGER NOT NULL, iid INTEGER NOT NULL, tid INTEGER NOT NULL, value REAL,"
+    " session TEXT, rec_id TEXT);"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', '1');";
+
+static const char *sql[ST_COUNT] = {
+    [ST_USER] = "INSERT OR REPLACE INTO users(uid, key) VALUES (?1, ?2)",
+    [ST_ITEM] = "INSERT OR REPLACE INTO items(iid, key, in_catalog, available, deleted, created_at,"
+                " updated_at, categories, tags, properties) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    [ST_TYPE] = "INSERT OR REPLACE INTO event_types(tid, name) VALUES (?1, ?2)",
+    [ST_EVENT] = "INSERT INTO events(seq, ts, uid, iid, tid, value, session, rec_id)"
+                 " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+    [ST_DELETE] = "UPDATE items SET deleted = 1, updated_at = ?2 WHERE iid = ?1",
+    [ST_BEGIN] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+};
+
+const char *store_path(const store *s) { return s->path; }
+int store_failed(const store *s) { return s->failed; }
+
+static int fail(store *s, const char *what) {
+  log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
+  if (s->in_txn) {
+    sqlite3_reset(s->st[ST_ROLLBACK]);
+    sqlite3_step(s->st[ST_ROLLBACK]);
+    sqlite3_reset(s->st[ST_ROLLBACK]);
+    s->in_txn = 0;
+  }
+  s->failed = 1;
+  return RECD_EFATAL;
+}
+
+int store_open(const char *dir, const char *fsync_mode, store **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (mkdir(dir, 0755) && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
+    return -errno;
+  }
+  store *s = xcalloc(1, sizeof *s);
+  size_t n = strlen(dir) + 16;
+  s->path = xmalloc(n);
+  snprintf(s->path, n, "%s/recd.db", dir);
+  int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open %s: %s", s->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    store_close(s);
+    return RECD_ESTORE;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  const char *sync = !strcmp(fsync_mode, "off") ? "OFF" : !strcmp(fsync_mode, "normal") ? "NORMAL" : "FULL";
+  char pragmas[512];
+  snprintf(pragmas, sizeof pragmas,
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
+           "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;", sync);
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
+      sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot initialise %s: %s", s->path, msg ? msg : "?");
+    sqlite3_free(msg);
+    store_close(s);
+    return RECD_ESTORE;
+  }
+  for (int i = 0; i < ST_COUNT; i++) {
+    if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+      snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
+      store_close(s);
+      return RECD_ESTORE;
+    }
+  }
+  *out = s;
+  return 0;
+}
+
+void store_close(store *s) {
+  if (!s) return;
+  for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);
+  if (s->db) sqlite3_close(s->db);
+  free(s->path);
+  free(s);
+}
+
+static int step_reset(store *s, int i, const char *what) {
+  int rc = sqlite3_step(s->st[i]);
+  sqlite3_reset(s->st[i]);
+  sqlite3_clear_bindings(s->st[i]);
+  if (rc != SQLITE_DONE) return fail(s, what);
+  return 0;
+}
+
+int store_begin(store *s) {
+  if (s->failed) return RECD_EFATAL;
+  int rc = step_reset(s, ST_BEGIN, "begin");
+  if (!rc) s->in_txn = 1;
+  return rc;
+}
+
+int store_commit(store *s) {
+  if (s->failed) return RECD_EFATAL;
+  int rc = step_reset(s, ST_COMMIT, "commit");
+  s->in_txn = 0;
+  return rc;
+}
+
+int store_rollback(store *s) {
+  if (!s->in_txn) return 0;
+  int rc = sqlite3_step(s->st[ST_ROLLBACK]);
+  sqlite3_reset(s->st[ST_ROLLBACK]);
+  s->in_txn = 0;
+  return rc == SQLITE_DONE ? 0 : RECD_ESTORE;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s, int len) {
+  if (s) sqlite3_bind_text(st, i, s, len, SQLITE_STATIC);
+  else sqlite3_bind_null(st, i);
+}
+
+int store_put_user(store *s, uint32_t uid, const char *key, size_t len) {
+  if (s->failed) return RECD_EFATAL;
+  sqlite3_stmt *st = s->st[ST_USER];
+  sqlite3_bind_int64(st, 1, uid);
+  sqlite3_bind_text(st, 2, key, (int)len, SQLITE_STATIC);
+  return step_reset(s, ST_USER, "insert user");
+}
+
+int store_put_item(store *s, const store_item *it) {
+  if (s->failed) return RECD_EFATAL;
+  sqlite3_stmt *st = s->st[ST_ITEM];
+  sqlite3_bind_int64(st, 1, it->iid);
+  bind_text(st, 2, it->key, -1);
+  sqlite3_bind_int(st, 3, it->in_catalog);
+  sqlite3_bind_int(st, 4, it->available);
+  sqlite3_bind_int(st, 5, it->deleted);
+  sqlite3_bind_int64(st, 6, it->created_at_ms);
+  sqlite3_bind_int64(st, 7, it->updated_at_ms);
+  bind_text(st, 8, it->categories_json, -1);
+  bind_text(st, 9, it->tags_json, -1);
+  bind_text(st, 10, it->properties_json, -1);
+  return step_reset(s, ST_ITEM, "upsert item");
+}
+
+int store_put_type(store *s, int tid, const char *name) {
+  if (s->failed) return RECD_EFATAL;
+  sqlite3_stmt *st = s->st[ST_TYPE];
+  sqlite3_bind_int(st, 1, tid);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  return step_reset(s, ST_TYPE, "insert event type");
+}
+
+int store_delete_item(store *s, uint32_t iid) {
+  if (s->failed) return RECD_EFATAL;
+  sqlite3_stmt *st = s->st[ST_DELETE];
+  sqlite3_bind_int64(st, 1, iid);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL) * 1000);
+  return step_reset(s, ST_DELETE, "delete item");
+}
+
+int store_append_event(store *s, const store_event *ev) {
+  if (s->failed) return RECD_EFATAL;
+  sqlite3_stmt *st = s->st[ST_EVENT];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)ev->seq);
+  sqlite3_bind_int64(st, 2, ev->ts_ms);
+  sqlite3_bind_int64(st, 3, ev->uid);
+  sqlite3_bind_int64(st, 4, ev->iid);
+  sqlite3_bind_int(st, 5, ev->tid);
+  if (ev->has_value) sqlite3_bind_double(st, 6, ev->value);
+  else sqlite3_bind_null(st, 6);
+  bind_text(st, 7, ev->session, -1);
+  bind_text(st, 8, ev->rec_id, -1);
+  return step_reset(s, ST_EVENT, "append event");
+}
+
+static int load_keys(store *s, const char *q, store_key_cb cb, void *arg) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return fail(s, "prepare load");
+  int rc = 0, r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *k = (const char *)sqlite3_column_text(st, 1);
+    if ((rc = cb(arg, (uint32_t)sqlite3_column_int64(st, 0), k ? k : "", (size_t)sqlite3_column_bytes(st, 1)))) break;
+  }
+  if (!rc && r != SQLITE_DONE) rc = RECD_ESTORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_load_types(store *s, store_key_cb cb, void *arg) {
+  return load_keys(s, "SELECT tid, name FROM event_types ORDER BY tid", cb, arg);
+}
+
+int store_load_users(store *s, store_key_cb cb, void *arg) {
+  return load_keys(s, "SELECT uid, key FROM users ORDER BY uid", cb, arg);
+}
+
+int store_load_items(store *s, store_item_cb cb, void *arg) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT iid, key, in_catalog, available, deleted, created_at, updated_at,"
+                         " categories, tags, properties FROM items ORDER BY iid",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(s, "prepare load items");
+  int rc = 0, r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    store_item it = {
+        .iid = (uint32_t)sqlite3_column_int64(st, 0),
+        .key = (const char *)sqlite3_column_text(st, 1),
+        .in_catalog = sqlite3_column_int(st, 2),
+        .available = sqlite3_column_int(st, 3),
+        .deleted = sqlite3_column_int(st, 4),
+        .created_at_ms = sqlite3_column_int64(st, 5),
+        .updated_at_ms = sqlite3_column_int64(st, 6),
+        .categories_json = (const char *)sqlite3_column_text(st, 7),
+        .tags_json = (const char *)sqlite3_column_text(st, 8),
+        .properties_json = (const char *)sqlite3_column_text(st, 9),
+    };
+    if ((rc = cb(arg, &it))) break;
+  }
+  if (!rc && r != SQLITE_DONE) rc = RECD_ESTORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_scan_events(store *s, uint64_t after_seq, store_event_cb cb, void *arg) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT seq, ts, uid, iid, tid, value, session, rec_id FROM events"
+                         " WHERE seq > ?1 ORDER BY seq",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(s, "prepare scan");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)after_seq);
+  int rc = 0, r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    store_event ev = {
+        .seq = (uint64_t)sqlite3_column_int64(st, 0),
+        .ts_ms = sqlite3_column_int64(st, 1),
+        .uid = (uint32_t)sqlite3_column_int64(st, 2),
+        .iid = (uint32_t)sqlite3_column_int64(st, 3),
+        .tid = sqlite3_column_int(st, 4),
+        .has_value = sqlite3_column_type(st, 5) != SQLITE_NULL,
+        .value = sqlite3_column_double(st, 5),
+        .session = (const char *)sqlite3_column_text(st, 6),
+        .rec_id = (const char *)sqlite3_column_text(st, 7),
+    };
+    if ((rc = cb(arg, &ev))) break;
+  }
+  if (!rc && r != SQLITE_DONE) rc = RECD_ESTORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int one_int(store *s, const char *q, uint64_t *out) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return RECD_ESTORE;
+  int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : RECD_ESTORE;
+  if (!rc) *out = (uint64_t)sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_last_seq(store *s, uint64_t *seq) { return one_int(s, "SELECT coalesce(max(seq), 0) FROM events", seq); }
+int store_count_events(store *s, uint64_t *n) { return one_int(s, "SELECT count(*) FROM events", n); }

@@ -1,0 +1,72 @@
+/* store.h — the durable event log and catalog, on SQLite in WAL mode.
+ *
+ * Layout (one file, DATA/recd.db): users(uid, key), items(iid, key, catalog
+ * columns), event_types(tid, name), events(seq, ts, uid, iid, tid, value,
+ * session, rec_id), meta(key, value). Ids are dense integers assigned by the
+ * engine's writer thread; strings are stored once.
+ *
+ * Durability: a transaction is durable when store_commit() returns 0 with
+ * fsync=full (synchronous=FULL: the WAL is fsynced at every commit). A torn
+ * tail of the WAL is discarded by SQLite at open, never replayed as garbage.
+ * I/O errors are sticky: after a failed commit the store refuses every later
+ * write with RECD_EFATAL (the caller must restart to recover).
+ *
+ * Not thread-safe: one thread writes (the engine's writer); loading happens
+ * before the writer starts. */
+#ifndef RECD_STORE_STORE_H
+#define RECD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;
+
+typedef struct {
+  uint64_t seq;
+  int64_t ts_ms;
+  uint32_t uid, iid;
+  int tid;
+  double value;
+  int has_value;
+  const char *session;  /* NULL if none */
+  const char *rec_id;   /* NULL if none */
+} store_event;
+
+typedef struct {
+  uint32_t iid;
+  const char *key;
+  int in_catalog, available, deleted;
+  int64_t created_at_ms, updated_at_ms;
+  const char *categories_json; /* JSON array text or NULL */
+  const char *tags_json;
+  const char *properties_json; /* JSON object text or NULL */
+} store_item;
+
+int store_open(const char *dir, const char *fsync_mode, store **out, char *err, size_t errlen);
+void store_close(store *s);   /* NULL is a no-op */
+const char *store_path(const store *s);
+int store_failed(const store *s);
+
+int store_begin(store *s);
+int store_commit(store *s);
+int store_rollback(store *s);
+
+int store_put_user(store *s, uint32_t uid, const char *key, size_t len);
+int store_put_item(store *s, const store_item *it); /* insert or replace */
+int store_put_type(store *s, int tid, const char *name);
+int store_delete_item(store *s, uint32_t iid); /* marks deleted, keeps the row */
+int store_append_event(store *s, const store_event *ev);
+
+/* Loading. Callbacks return 0 to continue, non-zero to stop (returned). Strings
+ * passed to callbacks are valid only during the call. */
+typedef int (*store_key_cb)(void *arg, uint32_t id, const char *key, size_t len);
+typedef int (*store_item_cb)(void *arg, const store_item *it);
+typedef int (*store_event_cb)(void *arg, const store_event *ev);
+int store_load_types(store *s, store_key_cb cb, void *arg);
+int store_load_users(store *s, store_key_cb cb, void *arg);
+int store_load_items(store *s, store_item_cb cb, void *arg);
+int store_scan_events(store *s, uint64_t after_seq, store_event_cb cb, void *arg);
+int store_last_seq(store *s, uint64_t *seq);
+int store_count_events(store *s, uint64_t *n);
+
+#endif

@@ -1,0 +1,25 @@
+#include "util/ptrvec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/mem.h"
+
+void ptrvec_init(ptrvec *v) { memset(v, 0, sizeof *v); }
+
+void ptrvec_release(ptrvec *v) {
+  for (size_t i = 0; i < PTRVEC_CHUNKS; i++) free(v->chunks[i]);
+  memset(v, 0, sizeof *v);
+}
+
+int ptrvec_set(ptrvec *v, uint32_t id, void *p) {
+  uint32_t c = id >> PTRVEC_CHUNK_BITS;
+  if (c >= PTRVEC_CHUNKS) return -1;
+  void **chunk = v->chunks[c];
+  if (!chunk) {
+    chunk = xcalloc(PTRVEC_CHUNK, sizeof(void *));
+    __atomic_store_n(&v->chunks[c], chunk, __ATOMIC_RELEASE);
+  }
+  __atomic_store_n(&chunk[id & (PTRVEC_CHUNK - 1)], p, __ATOMIC_RELEASE);
+  return 0;
+}

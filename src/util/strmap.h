@@ -1,0 +1,35 @@
+/* strmap.h — string interning: maps byte strings to dense uint32 ids 0,1,2…
+ * and back. Strings are copied into the map's own arena and stay valid (at
+ * the same address) until strmap_release(). Not thread-safe: callers lock. */
+#ifndef RECD_UTIL_STRMAP_H
+#define RECD_UTIL_STRMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/mem.h"
+
+#define STRMAP_NONE UINT32_MAX
+
+typedef struct {
+  uint32_t *slots;     /* id+1, 0 = empty */
+  uint32_t *hashes;    /* per slot, to skip compares */
+  size_t cap;          /* power of two */
+  const char **keys;   /* id -> key (NUL-terminated) */
+  uint32_t *lens;      /* id -> length */
+  size_t count, keys_cap;
+  arena strings;
+} strmap;
+
+void strmap_init(strmap *m);
+void strmap_release(strmap *m);
+uint32_t strmap_hash(const char *s, size_t len);
+/* STRMAP_NONE when absent */
+uint32_t strmap_find(const strmap *m, const char *s, size_t len);
+/* Existing id, or a new one (*created set to 1). */
+uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created);
+static inline const char *strmap_key(const strmap *m, uint32_t id) { return m->keys[id]; }
+static inline size_t strmap_count(const strmap *m) { return m->count; }
+size_t strmap_memory(const strmap *m);
+
+#endif

@@ -1,0 +1,131 @@
+"""Durability: every event acknowledged with 200 survives SIGKILL."""
+
+import http.client
+import random
+import threading
+import time
+
+from harness import API, RecdTestCase, count, ev, q
+
+THREADS = 4
+KILL_AFTER = 300          # acknowledged events before the SIGKILL
+STALL_LIMIT = 60          # seconds without any ack -> give up (liveness, not perf)
+
+
+class Writer(threading.Thread):
+    """Sends small batches (1-3 events) until stopped or the server dies; records
+    every event whose request was answered 200 {"accepted": n}."""
+
+    def __init__(self, server, tid, cycle, stop):
+        super(Writer, self).__init__(daemon=True)
+        self.server, self.tid, self.cycle, self.stop = server, tid, cycle, stop
+        self.acked = []           # (user, item)
+        self.rejected = []        # unexpected non-200 answers
+        self.error = None
+        self.rnd = random.Random(tid * 1000 + cycle)
+
+    def run(self):
+        seq = 0
+        while not self.stop.is_set():
+            n = self.rnd.randint(1, 3)
+            batch = []
+            for j in range(n):
+                user = "dur_c%d_t%d_u%d" % (self.cycle, self.tid, seq % 7)
+                item = "dur_c%d_t%d_i%d" % (self.cycle, self.tid, seq)
+                batch.append(ev(user, item, "view"))
+                seq += 1
+            body = batch[0] if n == 1 else {"events": batch}
+            try:
+                r = self.server.post(API + "/events", body, timeout=20)
+            except (OSError, http.client.HTTPException) as e:
+                self.error = e            # server gone: expected after the kill
+                return
+            if r.status == 200 and isinstance(r.json, dict) and r.json.get("accepted") == n:
+                self.acked.extend((e["user_id"], e["item_id"]) for e in batch)
+            else:
+                self.rejected.append(r.describe())
+                if not self.server.alive():
+                    return
+
+
+class DurabilityTest(RecdTestCase):
+    class_server = False
+
+    def kill_mid_stream(self, server, cycle):
+        stop = threading.Event()
+        writers = [Writer(server, t, cycle, stop) for t in range(THREADS)]
+        for w in writers:
+            w.start()
+        try:
+            last, last_change = 0, time.monotonic()
+            while True:
+                acked = sum(len(w.acked) for w in writers)
+                if acked >= KILL_AFTER:
+                    break
+                if acked != last:
+                    last, last_change = acked, time.monotonic()
+                if not any(w.is_alive() for w in writers):
+                    self.fail("all writers stopped after %d acks: errors=%s rejected=%s"
+                              % (acked, [w.error for w in writers],
+                                 [w.rejected[:2] for w in writers]))
+                if time.monotonic() - last_change > STALL_LIMIT:
+                    self.fail("no event acknowledged for %ds (stuck at %d)"
+                              % (STALL_LIMIT, acked))
+                time.sleep(0.005)
+            self.assertTrue(any(w.is_alive() for w in writers))
+            server.kill()                 # SIGKILL while the writers are still sending
+        finally:
+            stop.set()
+            for w in writers:
+                w.join(60)
+        for w in writers:
+            self.assertFalse(w.is_alive(), "writer thread hung")
+            self.assertEqual(w.rejected, [], "unexpected rejections before the kill")
+        acked = []
+        for w in writers:
+            acked.extend(w.acked)
+        return acked
+
+    def verify(self, server, acked):
+        h = self.health(server)
+        self.assertGreaterEqual(h["events"], len(acked),
+                                "health events %s < acknowledged %d" % (h["events"], len(acked)))
+        per_user = {}
+        for user, _ in acked:
+            per_user[user] = per_user.get(user, 0) + 1
+        for user, n in sorted(per_user.items()):
+            r = server.get(API + "/users/%s/features" % q(user))
+            self.assertEqual(r.status, 200, "acknowledged user lost: %s" % r.describe())
+            self.assertGreaterEqual(r.json["total"], n, "user %s lost events: %s" % (user, r.json))
+            self.assertGreaterEqual(count(r.json["counts"], "view"), n, r.json)
+        lost = []
+        for user, item in acked:
+            r = server.get(API + "/items/%s/features" % q(item))
+            if r.status != 200 or count(r.json.get("counts"), "view") < 1:
+                lost.append((user, item, r.describe(200)))
+        self.assertEqual(lost[:10], [], "%d of %d acknowledged events lost"
+                         % (len(lost), len(acked)))
+
+    def run_cycles(self, args, cycles):
+        server = self.new_server(args)
+        all_acked = []
+        for cycle in range(cycles):
+            acked = self.kill_mid_stream(server, cycle)
+            self.assertGreaterEqual(len(acked), KILL_AFTER)
+            all_acked.extend(acked)
+            server.start()
+            self.verify(server, all_acked)
+            # still writable after recovery
+            r = server.post(API + "/events", ev("dur_after_%d" % cycle, "dur_after_item", "view"))
+            self.assertEqual(self.ok(r), {"accepted": 1})
+            all_acked.append(("dur_after_%d" % cycle, "dur_after_item"))
+        # and a clean restart on top of the crash-recovered store keeps everything
+        self.assertEqual(server.stop(), 0)
+        server.start()
+        self.verify(server, all_acked)
+
+    def test_acked_events_survive_sigkill(self):
+        self.run_cycles([], cycles=2)
+
+    def test_acked_events_survive_sigkill_fsync_full(self):
+        self.run_cycles(["--fsync", "full"], cycles=1)

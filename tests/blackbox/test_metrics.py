@@ -1,0 +1,128 @@
+"""/metrics counters move after requests; /health counts."""
+
+import math
+import os
+
+from harness import API, REPO_ROOT, RecdTestCase, ev, metric_sum, parse_metrics
+
+
+def has_route(word):
+    return lambda v: word in v
+
+
+class HealthTest(RecdTestCase):
+
+    def test_health_shape(self):
+        h = self.health()
+        self.assertEqual(h["status"], "ok", h)
+        self.assertIsInstance(h["version"], str, h)
+        vf = os.path.join(REPO_ROOT, "VERSION")
+        if os.path.exists(vf):
+            with open(vf) as f:
+                self.assertEqual(h["version"], f.read().strip(), h)
+        self.assertIsInstance(h["uptime_s"], (int, float), h)
+        self.assertGreaterEqual(h["uptime_s"], 0, h)
+        for k in ("users", "items", "events"):
+            self.assertIsInstance(h[k], int, h)
+            self.assertGreaterEqual(h[k], 0, h)
+        self.assertIsInstance(h["store"], dict, h)
+
+    def test_health_counts_move(self):
+        h0 = self.health()
+        self.ok(self.server.post(API + "/events", {"events": [
+            ev("hc_u1", "hc_i1", "view"), ev("hc_u1", "hc_i2", "click"),
+            ev("hc_u2", "hc_i1", "purchase")]}))
+        h1 = self.health()
+        self.assertEqual(h1["events"], h0["events"] + 3, (h0, h1))
+        self.assertEqual(h1["users"], h0["users"] + 2, (h0, h1))
+        self.ok(self.server.post(API + "/events", ev("hc_u1", "hc_i1", "like")))
+        h2 = self.health()
+        self.assertEqual(h2["events"], h1["events"] + 1, (h1, h2))
+        self.assertEqual(h2["users"], h1["users"], (h1, h2))
+        self.ok(self.server.put(API + "/items/hc_brand_new", {"categories": ["c"]}))
+        h3 = self.health()
+        self.assertEqual(h3["items"], h2["items"] + 1, (h2, h3))
+        self.assertEqual(h3["events"], h2["events"], (h2, h3))
+        # reads change nothing
+        self.recs("hc_u1")
+        self.recs("hc_nobody")
+        self.ok(self.server.get(API + "/popular"))
+        h4 = self.health()
+        for k in ("users", "items", "events"):
+            self.assertEqual(h4[k], h3[k], (h3, h4))
+
+
+class MetricsTest(RecdTestCase):
+
+    def metrics(self):
+        r = self.server.get("/metrics")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertTrue(r.headers.get("content-type", "").startswith("text/plain"), r.headers)
+        return parse_metrics(r.text), r.text
+
+    def test_request_counter_moves(self):
+        m0, _ = self.metrics()
+        for _ in range(3):
+            self.health()
+        m1, text = self.metrics()
+        name = "recd_http_requests_total"
+        self.assertIn(name, text)
+        a = metric_sum(m0, name, route=has_route("health"), status="200")
+        b = metric_sum(m1, name, route=has_route("health"), status="200")
+        self.assertGreaterEqual(b - a, 3, "health 200 counter moved %s -> %s" % (a, b))
+        # an error status is counted under its own label
+        e0 = metric_sum(m1, name, status="404")
+        self.server.get(API + "/definitely/not/here")
+        m2, _ = self.metrics()
+        self.assertGreaterEqual(metric_sum(m2, name, status="404") - e0, 1)
+
+    def test_duration_histogram(self):
+        self.health()
+        m, text = self.metrics()
+        name = "recd_http_request_duration_seconds_bucket"
+        series = {}
+        for n, labels, v in m:
+            if n == name:
+                key = tuple(sorted((k, x) for k, x in labels.items() if k != "le"))
+                series.setdefault(key, []).append((labels.get("le"), v))
+        self.assertTrue(series, "no %s series:\n%s" % (name, text[:3000]))
+        for key, buckets in series.items():
+            les = [le for le, _ in buckets]
+            self.assertIn("+Inf", les, "%s %s has no +Inf bucket" % (name, key))
+            ordered = sorted(buckets, key=lambda b: math.inf if b[0] == "+Inf" else float(b[0]))
+            vals = [v for _, v in ordered]
+            self.assertEqual(vals, sorted(vals), "buckets not cumulative: %s %s" % (key, ordered))
+        self.assertIn("recd_http_request_duration_seconds_count", text)
+        self.assertIn("recd_http_request_duration_seconds_sum", text)
+
+    def test_events_total_by_type(self):
+        m0, _ = self.metrics()
+        v0 = metric_sum(m0, "recd_events_total", type="view")
+        p0 = metric_sum(m0, "recd_events_total", type="purchase")
+        self.ok(self.server.post(API + "/events", {"events": [
+            ev("mt_u1", "mt_i1", "view"), ev("mt_u1", "mt_i2", "view"),
+            ev("mt_u2", "mt_i1", "purchase")]}))
+        # a rejected batch is not counted
+        self.server.post(API + "/events", {"events": [ev("mt_u1", "mt_i1", "view"),
+                                                      ev("mt_u1", "mt_i1", "nope")]})
+        m1, text = self.metrics()
+        self.assertEqual(metric_sum(m1, "recd_events_total", type="view") - v0, 2, text[:3000])
+        self.assertEqual(metric_sum(m1, "recd_events_total", type="purchase") - p0, 1)
+
+    def test_log_sync_histogram_and_queue_depth(self):
+        m0, _ = self.metrics()
+        c0 = metric_sum(m0, "recd_log_sync_duration_seconds_bucket", le="+Inf")
+        self.ok(self.server.post(API + "/events", ev("mt_sync", "mt_i9", "click")))
+        m1, text = self.metrics()
+        self.assertIn("recd_log_sync_duration_seconds_bucket", text)
+        c1 = metric_sum(m1, "recd_log_sync_duration_seconds_bucket", le="+Inf")
+        self.assertGreaterEqual(c1 - c0, 1, "a durable write should record a log sync")
+        depth = [v for n, _, v in m1 if n == "recd_queue_depth"]
+        self.assertEqual(len(depth), 1, "recd_queue_depth missing:\n%s" % text[:3000])
+        self.assertGreaterEqual(depth[0], 0)
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                parts = line.split()
+                self.assertEqual(len(parts), 4, line)
+                self.assertIn(parts[3], ("counter", "gauge", "histogram", "summary",
+                                         "untyped"), line)

@@ -1,0 +1,224 @@
+/* tests for src/engine: event/item validation, and the engine end to end
+ * (ingest, read-your-writes, rules, restart). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "unit.h"
+#include "util/err.h"
+
+static recd_engine *open_engine(const char *dir, recd_config *c) {
+  config_defaults(c);
+  snprintf(c->data, sizeof c->data, "%s", dir);
+  char err[512];
+  recd_engine *e = NULL;
+  int rc = engine_open(c, &e, err, sizeof err);
+  ck_assert_msg(rc == 0, "engine_open: %s", err);
+  return e;
+}
+
+static int parse_ev(recd_engine *e, const char *js, recd_event *ev, recd_fail *f, json_t **keep) {
+  json_error_t je;
+  *keep = json_loads(js, 0, &je);
+  ck_assert_ptr_nonnull(*keep);
+  return engine_parse_event(e, *keep, 3, 1700000000000LL, ev, f);
+}
+
+START_TEST(event_validation) {
+  char *dir = unit_tmpdir();
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  recd_event ev;
+  recd_fail f;
+  json_t *j;
+  ck_assert_int_eq(parse_ev(e, "{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"click\",\"timestamp\":1600000000.5}", &ev, &f, &j), 0);
+  ck_assert_int_eq(ev.type, 1);
+  ck_assert_int_eq(ev.ts_ms, 1600000000500LL);
+  json_decref(j);
+  ck_assert_int_eq(parse_ev(e, "{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"view\",\"timestamp\":\"2023-11-14T22:13:20Z\",\"value\":2}", &ev, &f, &j), 0);
+  ck_assert_int_eq(ev.ts_ms, 1700000000000LL);
+  ck_assert_int_eq(ev.has_value, 1);
+  json_decref(j);
+
+  static const struct {
+    const char *js, *field, *needle;
+  } bad[] = {
+      {"{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"clik\"}", "event_type", "events[3].event_type: unknown type 'clik'"},
+      {"{\"user_id\":7,\"item_id\":\"i\",\"event_type\":\"view\"}", "user_id", "must be a string"},
+      {"{\"item_id\":\"i\",\"event_type\":\"view\"}", "user_id", "is required"},
+      {"{\"user_id\":\"\",\"item_id\":\"i\",\"event_type\":\"view\"}", "user_id", "must not be empty"},
+      {"{\"user_id\":\"a\\u0001b\",\"item_id\":\"i\",\"event_type\":\"view\"}", "user_id", "control character"},
+      {"{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"view\",\"value\":\"5\"}", "value", "finite number"},
+      {"{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"view\",\"timestamp\":true}", "timestamp", "RFC 3339"},
+      {"{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"view\",\"timestamp\":\"soon\"}", "timestamp", "RFC 3339"},
+      {"{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"view\",\"timestamp\":1800000000}", "timestamp", "future"},
+      {"{\"user_id\":\"u\",\"item_id\":\"i\",\"event_type\":\"view\",\"colour\":1}", "colour", "unknown field"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    ck_assert_int_ne(parse_ev(e, bad[k].js, &ev, &f, &j), 0);
+    ck_assert_int_eq(f.status, 400);
+    ck_assert_str_eq(f.code, "invalid_event");
+    ck_assert_str_eq(f.field, bad[k].field);
+    ck_assert_int_eq(f.index, 3);
+    ck_assert_msg(strstr(f.message, bad[k].needle), "case %zu: '%s' lacks '%s'", k, f.message, bad[k].needle);
+    json_decref(j);
+  }
+  char big[400];
+  memset(big, 'x', 257);
+  big[257] = 0;
+  char js[600];
+  snprintf(js, sizeof js, "{\"user_id\":\"%s\",\"item_id\":\"i\",\"event_type\":\"view\"}", big);
+  ck_assert_int_ne(parse_ev(e, js, &ev, &f, &j), 0);
+  ck_assert_ptr_nonnull(strstr(f.message, "257 bytes"));
+  json_decref(j);
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
+Suite *eventparse_suite(void) {
+  Suite *s = suite_create("eventparse");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, event_validation);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+static void put_item(recd_engine *e, const char *id, const char *cat, int available) {
+  const char *cats[] = {cat};
+  recd_item it = {.item_id = id, .categories = cats, .ncategories = 1, .available = available, .created_at_ms = -1};
+  engine_op op = {.kind = OP_ITEMS, .items = &it, .nitems = 1};
+  ck_assert_int_eq(engine_submit_wait(e, &op), 0);
+}
+
+static void event(recd_engine *e, const char *u, const char *i, int type, int64_t ts) {
+  recd_event ev = {.user_id = u, .item_id = i, .type = type, .ts_ms = ts};
+  engine_op op = {.kind = OP_EVENTS, .events = &ev, .nevents = 1};
+  ck_assert_int_eq(engine_submit_wait(e, &op), 0);
+}
+
+static int in_list(const recd_rec_result *r, const char *id) {
+  for (size_t i = 0; i < r->count; i++)
+    if (!strcmp(r->items[i].item_id, id)) return (int)i + 1;
+  return 0;
+}
+
+static void recommend(recd_engine *e, const char *user, size_t n, recd_rec_result *r) {
+  recd_rec_request rq = {.user_id = user, .n = n};
+  ck_assert_int_eq(engine_recommend(e, &rq, r), 0);
+}
+
+START_TEST(read_your_writes_rules_restart) {
+  char *dir = unit_tmpdir();
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  char id[32];
+  for (int i = 0; i < 20; i++) {
+    snprintf(id, sizeof id, "item_%d", i);
+    put_item(e, id, i < 10 ? "books" : "toys", 1);
+  }
+  int64_t t = 1700000000000LL;
+  /* others who viewed item_1 also viewed item_4 */
+  for (int u = 0; u < 5; u++) {
+    char user[16];
+    snprintf(user, sizeof user, "bg%d", u);
+    event(e, user, "item_1", 0, t + u * 1000);
+    event(e, user, "item_4", 0, t + u * 1000 + 10);
+  }
+  recd_rec_result r;
+  recommend(e, "alice", 10, &r);
+  ck_assert_uint_eq(r.count, 10);       /* cold start still fills the list */
+  ck_assert_int_eq(r.known_user, 0);
+  engine_result_release(&r);
+
+  event(e, "alice", "item_1", 1, t + 100000);
+  recommend(e, "alice", 10, &r);
+  ck_assert_int_eq(r.known_user, 1);
+  int pos = in_list(&r, "item_4");
+  ck_assert_msg(pos >= 1 && pos <= 3, "item_4 at %d", pos);
+  ck_assert_int_eq(in_list(&r, "item_1"), 0); /* seen items are excluded by default */
+  ck_assert_ptr_nonnull(strstr(r.items[pos - 1].reasons[0], "item_1"));
+  engine_result_release(&r);
+
+  /* unavailable: gone from the very next list */
+  put_item(e, "item_4", "books", 0);
+  recommend(e, "alice", 10, &r);
+  ck_assert_int_eq(in_list(&r, "item_4"), 0);
+  engine_result_release(&r);
+
+  /* purchases are excluded even when exclude_seen is off */
+  event(e, "bob", "item_2", 4, t + 200000);
+  engine_free(e);
+
+  config_defaults(&c);
+  snprintf(c.data, sizeof c.data, "%s", dir);
+  c.exclude_seen = 0;
+  char err[256];
+  ck_assert_int_eq(engine_open(&c, &e, err, sizeof err), 0);
+  recommend(e, "bob", 19, &r);
+  ck_assert_int_eq(in_list(&r, "item_2"), 0);
+  ck_assert_int_eq(in_list(&r, "item_4"), 0); /* unavailability survived the restart */
+  ck_assert_uint_eq(r.count, 18);             /* everything else that is eligible */
+  engine_result_release(&r);
+  json_t *f = engine_user_features(e, "alice");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(f, "counts"), "click")), 1);
+  json_decref(f);
+  recd_stats st;
+  engine_stats(e, &st);
+  ck_assert_uint_eq(st.events, 12);
+  ck_assert_uint_eq(st.catalog_items, 20);
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(diversity_and_filters) {
+  char *dir = unit_tmpdir();
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  char id[32];
+  for (int i = 0; i < 30; i++) {
+    snprintf(id, sizeof id, "p%d", i);
+    put_item(e, id, i < 20 ? "books" : (i < 25 ? "toys" : "garden"), 1);
+    event(e, "someone", id, 0, 1700000000000LL + i);
+  }
+  recd_rec_result r;
+  recommend(e, "new", 10, &r);
+  ck_assert_uint_eq(r.count, 10);
+  engine_result_release(&r);
+  const char *cats[] = {"toys"};
+  recd_rec_request rq = {.user_id = "new", .n = 10, .categories = cats, .ncategories = 1};
+  ck_assert_int_eq(engine_recommend(e, &rq, &r), 0);
+  ck_assert_uint_eq(r.count, 5); /* only 5 toys exist */
+  for (size_t i = 0; i < r.count; i++) {
+    int n = atoi(r.items[i].item_id + 1);
+    ck_assert(n >= 20 && n < 25);
+  }
+  engine_result_release(&r);
+  const char *excl[] = {"p20"};
+  rq.exclude = excl;
+  rq.nexclude = 1;
+  ck_assert_int_eq(engine_recommend(e, &rq, &r), 0);
+  ck_assert_uint_eq(r.count, 4);
+  ck_assert_int_eq(in_list(&r, "p20"), 0);
+  engine_result_release(&r);
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
+Suite *engine_suite(void) {
+  Suite *s = suite_create("engine");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, read_your_writes_rules_restart);
+  tcase_add_test(tc, diversity_and_filters);
+  suite_add_tcase(s, tc);
+  return s;
+}

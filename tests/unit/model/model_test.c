@@ -1,0 +1,112 @@
+/* tests for src/model: covis, content, popularity */
+#include <math.h>
+#include <string.h>
+
+#include "model/content.h"
+#include "model/covis.h"
+#include "model/popularity.h"
+#include "unit.h"
+
+#define DAY 86400000LL
+
+START_TEST(covis_accumulates_and_bounds) {
+  covis_params p = {.max_neighbors = 4, .half_life_ms = DAY};
+  covis_list *l = covis_new(0);
+  covis_add(l, &p, 10, 1.0, 0);
+  covis_add(l, &p, 10, 1.0, 0);
+  covis_add(l, &p, 11, 1.0, 0);
+  ck_assert_int_eq(l->n, 2);
+  ck_assert_float_eq_tol(l->e[0].w, 2.0f, 1e-6);
+  ck_assert_float_eq_tol(l->norm, 3.0f, 1e-6);
+  for (uint32_t k = 12; k < 20; k++) covis_add(l, &p, k, 0.1, 0);
+  ck_assert_int_eq(l->n, 4);  /* bounded */
+  int has10 = 0;
+  for (int i = 0; i < l->n; i++) has10 |= l->e[i].iid == 10;
+  ck_assert_int_eq(has10, 1); /* the heavy pair survives Space-Saving eviction */
+  /* decay: a weight added one half-life later counts double relative to old ones */
+  covis_add(l, &p, 11, 1.0, DAY);
+  double sc = covis_scale(l, DAY, DAY);
+  for (int i = 0; i < l->n; i++)
+    if (l->e[i].iid == 10) ck_assert_double_eq_tol(l->e[i].w * sc, 1.0, 1e-5);
+  /* rebasing far in the future keeps values finite and right */
+  covis_add(l, &p, 10, 1.0, 100 * DAY);
+  sc = covis_scale(l, 100 * DAY, DAY);
+  for (int i = 0; i < l->n; i++) {
+    ck_assert(isfinite(l->e[i].w));
+    if (l->e[i].iid == 10) ck_assert_double_eq_tol(l->e[i].w * sc, 1.0, 1e-5);
+  }
+  covis_free(l);
+}
+END_TEST
+
+Suite *covis_suite(void) {
+  Suite *s = suite_create("covis");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, covis_accumulates_and_bounds);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+START_TEST(content_similarity) {
+  content_index c;
+  content_init(&c);
+  uint32_t books = content_category_id(&c, "books", 5), toys = content_category_id(&c, "toys", 4);
+  uint32_t scifi = content_tag_id(&c, "scifi", 5), kids = content_tag_id(&c, "kids", 4);
+  uint32_t cb[] = {books}, ct[] = {toys}, ts[] = {scifi}, tk[] = {kids};
+  content_set(&c, 0, NULL, 0, NULL, 0, cb, 1, ts, 1); /* book, scifi */
+  content_set(&c, 1, NULL, 0, NULL, 0, cb, 1, tk, 1); /* book, kids */
+  content_set(&c, 2, NULL, 0, NULL, 0, ct, 1, tk, 1); /* toy, kids */
+  content_set(&c, 3, NULL, 0, NULL, 0, cb, 1, ts, 1); /* book, scifi: most like 0 */
+  content_hit hits[8];
+  size_t n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, hits);
+  ck_assert_uint_eq(n, 2);           /* 3 and 1 share something; 2 shares nothing */
+  ck_assert_uint_eq(hits[0].iid, 3);
+  ck_assert_uint_eq(hits[1].iid, 1);
+  ck_assert_float_gt(hits[0].score, hits[1].score);
+  /* moving item 3 to toys/kids updates postings */
+  content_set(&c, 3, cb, 1, ts, 1, ct, 1, tk, 1);
+  n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, hits);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_uint_eq(hits[0].iid, 1);
+  ck_assert_uint_eq(content_find_category(&c, "toys", 4), toys);
+  ck_assert_str_eq(content_category_name(&c, books), "books");
+  content_release(&c);
+}
+END_TEST
+
+Suite *content_suite(void) {
+  Suite *s = suite_create("content");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, content_similarity);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+START_TEST(topk_lists) {
+  trending *t = trending_new(2, 3, 2, 2);
+  uint32_t c0[] = {0}, c1[] = {1};
+  for (uint32_t i = 0; i < 10; i++) trending_offer(t, i, (float)i, i % 2 ? c1 : c0, 1, i == 4 ? 0.5f : 0);
+  trending_finish(t);
+  ck_assert_uint_eq(t->global.n, 3);
+  ck_assert_uint_eq(t->global.e[0].iid, 9);
+  ck_assert_uint_eq(t->global.e[2].iid, 7);
+  ck_assert_uint_eq(t->cat[0].n, 2);
+  ck_assert_uint_eq(t->cat[0].e[0].iid, 8);
+  ck_assert_uint_eq(t->cat[1].e[1].iid, 7);
+  ck_assert_uint_eq(t->fresh.n, 1);
+  ck_assert_uint_eq(t->fresh.e[0].iid, 4);
+  ck_assert_float_eq(t->max_global, 9.0f);
+  trending *r = trending_retain(t);
+  trending_release(t);
+  ck_assert_uint_eq(r->global.n, 3); /* still alive */
+  trending_release(r);
+}
+END_TEST
+
+Suite *popularity_suite(void) {
+  Suite *s = suite_create("popularity");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, topk_lists);
+  suite_add_tcase(s, tc);
+  return s;
+}

@@ -1,0 +1,148 @@
+/* tests for src/util: err, clock, strmap, u32map */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "unit.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/strmap.h"
+#include "util/u32map.h"
+
+START_TEST(err_names) {
+  ck_assert_str_eq(recd_errname(RECD_EINVAL), "RECD_EINVAL");
+  ck_assert_str_eq(recd_strerror(RECD_ENOTFOUND), "not found");
+  ck_assert_int_lt(RECD_EPARSE, -1000);
+  ck_assert_int_ne(RECD_EINVAL, RECD_ENOMEM);
+  ck_assert_str_eq(recd_errname(-2), "ERRNO");
+  ck_assert_str_eq(recd_strerror(-2), "No such file or directory");
+}
+END_TEST
+
+Suite *err_suite(void) {
+  Suite *s = suite_create("err");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, err_names);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+static int64_t parse(const char *s) {
+  int64_t v = -1;
+  if (clock_parse_rfc3339(s, strlen(s), &v)) return -999;
+  return v;
+}
+
+START_TEST(rfc3339_parse) {
+  ck_assert_int_eq(parse("1970-01-01T00:00:00Z"), 0);
+  ck_assert_int_eq(parse("2024-05-01T12:00:00Z"), 1714564800000LL);
+  ck_assert_int_eq(parse("2024-05-01T12:00:00.250Z"), 1714564800250LL);
+  ck_assert_int_eq(parse("2024-05-01T14:00:00+02:00"), 1714564800000LL);
+  ck_assert_int_eq(parse("2024-05-01 12:00:00z"), 1714564800000LL);
+  ck_assert_int_eq(parse("2024-02-29T00:00:00Z"), 1709164800000LL);
+  ck_assert_int_eq(parse("2023-02-29T00:00:00Z"), -999);
+  ck_assert_int_eq(parse("2024-13-01T00:00:00Z"), -999);
+  ck_assert_int_eq(parse("2024-05-01T12:00:00"), -999);
+  ck_assert_int_eq(parse("2024-05-01"), -999);
+  ck_assert_int_eq(parse("yesterday"), -999);
+  ck_assert_int_eq(parse("2024-05-01T12:00:00Zjunk"), -999);
+}
+END_TEST
+
+START_TEST(rfc3339_roundtrip) {
+  char buf[40];
+  clock_format_rfc3339(1714564800250LL, buf, sizeof buf);
+  ck_assert_str_eq(buf, "2024-05-01T12:00:00.250Z");
+  ck_assert_int_eq(parse(buf), 1714564800250LL);
+}
+END_TEST
+
+START_TEST(durations) {
+  int64_t v;
+  ck_assert_int_eq(clock_parse_duration("7d", &v), 0);
+  ck_assert_int_eq(v, 7 * 86400000LL);
+  ck_assert_int_eq(clock_parse_duration("2w", &v), 0);
+  ck_assert_int_eq(v, 14 * 86400000LL);
+  ck_assert_int_eq(clock_parse_duration("250ms", &v), 0);
+  ck_assert_int_eq(v, 250);
+  ck_assert_int_eq(clock_parse_duration("1.5h", &v), 0);
+  ck_assert_int_eq(v, 5400000);
+  ck_assert_int_ne(clock_parse_duration("7", &v), 0);
+  ck_assert_int_ne(clock_parse_duration("xyz", &v), 0);
+  ck_assert_int_ne(clock_parse_duration("-1d", &v), 0);
+  ck_assert_int_ne(clock_parse_duration("", &v), 0);
+}
+END_TEST
+
+Suite *clock_suite(void) {
+  Suite *s = suite_create("clock");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, rfc3339_parse);
+  tcase_add_test(tc, rfc3339_roundtrip);
+  tcase_add_test(tc, durations);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+START_TEST(strmap_intern_find) {
+  strmap m;
+  strmap_init(&m);
+  char key[32];
+  for (int i = 0; i < 10000; i++) {
+    snprintf(key, sizeof key, "user_%d", i);
+    int created;
+    ck_assert_uint_eq(strmap_intern(&m, key, strlen(key), &created), (uint32_t)i);
+    ck_assert_int_eq(created, 1);
+  }
+  for (int i = 0; i < 10000; i += 7) {
+    snprintf(key, sizeof key, "user_%d", i);
+    int created;
+    ck_assert_uint_eq(strmap_find(&m, key, strlen(key)), (uint32_t)i);
+    ck_assert_uint_eq(strmap_intern(&m, key, strlen(key), &created), (uint32_t)i);
+    ck_assert_int_eq(created, 0);
+    ck_assert_str_eq(strmap_key(&m, (uint32_t)i), key);
+  }
+  ck_assert_uint_eq(strmap_find(&m, "nope", 4), STRMAP_NONE);
+  ck_assert_uint_eq(strmap_find(&m, "user_1", 5), STRMAP_NONE); /* prefix is a different key */
+  /* keys with embedded NUL are distinct */
+  uint32_t a = strmap_intern(&m, "a\0b", 3, NULL), b = strmap_intern(&m, "a\0c", 3, NULL);
+  ck_assert_uint_ne(a, b);
+  ck_assert_uint_eq(strmap_count(&m), 10002);
+  strmap_release(&m);
+}
+END_TEST
+
+Suite *strmap_suite(void) {
+  Suite *s = suite_create("strmap");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, strmap_intern_find);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+START_TEST(u32map_basic) {
+  u32map m;
+  u32map_init(&m);
+  ck_assert_ptr_null(u32map_get(&m, 5));
+  for (uint32_t i = 0; i < 5000; i++) *u32map_put(&m, i * 3, 0, NULL) = i;
+  ck_assert_uint_eq(m.count, 5000);
+  for (uint32_t i = 0; i < 5000; i++) ck_assert_uint_eq(*u32map_get(&m, i * 3), i);
+  ck_assert_ptr_null(u32map_get(&m, 1));
+  int created;
+  *u32map_put(&m, 3, 0, &created) += 10;
+  ck_assert_int_eq(created, 0);
+  ck_assert_uint_eq(*u32map_get(&m, 3), 11);
+  u32map_clear(&m);
+  ck_assert_ptr_null(u32map_get(&m, 3));
+  ck_assert_uint_eq(m.count, 0);
+  u32map_release(&m);
+}
+END_TEST
+
+Suite *u32map_suite(void) {
+  Suite *s = suite_create("u32map");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, u32map_basic);
+  suite_add_tcase(s, tc);
+  return s;
+}
