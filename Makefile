@@ -21,11 +21,11 @@ endif
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARN) -Isrc $(PKG_CFLAGS)
 
 ifeq ($(SAN),1)
-BUILD   := build/san
+BUILD   ?= build/san
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDSAN   := -fsanitize=address,undefined
 else
-BUILD   := build
+BUILD   ?= build
 OPT     := -O2 -g
 LDSAN   :=
 endif
@@ -36,7 +36,7 @@ LDLIBS  := $(PKG_LIBS) -lm -pthread
 VERSION := $(shell cat VERSION)
 CFLAGS  += -DRECD_VERSION=\"$(VERSION)\"
 
-LAYERS  := util store feature model engine http
+LAYERS  := util store feature model engine http eval
 LIB_SRC := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

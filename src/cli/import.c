@@ -39,6 +39,7 @@
 #include "util/mem.h"
 
 #define IMP_BUF_SIZE (4u << 20)
+static size_t imp_buf_size = IMP_BUF_SIZE; /* the read buffer; tests shrink it */
 #define IMP_DEFAULT_BATCH 50000
 #define IMP_MAX_BATCH 1000000
 #define IMP_MAX_FUTURE_MS (24LL * 3600 * 1000)
@@ -66,7 +67,7 @@ static int reader_open(imp_reader *rd, const char *path) {
 #ifdef POSIX_FADV_SEQUENTIAL
   posix_fadvise(rd->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
-  rd->cap = IMP_BUF_SIZE;
+  rd->cap = imp_buf_size;
   rd->buf = xmalloc(rd->cap);
   return 0;
 }
@@ -667,12 +668,12 @@ static int import_csv(imp_run *run, imp_reader *rd, const char *path) {
       if (reader_full(rd)) {
         /* a record as long as the buffer: an unterminated quote or a runaway line */
         if (!have_header) {
-          fatal(run, "%s:1: the header is longer than %u bytes", path, IMP_BUF_SIZE);
+          fatal(run, "%s:1: the header is longer than %zu bytes", path, imp_buf_size);
           return RECD_EINVAL;
         }
         run->r->lines++;
         run->r->rejected++;
-        reject(run, path, line, "record longer than %u MiB (an unterminated quoted field?)", IMP_BUF_SIZE >> 20);
+        reject(run, path, line, "record longer than %zu bytes (an unterminated quoted field?)", imp_buf_size);
         size_t skip = next_line_start(rd->buf, rd->end, 0);
         line++;
         if (skip < rd->end) rd->pos = skip;
@@ -739,7 +740,7 @@ static int import_jsonl(imp_run *run, imp_reader *rd, const char *path) {
     if (st == 2) {
       run->r->lines++;
       run->r->rejected++;
-      reject(run, path, line, "line longer than %u MiB", IMP_BUF_SIZE >> 20);
+      reject(run, path, line, "line longer than %zu bytes", imp_buf_size);
       continue;
     }
     if (blank(p, len)) continue;
@@ -802,7 +803,7 @@ static int import_items(imp_run *run, const char *path) {
       line++;
       if (st == 2) {
         run->r->items_rejected++;
-        reject(run, path, line, "line longer than %u MiB", IMP_BUF_SIZE >> 20);
+        reject(run, path, line, "line longer than %zu bytes", imp_buf_size);
         continue;
       }
       if (blank(p, len)) continue;

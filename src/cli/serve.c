@@ -118,6 +118,26 @@ int cmd_serve(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   log_info("recd %s serving http://%s (port %d), data in %s, fsync=%s, %d threads", RECD_VERSION, cfg.listen,
            http_server_port(srv), cfg.data, cfg.fsync, cfg.threads);
+  if (cfg.demo) {
+    int port = http_server_port(srv);
+    char host[160];
+    snprintf(host, sizeof host, "%s", cfg.listen);
+    char *colon = strrchr(host, ':');
+    if (colon) *colon = 0;
+    if (!strcmp(host, "0.0.0.0") || !*host) snprintf(host, sizeof host, "127.0.0.1");
+    printf("\nrecd is serving the demo shop at http://%s:%d\n\n"
+           "  # recommendations for a demo user\n"
+           "  curl -s 'http://%s:%d/api/v1/recommendations/user_42?n=5'\n\n"
+           "  # record that a new user viewed an item, then ask again: the list follows the click\n"
+           "  curl -s http://%s:%d/api/v1/events -H 'Content-Type: application/json' \\\n"
+           "       -d '{\"user_id\":\"me\",\"item_id\":\"item_7\",\"event_type\":\"click\"}'\n"
+           "  curl -s 'http://%s:%d/api/v1/recommendations/me?n=5'\n\n"
+           "  # what is trending this week\n"
+           "  curl -s 'http://%s:%d/api/v1/popular?n=5'\n\n"
+           "Stop with Ctrl-C; the data stays in %s.\n\n",
+           host, port, host, port, host, port, host, port, host, port, cfg.data);
+    fflush(stdout);
+  }
   http_server_run(srv);
   http_server_free(srv);
   g_srv = NULL;

@@ -73,9 +73,22 @@ static int fail(store *s, const char *what) {
   return RECD_EFATAL;
 }
 
+static int mkdir_p(const char *dir) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", dir);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+  return 0;
+}
+
 int store_open(const char *dir, const char *fsync_mode, store **out, char *err, size_t errlen) {
   *out = NULL;
-  if (mkdir(dir, 0755) && errno != EEXIST) {
+  if (mkdir_p(dir)) {
     snprintf(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
     return -errno;
   }

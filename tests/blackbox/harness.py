@@ -337,9 +337,10 @@ class Server(object):
 
     # -- HTTP
     def request(self, method, path, body=None, raw=None, headers=None,
-                content_type="application/json", timeout=30):
+                content_type="application/json", timeout=30, chunked=False):
         """Send one request on a fresh connection.  `body` is JSON-encoded;
-        `raw` (str/bytes) is sent as is.  content_type=None sends none."""
+        `raw` (str/bytes) is sent as is.  content_type=None sends none.
+        chunked=True sends the body with Transfer-Encoding: chunked."""
         hdrs = dict(headers or {})
         data = None
         if raw is not None:
@@ -351,7 +352,11 @@ class Server(object):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             try:
-                conn.request(method, path, body=data, headers=hdrs)
+                if chunked and data is not None:
+                    parts = (data[i:i + 8192] for i in range(0, len(data), 8192))
+                    conn.request(method, path, body=parts, headers=hdrs, encode_chunked=True)
+                else:
+                    conn.request(method, path, body=data, headers=hdrs)
             except (BrokenPipeError, ConnectionResetError):
                 # the server may answer (413) and close before reading it all;
                 # try to read whatever answer it sent
@@ -362,6 +367,10 @@ class Server(object):
             return Resp(method, path, r.status, hd, payload, sent=data)
         finally:
             conn.close()
+
+    def connection(self, timeout=30):
+        """A raw http.client connection (for keep-alive tests)."""
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

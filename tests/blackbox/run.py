@@ -12,6 +12,7 @@ or error."""
 
 import argparse
 import os
+import signal
 import sys
 import unittest
 
@@ -34,6 +35,12 @@ def main(argv=None):
                     help="only run tests matching this substring/pattern")
     ap.add_argument("-x", "--failfast", action="store_true")
     args = ap.parse_args(argv)
+
+    # SIGTERM -> KeyboardInterrupt, so servers are killed on the way out (the
+    # default action would skip the atexit clean-up in harness.py)
+    def on_term(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+    signal.signal(signal.SIGTERM, on_term)
 
     sys.path.insert(0, HERE)
     loader = unittest.TestLoader()

@@ -167,6 +167,34 @@ class BadInputTest(RecdTestCase):
         self.assertError(r, 413, "body_too_large")
         self.assertUnchanged(before)
 
+    def test_oversize_body_chunked(self):
+        """No Content-Length: the limit still applies to the bytes received."""
+        before = self.snapshot()
+        head = '{"user_id":"probe_user","item_id":"probe_item","event_type":"view"'
+        body = head + " " * (70000 - len(head) - 1) + "}"
+        r = self.server.post(API + "/events", raw=body, chunked=True)
+        self.assertError(r, 413, "body_too_large")
+        self.assertUnchanged(before)
+
+    def test_keep_alive_survives_errors(self):
+        before = self.snapshot()
+        conn = self.server.connection()
+        try:
+            for body, status in ((b'{"user_id":"probe_user","item_id":"probe_item",'
+                                  b'"event_type":"oops"}', 400), (b'{bad', 400)):
+                conn.request("POST", API + "/events", body=body,
+                             headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                self.assertEqual(r.status, status, data)
+            conn.request("GET", API + "/health")
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200, "connection unusable after an error")
+            r.read()
+        finally:
+            conn.close()
+        self.assertUnchanged(before)
+
     def test_batch_over_max_batch(self):
         before = self.snapshot()
         evs = [ev(PROBE, "probe_item", "view") for _ in range(MAX_BATCH + 1)]

@@ -8,7 +8,7 @@ import time
 from harness import API, RecdTestCase, count, ev, q
 
 THREADS = 4
-KILL_AFTER = 300          # acknowledged events before the SIGKILL
+KILL_AFTER = 2000         # acknowledged events before the SIGKILL
 STALL_LIMIT = 60          # seconds without any ack -> give up (liveness, not perf)
 
 
@@ -129,3 +129,32 @@ class DurabilityTest(RecdTestCase):
 
     def test_acked_events_survive_sigkill_fsync_full(self):
         self.run_cycles(["--fsync", "full"], cycles=1)
+
+    def test_catalog_writes_survive_sigkill(self):
+        server = self.new_server([])
+        items = [{"item_id": "dk_%d" % i, "categories": ["dk_c%d" % (i % 3)],
+                  "tags": ["t%d" % i], "available": i % 5 != 0} for i in range(60)]
+        self.assertEqual(self.ok(server.post(API + "/items", {"items": items[:30]})),
+                         {"upserted": 30})
+        for it in items[30:]:
+            body = dict(it)
+            del body["item_id"]
+            self.ok(server.put(API + "/items/" + it["item_id"], body))
+        for i in range(0, 60, 6):
+            self.assertIs(self.ok(server.delete(API + "/items/dk_%d" % i)).get("deleted"), True)
+        server.kill()
+        server.start()
+        for i, it in enumerate(items):
+            r = server.get(API + "/items/" + it["item_id"])
+            if i % 6 == 0:
+                self.assertError(r, 404, "not_found")
+                continue
+            got = self.ok(r)
+            self.assertEqual(got["categories"], it["categories"], got)
+            self.assertEqual(got["tags"], it["tags"], got)
+            self.assertIs(got["available"], it["available"], got)
+        # deleted / unavailable stay out of recommendations after recovery
+        ids = [x["item_id"] for x in self.recs("dk_someone", n=60, server=server)["items"]]
+        for i in range(60):
+            if i % 6 == 0 or i % 5 == 0:
+                self.assertNotIn("dk_%d" % i, ids)
