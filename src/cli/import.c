@@ -942,7 +942,7 @@ static void import_usage(FILE *f) {
           "                       an empty field means absent. Or .jsonl: one event object\n"
           "                       per line, as in POST /api/v1/events.\n"
           "  --items FILE         catalog, JSON Lines of item objects; loaded before events\n"
-          "  --batch N            events per engine commit (default 50000)\n"
+          "  --batch N            events per engine submission (default 50000)\n"
           "  --no-progress        no progress bar (it is shown only when stderr is a terminal)\n"
           "  --max-errors N       print at most N rejected lines (default 100; 0 = all);\n"
           "                       all are counted in the summary\n"

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
           "  serve     run the HTTP API on an embedded durable store\n"
           "  gen       write a synthetic shop (items.jsonl, events.csv)\n"
           "  import    bulk-load events (CSV or JSONL) and items into a data dir\n"
+          "  eval      offline evaluation of model configurations on MovieLens data\n"
           "\n"
           "  recd <command> --help   flags of a command\n"
           "  recd --version          print the version\n",
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
   if (!strcmp(cmd, "gen")) return cmd_gen(argc - 1, argv + 1);
   if (!strcmp(cmd, "import")) return cmd_import(argc - 1, argv + 1);
+  if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   fprintf(stderr, "recd: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return 2;

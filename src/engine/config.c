@@ -41,13 +41,14 @@ static const opt opts[] = {
     {"affinity_half_life", T_DUR, O(affinity_half_life_ms), 0, "14d", "half-life of user category affinity", 1, 1e13},
     {"engagement_half_life", T_DUR, O(engagement_half_life_ms), 0, "7d", "half-life of the decayed engagement score", 1, 1e13},
     {"recency_half_life", T_DUR, O(recency_half_life_ms), 0, "1d", "half-life of the user recency feature", 1, 1e13},
-    {"trending_window", T_DUR, O(trending_window_ms), 0, "7d", "window of trending items (whole days, at most 30d)", 86400000, 30 * 86400000.0},
+    {"trending_window", T_DUR, O(trending_window_ms), 0, "7d", "window of trending items (whole days, at most 30d; 0 = all time, decayed by popularity_half_life)", 0, 30 * 86400000.0},
     {"trending_refresh", T_DUR, O(trending_refresh_ms), 0, "1s", "how often trending lists are rebuilt under load", 0, 3.6e6},
     {"new_arrival_window", T_DUR, O(new_arrival_window_ms), 0, "14d", "items created within this window count as new arrivals", 0, 1e13},
-    {"covis_max_neighbors", T_INT, O(covis_max_neighbors), 0, "64", "co-visitation neighbours kept per item", 4, 4096},
+    {"covis_max_neighbors", T_INT, O(covis_max_neighbors), 0, "128", "co-visitation neighbours kept per item", 4, 4096},
     {"covis_window", T_INT, O(covis_window), 0, "10", "recent items of a user paired with each new event", 1, 100},
     {"covis_max_gap", T_DUR, O(covis_max_gap_ms), 0, "1d", "events further apart than this are not co-visits", 1, 1e13},
     {"covis_half_life", T_DUR, O(covis_half_life_ms), 0, "30d", "half-life of co-visitation weights", 1, 1e13},
+    {"covis_alpha", T_DBL, O(covis_alpha), 0, "0", "popularity damping of co-visited candidates: 0 = raw P(j|i), 0.5 = cosine", 0, 1},
     {"exclude_seen", T_BOOL, O(exclude_seen), 0, "true", "never recommend items the user already interacted with", 0, 0},
     {"exclude_purchased", T_BOOL, O(exclude_purchased), 0, "true", "never recommend items the user already purchased", 0, 0},
     {"diversity", T_DBL, O(diversity), 0, "0.3", "max share of one category in a list (1 = off)", 0.01, 1},
@@ -143,7 +144,9 @@ static int set_opt(recd_config *c, const opt *o, const char *v, char *err, size_
     }
     case T_DUR: {
       int64_t x;
-      if (clock_parse_duration(v, &x) || x < o->min || x > o->max) {
+      if (!strcmp(v, "0")) x = 0;
+      else if (clock_parse_duration(v, &x)) x = -1;
+      if (x < o->min || x > o->max) {
         snprintf(err, errlen, "%s: '%s' is not a duration in range (e.g. 30s, 12h, 7d)", o->name, v);
         return RECD_EINVAL;
       }

@@ -16,7 +16,7 @@
 
 enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, NSRC };
 
-#define MAX_ANCHORS 20     /* distinct recent items used as anchors */
+#define MAX_ANCHORS 100    /* at most this many distinct recent items are anchors */
 #define CONTENT_ANCHORS 3
 #define TOP_CATS 3
 #define SCAN_CAP 2000
@@ -88,7 +88,8 @@ static double window_days(const recd_engine *e, int64_t window_ms) {
 
 static void window_words(int64_t window_ms, char *buf, size_t n) {
   int days = (int)ceil(window_ms / 86400000.0);
-  if (days == 1) snprintf(buf, n, "today");
+  if (days == 0) snprintf(buf, n, "overall");
+  else if (days == 1) snprintf(buf, n, "today");
   else if (days == 7) snprintf(buf, n, "this week");
   else if (days == 30) snprintf(buf, n, "this month");
   else snprintf(buf, n, "in the last %d days", days);
@@ -106,7 +107,9 @@ static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t win
     pthread_mutex_t *l = engine__ilock(e, iid);
     pthread_mutex_lock(l);
     int ok = itemstats_recommendable(s);
-    double score = ok ? itemstats_window(s, now, days, e->cfg.popularity_half_life_ms) : 0;
+    double score = !ok ? 0
+                   : days ? itemstats_window(s, now, days, e->cfg.popularity_half_life_ms)
+                          : itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
     int ncats = s->ncats;
     memcpy(cats, s->cats, (size_t)ncats * sizeof *cats);
     int64_t created = s->created_at;
@@ -223,9 +226,11 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
     covis_list *cl = ptrvec_get(&e->covis, r);
     if (cl && cl->n) {
       double scale = covis_scale(cl, cs->now, e->cfg.covis_half_life_ms);
-      double nr = sqrt(cl->norm * scale);
+      /* P(j | r): the share of r's co-visits that went to j */
+      double nr = cl->norm * scale;
       for (int k = 0; k < cl->n; k++)
-        cand_add(cs, cl->e[k].iid, SRC_COVIS, (float)(u->anchors[a].w * cl->e[k].w * scale / (nr > 0 ? nr : 1)), r);
+        cand_add(cs, cl->e[k].iid, SRC_COVIS,
+                 (float)(u->anchors[a].w * (cl->e[k].w - cl->e[k].err) * scale / (nr > 0 ? nr : 1)), r);
     }
     pthread_mutex_unlock(l);
   }
@@ -308,8 +313,9 @@ static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64
     c->cat0 = s->ncats ? s->cats[0] : UINT32_MAX;
     c->pop = (float)itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
     covis_list *cl = ptrvec_get(&e->covis, iid);
-    if (c->s[SRC_COVIS] > 0 && cl && cl->norm > 0)
-      c->s[SRC_COVIS] /= (float)sqrt(cl->norm * covis_scale(cl, now, e->cfg.covis_half_life_ms));
+    /* damp very popular candidates: divide by norm_j ^ covis_alpha (0 = none, 0.5 = cosine) */
+    if (c->s[SRC_COVIS] > 0 && cl && cl->norm > 0 && e->cfg.covis_alpha > 0)
+      c->s[SRC_COVIS] /= (float)pow(cl->norm * covis_scale(cl, now, e->cfg.covis_half_life_ms), e->cfg.covis_alpha);
   }
   pthread_mutex_unlock(l);
   return ok;
@@ -584,8 +590,9 @@ int engine_popular(recd_engine *e, size_t n, const char **categories, size_t nca
                    recd_rec_result *out, recd_fail *fail) {
   memset(out, 0, sizeof *out);
   new_rec_id(e, out);
+  int is_default = !window_ms || window_ms == e->cfg.trending_window_ms;
   if (!window_ms) window_ms = e->cfg.trending_window_ms;
-  if (window_ms < 86400000LL || window_ms > 30 * 86400000LL) {
+  if (!is_default && (window_ms < 86400000LL || window_ms > 30 * 86400000LL)) {
     recd_fail_set(fail, 400, "invalid_parameter", -1, "window",
                   "window: must be from 1d to 30d (popularity is kept in daily buckets)");
     return RECD_EINVAL;
@@ -601,7 +608,7 @@ int engine_popular(recd_engine *e, size_t n, const char **categories, size_t nca
   window_words(window_ms, win, sizeof win);
   pop_list pl;
   pop_list_init(&pl, (uint32_t)n);
-  if (window_ms == e->cfg.trending_window_ms && nf <= 1) {
+  if (is_default && nf <= 1) {
     /* the default window is served from the trending snapshot */
     trending *t = engine__trending(e);
     const pop_list *src = !t ? NULL : nf ? (fcats[0] < t->ncat ? &t->cat[fcats[0]] : NULL) : &t->global;
@@ -622,7 +629,7 @@ int engine_popular(recd_engine *e, size_t n, const char **categories, size_t nca
       for (int i = 0; i < s->ncats && !ok; i++)
         for (size_t k = 0; k < nf; k++) ok |= s->cats[i] == fcats[k];
     }
-    double score = ok ? itemstats_window(s, now, days, 0) : 0;
+    double score = !ok ? 0 : days ? itemstats_window(s, now, days, 0) : itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
     pthread_mutex_unlock(l);
     if (ok && score > 0) pop_list_offer(&pl, iid, (float)score);
   }

@@ -177,7 +177,7 @@ static json_t *read_json(http_worker *w, struct evhttp_request *req, route_id r,
   }
   const char *data = (const char *)evbuffer_pullup(in, -1);
   json_error_t je;
-  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (!root) {
     http__error(w, req, r, t0, 400, "invalid_json", "", "body: invalid JSON at line %d, column %d: %s", je.line,
                 je.column, je.text);
@@ -466,8 +466,8 @@ static void h_recs_anon(http_worker *w, struct evhttp_request *req, route_id r, 
     size_t i;
     json_t *s;
     json_array_foreach(v, i, s) {
-      if (!json_is_string(s)) {
-        http__error(w, req, r, t0, 400, "invalid_parameter", key, "%s[%zu]: must be a string", key, i);
+      if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s)) {
+        http__error(w, req, r, t0, 400, "invalid_parameter", key, "%s[%zu]: must be a string without NUL bytes", key, i);
         goto out;
       }
       dst[(*cnt)++] = json_string_value(s);

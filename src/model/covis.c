@@ -22,7 +22,10 @@ void covis_free(covis_list *l) {
 
 static void rebase(covis_list *l, int64_t t, int64_t hl) {
   double f = exp2(-(double)(t - l->t0) / (double)hl);
-  for (int i = 0; i < l->n; i++) l->e[i].w = (float)(l->e[i].w * f);
+  for (int i = 0; i < l->n; i++) {
+    l->e[i].w = (float)(l->e[i].w * f);
+    l->e[i].err = (float)(l->e[i].err * f);
+  }
   l->norm = (float)(l->norm * f);
   l->t0 = t;
 }
@@ -50,11 +53,12 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
       l->e = xrealloc(l->e, (size_t)ncap * sizeof *l->e);
       l->cap = (uint16_t)ncap;
     }
-    l->e[l->n++] = (covis_ent){.iid = nb, .w = (float)sw};
+    l->e[l->n++] = (covis_ent){.iid = nb, .w = (float)sw, .err = 0};
     return;
   }
   /* Space-Saving: replace the weakest, inheriting its weight */
   l->e[min].iid = nb;
+  l->e[min].err = l->e[min].w;
   l->e[min].w += (float)sw;
 }
 

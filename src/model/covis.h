@@ -5,7 +5,8 @@
  * at time ts is stored as w * 2^((ts - t0) / half_life)); the list is rebased
  * when that exponent grows large, so an add costs O(1) amortised plus a scan
  * for the slot. A full list evicts its weakest entry Space-Saving style (the
- * newcomer inherits the evicted weight), so heavy pairs are never lost.
+ * newcomer inherits the evicted weight, remembered as its error), so heavy
+ * pairs are never lost; readers use w - err, the guaranteed part.
  *
  * Not thread-safe: the engine guards each list with the item's stripe lock. */
 #ifndef RECD_MODEL_COVIS_H
@@ -21,7 +22,8 @@ typedef struct {
 
 typedef struct {
   uint32_t iid;
-  float w;
+  float w;     /* stored weight (an over-estimate after an eviction) */
+  float err;   /* weight inherited at eviction: w - err is a lower bound */
 } covis_ent;
 
 typedef struct covis_list {

@@ -180,10 +180,26 @@ def _remove_logs():
     shutil.rmtree(LOG_DIR, ignore_errors=True)
 
 
+_TEMP_DIRS = set()
+
+
+def make_temp_dir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _TEMP_DIRS.add(d)
+    return d
+
+
+def _remove_temp_dirs():
+    for d in list(_TEMP_DIRS):
+        _cleanup_dir(d)
+
+
 def finish():
-    """Kill any server still running and tidy the log dir (run.py calls this
-    before its summary line; also registered with atexit)."""
+    """Kill any server still running, remove temp dirs left by an interrupted
+    run and tidy the log dir (run.py calls this before its summary line; also
+    registered with atexit)."""
     _kill_all_live()
+    _remove_temp_dirs()
     _remove_logs()
 
 
@@ -197,8 +213,7 @@ def _kill_all_live():
             pass
 
 
-atexit.register(_remove_logs)
-atexit.register(_kill_all_live)      # atexit runs LIFO: kill first, then clean up
+atexit.register(finish)
 
 
 class ServerError(Exception):
@@ -477,7 +492,7 @@ class RecdTestCase(unittest.TestCase):
         cls.server = None
         if not cls.class_server:
             return
-        cls.class_tmp = tempfile.mkdtemp(prefix="recd-bb-%s-" % cls.__name__)
+        cls.class_tmp = make_temp_dir("recd-bb-%s-" % cls.__name__)
         cls.addClassCleanup(_cleanup_dir, cls.class_tmp)
         cls.server = Server(os.path.join(cls.class_tmp, "data"), cls.server_args,
                             name=cls.__name__)
@@ -501,7 +516,7 @@ class RecdTestCase(unittest.TestCase):
     def new_server(self, args=(), data_dir=None, start=True, name=None):
         """A server owned by this test (killed in cleanup)."""
         if data_dir is None:
-            tmp = tempfile.mkdtemp(prefix="recd-bb-t-")
+            tmp = make_temp_dir("recd-bb-t-")
             self.addCleanup(_cleanup_dir, tmp)
             data_dir = os.path.join(tmp, "data")
         s = Server(data_dir, args, name=name or self._testMethodName)
@@ -643,6 +658,9 @@ def post_events(server, events, chunk=500, tc=None):
 
 
 def _cleanup_dir(path):
+    if path not in _TEMP_DIRS and not os.path.exists(path):
+        return
+    _TEMP_DIRS.discard(path)
     if os.environ.get("RECD_KEEP_DATA"):
         sys.stderr.write("keeping %s\n" % path)
         return

@@ -1,7 +1,6 @@
 """The end-to-end scenario: a catalog, background co-visitation history, three
 users with different histories, a cold-start user, and a restart."""
 
-import math
 import random
 import uuid
 

@@ -1,0 +1,112 @@
+/* event_fuzz.c — libFuzzer driver for the JSON validation of events and catalog
+ * items (src/engine/parse.c), fed the way the HTTP handlers feed it.
+ *
+ * The input is a request body, loaded with the handlers' flags
+ * (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL). It is then validated as
+ *   - POST /api/v1/events: {"events": [...]} element by element with its batch
+ *     index, otherwise the whole body as one event (non-objects too);
+ *   - POST /api/v1/items: {"items": [...]} element by element;
+ *   - PUT /api/v1/items/{id}: the body as one item, without a path id, with the
+ *     path id "item-1", and with its own item_id as the path id.
+ * engine_parse_event reads only the engine's configuration; the engine is opened
+ * once (fuzz_util.h). `now` is fixed so every run of an input is the same.
+ *
+ * Properties checked: a success yields only valid ids (1..256 bytes, no control
+ * characters or NUL), a configured event type, a time from 1970 to now + 24 h, a
+ * finite value; items within the category/tag limits with properties that are a
+ * serialised JSON object. A failure is a 400 with a code, a message and the batch
+ * index it was given. */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "feature/itemstats.h"
+#include "fuzz_util.h"
+#include "util/mem.h"
+
+#define FUZZ_NOW_MS 1714564800000LL /* 2024-05-01T12:00:00Z */
+#define MAX_FUTURE_MS (24LL * 3600 * 1000)
+
+static void check_id(const char *s, const char *what) {
+  FUZZ_CHECK(s != NULL, "%s is NULL", what);
+  size_t len = strlen(s);
+  FUZZ_CHECK(len >= 1 && len <= RECD_MAX_ID_LEN, "%s is %zu bytes", what, len);
+  for (size_t i = 0; i < len; i++)
+    FUZZ_CHECK((unsigned char)s[i] >= 0x20 && s[i] != 0x7f, "%s has a control character at %zu", what, i);
+}
+
+static void check_fail(const recd_fail *f, long index, const char *what) {
+  FUZZ_CHECK(f->status == 400, "%s: status %d", what, f->status);
+  FUZZ_CHECK(f->code[0] && f->message[0], "%s: empty code or message", what);
+  FUZZ_CHECK(f->index == index, "%s: index %ld, given %ld", what, f->index, index);
+}
+
+static void event(const recd_engine *e, json_t *obj, long index) {
+  recd_event ev;
+  recd_fail f;
+  memset(&f, 0, sizeof f);
+  if (engine_parse_event(e, obj, index, FUZZ_NOW_MS, &ev, &f)) {
+    check_fail(&f, index, "event");
+    return;
+  }
+  check_id(ev.user_id, "user_id");
+  check_id(ev.item_id, "item_id");
+  if (ev.session_id) check_id(ev.session_id, "session_id");
+  if (ev.rec_id) check_id(ev.rec_id, "recommendation_id");
+  FUZZ_CHECK(ev.type >= 0 && ev.type < engine_config(e)->ntypes, "type %d", ev.type);
+  FUZZ_CHECK(ev.ts_ms >= 0 && ev.ts_ms <= FUZZ_NOW_MS + MAX_FUTURE_MS, "ts_ms %lld", (long long)ev.ts_ms);
+  if (ev.has_value) FUZZ_CHECK(isfinite(ev.value), "value %g", ev.value);
+}
+
+static void item(const recd_engine *e, json_t *obj, const char *path_id, long index, arena *a) {
+  recd_item it;
+  recd_fail f;
+  memset(&f, 0, sizeof f);
+  if (engine_parse_item(e, obj, path_id, index, a, &it, &f)) {
+    check_fail(&f, index, "item");
+    return;
+  }
+  check_id(it.item_id, "item_id");
+  if (path_id) FUZZ_CHECK(!strcmp(it.item_id, path_id), "item_id '%s' is not the path id", it.item_id);
+  FUZZ_CHECK(it.ncategories <= ITEM_MAX_CATS && it.ntags <= ITEM_MAX_TAGS, "%zu categories, %zu tags",
+             it.ncategories, it.ntags);
+  for (size_t i = 0; i < it.ncategories; i++) check_id(it.categories[i], "categories[]");
+  for (size_t i = 0; i < it.ntags; i++) check_id(it.tags[i], "tags[]");
+  FUZZ_CHECK(it.available == 0 || it.available == 1, "available %d", it.available);
+  FUZZ_CHECK(it.created_at_ms >= -1, "created_at_ms %lld", (long long)it.created_at_ms);
+  if (it.properties_json) {
+    json_t *p = json_loads(it.properties_json, JSON_ALLOW_NUL, NULL);
+    FUZZ_CHECK(p && json_is_object(p), "properties_json does not reload: %.100s", it.properties_json);
+    json_decref(p);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  json_error_t je;
+  json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+  if (!root) return 0;
+  const recd_engine *e = fuzz_engine();
+
+  size_t i;
+  json_t *v;
+  json_t *list = json_object_get(root, "events");
+  if (json_is_array(list)) {
+    json_array_foreach(list, i, v) event(e, v, (long)i);
+  } else {
+    event(e, root, -1);
+  }
+
+  arena a;
+  arena_init(&a);
+  list = json_object_get(root, "items");
+  if (json_is_array(list)) json_array_foreach(list, i, v) item(e, v, NULL, (long)i, &a);
+  item(e, root, NULL, -1, &a);
+  item(e, root, "item-1", -1, &a);
+  json_t *id = json_object_get(root, "item_id");
+  if (json_is_string(id)) item(e, root, json_string_value(id), -1, &a);
+  arena_release(&a);
+  json_decref(root);
+  return 0;
+}
