@@ -111,7 +111,7 @@ static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t win
                    : days ? itemstats_window(s, now, days, e->cfg.popularity_half_life_ms)
                           : itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
     int ncats = s->ncats;
-    memcpy(cats, s->cats, (size_t)ncats * sizeof *cats);
+    if (ncats) memcpy(cats, s->cats, (size_t)ncats * sizeof *cats);
     int64_t created = s->created_at;
     pthread_mutex_unlock(l);
     if (!ok) continue;
@@ -246,8 +246,8 @@ static void src_content(cand_set *cs, const user_ctx *u) {
     pthread_mutex_t *l = engine__ilock(e, r);
     pthread_mutex_lock(l);
     int nc = s->ncats, nt = s->ntags;
-    memcpy(cats, s->cats, (size_t)nc * 4);
-    memcpy(tags, s->tags, (size_t)nt * 4);
+    if (nc) memcpy(cats, s->cats, (size_t)nc * 4);
+    if (nt) memcpy(tags, s->tags, (size_t)nt * 4);
     pthread_mutex_unlock(l);
     if (!nc && !nt) continue;
     pthread_rwlock_rdlock(&e->content_lock);
@@ -441,7 +441,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     f += 0.01 * (mpop > 0 ? c->pop / mpop : 0);
     c->final = (float)f;
   }
-  qsort(cs->c, m, sizeof *cs->c, cand_cmp);
+  if (m) qsort(cs->c, m, sizeof *cs->c, cand_cmp);
 
   out->items = xcalloc(n ? n : 1, sizeof *out->items);
   out->count = 0;

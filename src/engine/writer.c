@@ -55,7 +55,7 @@ void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, i
   pthread_mutex_t *il = engine__ilock(e, iid);
   pthread_mutex_lock(il);
   ncats = is->ncats;
-  memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
+  if (ncats) memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
   itemstats_apply(is, &e->ipp, type, w, ts);
   pthread_mutex_unlock(il);
 

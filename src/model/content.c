@@ -146,9 +146,9 @@ size_t content_similar(const content_index *c, const uint32_t *cats, int ncats, 
     double nf = iid < c->nfeat_cap && c->nfeat[iid] ? c->nfeat[iid] : 1;
     hits[i].score = (float)(hits[i].score / (qn * sqrt(nf) * (qn / sqrt(ncats + ntags > 0 ? ncats + ntags : 1))));
   }
-  qsort(hits, nh, sizeof *hits, hit_cmp);
+  if (nh) qsort(hits, nh, sizeof *hits, hit_cmp);
   size_t m = nh < k ? nh : k;
-  memcpy(out, hits, m * sizeof *out);
+  if (m) memcpy(out, hits, m * sizeof *out);
   free(hits);
   u32map_release(&idx);
   return m;

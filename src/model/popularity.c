@@ -60,7 +60,9 @@ static int cmp_desc(const void *a, const void *b) {
   return less(x, y) ? 1 : less(y, x) ? -1 : 0;
 }
 
-void pop_list_sort(pop_list *l) { qsort(l->e, l->n, sizeof *l->e, cmp_desc); }
+void pop_list_sort(pop_list *l) {
+  if (l->n) qsort(l->e, l->n, sizeof *l->e, cmp_desc);
+}
 
 trending *trending_new(size_t ncat, size_t global_k, size_t cat_k, size_t fresh_k) {
   trending *t = xcalloc(1, sizeof *t);
