@@ -58,7 +58,7 @@ $(BUILD)/librecd.a: $(LIB_OBJ)
 $(BUILD)/recd: $(CLI_OBJ) $(BUILD)/librecd.a
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(BUILD)/librecd.a $(LDLIBS)
 
-$(TEST_BIN): $(TEST_SRC) tests/unit/main.c tests/unit/unit.h $(BUILD)/librecd.a
+$(TEST_BIN): $(TEST_SRC) tests/unit/main.c tests/unit/unit.h $(BUILD)/librecd.a $(filter-out src/cli/main.c,$(CLI_SRC))
 	$(CC) $(CFLAGS) -Itests/unit -o $@ tests/unit/main.c $(TEST_SRC) $(BUILD)/librecd.a $(CHECK_LIBS) $(LDLIBS) $(LDSAN)
 
 unit: $(TEST_BIN)
@@ -67,10 +67,72 @@ unit: $(TEST_BIN)
 blackbox: $(BUILD)/recd
 	RECD_BIN=$(abspath $(BUILD)/recd) python3 tests/blackbox/run.py
 
-test: $(BUILD)/recd $(TEST_BIN)
+test: $(BUILD)/recd $(TEST_BIN) $(BUILD)/fuzz_replay
 	@tests/run $(BUILD)
 
 clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# ---- fuzzing (fuzz/README.md) ----
+# $(BUILD)/fuzz_replay: every fuzz driver linked into one plain program (each
+# compiled with LLVMFuzzerTestOneInput renamed to fuzz_<name>) that replays the
+# checked-in corpora; built like everything else, so SAN=1 replays under ASan.
+# `make fuzz`: real libFuzzer binaries in $(FUZZ_BUILD) (clang; the whole library
+# rebuilt with the fuzzer's coverage and ASan+UBSan).
+FUZZ_DRIVERS := route_fuzz event_fuzz rfc3339_fuzz config_fuzz csv_fuzz
+FUZZ_REPLAY_OBJ := $(FUZZ_DRIVERS:%=$(BUILD)/obj/fuzz/%.replay.o) $(BUILD)/obj/fuzz/replay_main.o
+
+$(FUZZ_DRIVERS:%=$(BUILD)/obj/fuzz/%.replay.o): $(BUILD)/obj/fuzz/%.replay.o: fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -DLLVMFuzzerTestOneInput=fuzz_$(patsubst %_fuzz,%,$*) -c $< -o $@
+
+$(BUILD)/fuzz_replay: $(FUZZ_REPLAY_OBJ) $(BUILD)/librecd.a
+	$(CC) $(LDSAN) -o $@ $(FUZZ_REPLAY_OBJ) $(BUILD)/librecd.a $(LDLIBS)
+
+fuzz-regress: $(BUILD)/fuzz_replay
+	$(BUILD)/fuzz_replay fuzz/corpus
+
+FUZZ_CC    ?= clang
+FUZZ_BUILD ?= build/fuzz
+FUZZ_TIME  ?= 60
+FUZZ_SANS  := address,undefined
+FUZZ_CFLAGS := $(BASE_CFLAGS) -DRECD_VERSION=\"$(VERSION)\" -O1 -g -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,$(FUZZ_SANS) -fno-sanitize-recover=all
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_DRV_OBJ := $(FUZZ_DRIVERS:%=$(FUZZ_BUILD)/obj/fuzz/%.o)
+FUZZ_BINS    := $(FUZZ_DRIVERS:%=$(FUZZ_BUILD)/%)
+
+ifneq ($(filter fuzz fuzz-run $(FUZZ_BINS),$(MAKECMDGOALS)),)
+ifeq ($(shell command -v $(FUZZ_CC) 2>/dev/null),)
+$(error make fuzz needs clang with libFuzzer (FUZZ_CC=$(FUZZ_CC) not found))
+endif
+endif
+
+$(FUZZ_LIB_OBJ) $(FUZZ_DRV_OBJ): $(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/librecd.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/fuzz/%.o $(FUZZ_BUILD)/librecd.a
+	$(FUZZ_CC) -fsanitize=fuzzer,$(FUZZ_SANS) -o $@ $< $(FUZZ_BUILD)/librecd.a $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+
+# Run each driver for FUZZ_TIME seconds on a scratch copy of its corpus (new
+# inputs stay in $(FUZZ_BUILD)/corpus; copy the interesting ones to fuzz/corpus).
+fuzz-run: $(FUZZ_BINS)
+	@set -e; for d in $(FUZZ_DRIVERS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$d $(FUZZ_BUILD)/artifacts/$$d; \
+	  cp -n fuzz/corpus/$$d/* $(FUZZ_BUILD)/corpus/$$d/; \
+	  echo "== $$d ($(FUZZ_TIME) s)"; \
+	  $(FUZZ_BUILD)/$$d -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$d/ $(FUZZ_BUILD)/corpus/$$d; \
+	done
+
+.PHONY: fuzz-run
+-include $(FUZZ_REPLAY_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_DRV_OBJ:.o=.d)

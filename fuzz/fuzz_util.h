@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     abort();                                                          \
   } while (0)
 
-static char fuzz__dir[512];
+static char fuzz__dir[256];
 static recd_engine *fuzz__engine;
 
 static int fuzz__rm(const char *path, const struct stat *st, int flag, struct FTW *ftw) {

@@ -22,7 +22,8 @@ static void help(void) {
          "  -k, --k N           list length (default 10)\n"
          "  --like-threshold X  ratings >= X become 'like' events, others 'view' (default 4)\n"
          "  --model NAME=OPTS   a configuration: engine options as name=value,name=value\n"
-         "                      (default: popularity and blend, see QUALITY.md)\n"
+         "                      (default: popularity, content, covisitation, blend, blend-wide;\n"
+         "                      see QUALITY.md). Time decay is off unless a model sets it.\n"
          "  --json FILE         also write the results as JSON\n");
 }
 
@@ -76,10 +77,17 @@ int cmd_eval(int argc, char **argv) {
     return 2;
   }
   if (!nm) {
-    names[nm] = xstrdup("popularity");
-    opts[nm++] = "w_covis=0,w_content=0,w_category=0,w_new=0,w_trending=1";
-    names[nm] = xstrdup("blend");
-    opts[nm++] = "";
+    static const char *const defs[][2] = {
+        {"popularity", "w_covis=0,w_content=0,w_category=0,w_new=0,w_trending=1"},
+        {"content", "w_covis=0,w_category=0,w_new=0,w_trending=0"},
+        {"covisitation", "w_content=0,w_category=0,w_new=0,w_trending=0"},
+        {"blend", ""},
+        {"blend-wide", "covis_max_neighbors=1024"},
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+      names[nm] = xstrdup(defs[i][0]);
+      opts[nm++] = defs[i][1];
+    }
   }
   log_set_level(LOG_WARN);
   char rpath[1024], mpath[1024], err[512];
@@ -94,8 +102,20 @@ int cmd_eval(int argc, char **argv) {
   }
   uint8_t *is_test = xcalloc(d.n ? d.n : 1, 1);
   eval_split_random(&d, ratio, seed, is_test);
+  /* A rating data set has no live clock: time decay and windows would only
+   * measure how old the ratings are. Static settings unless a model overrides. */
   recd_config base;
   config_defaults(&base);
+  static const char *const statics[][2] = {
+      {"trending_window", "0"},          {"popularity_half_life", "36500d"}, {"affinity_half_life", "36500d"},
+      {"covis_half_life", "36500d"},     {"engagement_half_life", "36500d"}, {"covis_max_gap", "36500d"},
+      {"new_arrival_window", "0"},
+  };
+  for (size_t i = 0; i < sizeof statics / sizeof statics[0]; i++)
+    if (config_set(&base, statics[i][0], statics[i][1], err, sizeof err)) {
+      fprintf(stderr, "recd eval: %s\n", err);
+      return 1;
+    }
   printf("data: %s (%zu ratings, %zu users, %zu items); split: random per user, ratio %.2f, seed %llu; k = %zu\n",
          data, d.n, strmap_count(&d.users), strmap_count(&d.items), ratio, seed, k);
   printf("%-14s %9s %9s %9s %9s %9s %9s %9s %7s %7s\n", "model", "P@k", "R@k", "nDCG@k", "MAP@k", "HR@k", "MRR",

@@ -16,25 +16,25 @@ static void path_of(char *buf, size_t n, const char *prefix, long index, const c
 }
 
 int engine_check_id(const char *s, size_t len, const char *what, long index, const char *field, recd_fail *fail) {
+  size_t bad = len;
+  if (len > 0 && len <= RECD_MAX_ID_LEN)
+    for (size_t i = 0; i < len; i++) {
+      unsigned char c = (unsigned char)s[i];
+      if (c < 0x20 || c == 0x7f) {
+        bad = i;
+        break;
+      }
+    }
+  if (len > 0 && len <= RECD_MAX_ID_LEN && bad == len) return 0;
+  /* the message is only built on failure: this runs for every id of every event */
   char path[96];
   path_of(path, sizeof path, what, index, field);
   const char *code = !strcmp(what, "items") ? "invalid_item" : "invalid_event";
-  if (len == 0) {
-    recd_fail_set(fail, 400, code, index, field, "%s: must not be empty", path);
-    return RECD_EINVAL;
-  }
-  if (len > RECD_MAX_ID_LEN) {
+  if (len == 0) recd_fail_set(fail, 400, code, index, field, "%s: must not be empty", path);
+  else if (len > RECD_MAX_ID_LEN)
     recd_fail_set(fail, 400, code, index, field, "%s: %zu bytes long, the limit is %d", path, len, RECD_MAX_ID_LEN);
-    return RECD_EINVAL;
-  }
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c < 0x20 || c == 0x7f) {
-      recd_fail_set(fail, 400, code, index, field, "%s: contains a control character (byte %zu)", path, i);
-      return RECD_EINVAL;
-    }
-  }
-  return 0;
+  else recd_fail_set(fail, 400, code, index, field, "%s: contains a control character (byte %zu)", path, bad);
+  return RECD_EINVAL;
 }
 
 static const char *json_kind(const json_t *v) {

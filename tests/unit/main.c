@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "unit.h"
+#include "util/log.h"
 
 typedef Suite *(*suite_fn)(void);
 
@@ -27,6 +28,8 @@ static const struct {
     {"route", route_suite},
     {"gen", gen_suite},
     {"import", import_suite},
+    {"metrics", metrics_suite},
+    {"quality", quality_suite},
 };
 
 char *unit_tmpdir(void) {
@@ -43,6 +46,7 @@ void unit_rmrf(const char *path) {
 }
 
 int main(int argc, char **argv) {
+  log_set_level(LOG_WARN);
   SRunner *sr = NULL;
   for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
     if (argc > 1 && strcmp(argv[1], suites[i].name)) continue;

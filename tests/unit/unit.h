@@ -25,5 +25,7 @@ Suite *eventparse_suite(void);
 Suite *route_suite(void);
 Suite *gen_suite(void);
 Suite *import_suite(void);
+Suite *metrics_suite(void);
+Suite *quality_suite(void);
 
 #endif
