@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "util/err.h"
 #include "util/log.h"
@@ -25,6 +28,7 @@
 enum { ST_USER, ST_ITEM, ST_TYPE, ST_EVENT, ST_DELETE, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_COUNT };
 
 struct store {
+  int lock_fd;   /* DATA/LOCK, flock'ed: one process owns a data dir */
   sqlite3 *db;
   sqlite3_stmt *st[ST_COUNT];
   char *path;
@@ -93,6 +97,28 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
     return -errno;
   }
   store *s = xcalloc(1, sizeof *s);
+  char lockpath[1100];
+  snprintf(lockpath, sizeof lockpath, "%s/LOCK", dir);
+  s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
+    int e = errno;
+    char pid[32] = "?";
+    if (s->lock_fd >= 0) {
+      ssize_t r = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+      pid[r > 0 ? r : 0] = 0;
+      pid[strcspn(pid, "\n")] = 0;
+    }
+    if (e == EWOULDBLOCK)
+      snprintf(err, errlen, "data dir %s is in use by another recd process (pid %s); stop it first", dir, pid);
+    else
+      snprintf(err, errlen, "cannot lock %s: %s", lockpath, strerror(e));
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    free(s);
+    return e == EWOULDBLOCK ? RECD_EEXISTS : -e;
+  }
+  char pidbuf[32];
+  int pl = snprintf(pidbuf, sizeof pidbuf, "%ld\n", (long)getpid());
+  if (ftruncate(s->lock_fd, 0) || pwrite(s->lock_fd, pidbuf, (size_t)pl, 0) != pl) log_warn("could not write %s", lockpath);
   size_t n = strlen(dir) + 16;
   s->path = xmalloc(n);
   snprintf(s->path, n, "%s/recd.db", dir);
@@ -131,6 +157,7 @@ void store_close(store *s) {
   if (!s) return;
   for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);
   if (s->db) sqlite3_close(s->db);
+  if (s->lock_fd > 0) close(s->lock_fd); /* releases the flock */
   free(s->path);
   free(s);
 }
