@@ -2,11 +2,13 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "util/decay.h"
 #include "util/mem.h"
+#include "util/u32map.h"
 
 #define REBASE_HALF_LIVES 40.0
+#define INDEX_MIN 16
 
 covis_list *covis_new(int64_t t0) {
   covis_list *l = xcalloc(1, sizeof *l);
@@ -17,17 +19,67 @@ covis_list *covis_new(int64_t t0) {
 void covis_free(covis_list *l) {
   if (!l) return;
   free(l->e);
+  free(l->h);
   free(l);
 }
 
 static void rebase(covis_list *l, int64_t t, int64_t hl) {
-  double f = exp2(-(double)(t - l->t0) / (double)hl);
+  float f = (float)exp2(-(double)(t - l->t0) / (double)hl);
   for (int i = 0; i < l->n; i++) {
-    l->e[i].w = (float)(l->e[i].w * f);
-    l->e[i].err = (float)(l->e[i].err * f);
+    l->e[i].w *= f;
+    l->e[i].err *= f;
   }
-  l->norm = (float)(l->norm * f);
+  l->norm *= f;
+  l->floor *= f;
   l->t0 = t;
+}
+
+static void index_put(covis_list *l, uint32_t iid, int idx) {
+  uint32_t mask = l->hcap - 1u;
+  uint32_t s = u32_hash(iid) & mask;
+  while (l->h[s]) s = (s + 1) & mask;
+  l->h[s] = (uint16_t)(idx + 1);
+}
+
+static void index_build(covis_list *l, uint16_t hcap) {
+  free(l->h);
+  l->hcap = hcap;
+  l->h = xcalloc(hcap, sizeof *l->h);
+  for (int i = 0; i < l->n; i++) index_put(l, l->e[i].iid, i);
+}
+
+static int find(const covis_list *l, uint32_t iid) {
+  if (!l->hcap) {
+    for (int i = 0; i < l->n; i++)
+      if (l->e[i].iid == iid) return i;
+    return -1;
+  }
+  uint32_t mask = l->hcap - 1u;
+  for (uint32_t s = u32_hash(iid) & mask;; s = (s + 1) & mask) {
+    uint16_t v = l->h[s];
+    if (!v) return -1;
+    if (l->e[v - 1].iid == iid) return v - 1;
+  }
+}
+
+static int cmp_w_desc(const void *a, const void *b) {
+  float x = ((const covis_ent *)a)->w, y = ((const covis_ent *)b)->w;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* keep the `keep` heaviest entries; raise the floor to the heaviest dropped */
+static void prune(covis_list *l, int keep) {
+  qsort(l->e, l->n, sizeof *l->e, cmp_w_desc);
+  for (int i = keep; i < l->n; i++)
+    if (l->e[i].w > l->floor) l->floor = l->e[i].w;
+  l->n = (uint16_t)keep;
+  if (l->hcap) index_build(l, l->hcap);
+}
+
+static uint16_t pow2_at_least(unsigned n) {
+  unsigned c = 32;
+  while (c < n) c *= 2;
+  return (uint16_t)(c > 32768 ? 32768 : c);
 }
 
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts) {
@@ -36,34 +88,37 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
     rebase(l, ts, p->half_life_ms);
     ex = 0;
   }
-  double sw = w * exp2(ex);
-  l->norm += (float)sw;
-  int min = -1;
-  for (int i = 0; i < l->n; i++) {
-    if (l->e[i].iid == nb) {
-      l->e[i].w += (float)sw;
-      return;
-    }
-    if (min < 0 || l->e[i].w < l->e[min].w) min = i;
-  }
-  if (l->n < p->max_neighbors) {
-    if (l->n == l->cap) {
-      int ncap = l->cap ? l->cap * 2 : 4;
-      if (ncap > p->max_neighbors) ncap = p->max_neighbors;
-      l->e = xrealloc(l->e, (size_t)ncap * sizeof *l->e);
-      l->cap = (uint16_t)ncap;
-    }
-    l->e[l->n++] = (covis_ent){.iid = nb, .w = (float)sw, .err = 0};
+  float sw = (float)(w * exp2(ex));
+  l->norm += sw;
+  int i = find(l, nb);
+  if (i >= 0) {
+    l->e[i].w += sw;
     return;
   }
-  /* Space-Saving: replace the weakest, inheriting its weight */
-  l->e[min].iid = nb;
-  l->e[min].err = l->e[min].w;
-  l->e[min].w += (float)sw;
+  int limit = p->max_neighbors + p->max_neighbors / 2;
+  if (limit > 65000) limit = 65000;
+  if (l->n == l->cap) {
+    int ncap = l->cap ? l->cap * 2 : 4;
+    if (ncap > limit + 1) ncap = limit + 1;
+    l->e = xrealloc(l->e, (size_t)ncap * sizeof *l->e);
+    l->cap = (uint16_t)ncap;
+  }
+  i = l->n++;
+  l->e[i] = (covis_ent){.iid = nb, .w = l->floor + sw, .err = l->floor};
+  if (l->n > limit) {
+    prune(l, p->max_neighbors);
+    return;
+  }
+  if (l->n > INDEX_MIN) {
+    if (!l->hcap || (unsigned)l->n * 2 > l->hcap) index_build(l, pow2_at_least((unsigned)l->n * 4));
+    else index_put(l, nb, i);
+  }
 }
 
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms) {
   return exp2(-(double)(now - l->t0) / (double)half_life_ms);
 }
 
-size_t covis_memory(const covis_list *l) { return sizeof *l + (size_t)l->cap * sizeof(covis_ent); }
+size_t covis_memory(const covis_list *l) {
+  return sizeof *l + (size_t)l->cap * sizeof(covis_ent) + (size_t)l->hcap * sizeof(uint16_t);
+}

@@ -3,10 +3,14 @@
  *
  * Each list keeps weights relative to its own base time t0 (a weight w added
  * at time ts is stored as w * 2^((ts - t0) / half_life)); the list is rebased
- * when that exponent grows large, so an add costs O(1) amortised plus a scan
- * for the slot. A full list evicts its weakest entry Space-Saving style (the
- * newcomer inherits the evicted weight, remembered as its error), so heavy
- * pairs are never lost; readers use w - err, the guaranteed part.
+ * when that exponent grows large, so an add costs O(1) amortised.
+ *
+ * Bounding (Lossy-Counting style): a list may grow to 1.5 x max_neighbors,
+ * then is pruned back to the max_neighbors heaviest entries. The heaviest
+ * weight ever pruned is the list's `floor`; a newcomer starts at floor + w
+ * with err = floor, so w - err is always a guaranteed lower bound of the
+ * weight it really received, and readers use that. Heavy pairs are never lost.
+ * Lists with more than 16 entries carry a small open-addressing index.
  *
  * Not thread-safe: the engine guards each list with the item's stripe lock. */
 #ifndef RECD_MODEL_COVIS_H
@@ -22,15 +26,18 @@ typedef struct {
 
 typedef struct {
   uint32_t iid;
-  float w;     /* stored weight (an over-estimate after an eviction) */
-  float err;   /* weight inherited at eviction: w - err is a lower bound */
+  float w;     /* stored weight, an over-estimate by at most err */
+  float err;   /* the floor when the entry was (re)inserted */
 } covis_ent;
 
 typedef struct covis_list {
   int64_t t0;
   float norm;         /* sum of all weights added (same scale as w) */
+  float floor;        /* heaviest weight pruned so far */
   uint16_t n, cap;
+  uint16_t hcap;      /* index slots (power of two), 0 = no index */
   covis_ent *e;
+  uint16_t *h;        /* slot -> entry index + 1, 0 = empty */
 } covis_list;
 
 covis_list *covis_new(int64_t t0);

@@ -19,7 +19,7 @@ START_TEST(covis_accumulates_and_bounds) {
   ck_assert_float_eq_tol(l->e[0].w, 2.0f, 1e-6);
   ck_assert_float_eq_tol(l->norm, 3.0f, 1e-6);
   for (uint32_t k = 12; k < 20; k++) covis_add(l, &p, k, 0.1, 0);
-  ck_assert_int_eq(l->n, 4);  /* bounded */
+  ck_assert_int_le(l->n, 6);  /* bounded by 1.5 x max_neighbors */
   int has10 = 0;
   for (int i = 0; i < l->n; i++) has10 |= l->e[i].iid == 10;
   ck_assert_int_eq(has10, 1); /* the heavy pair survives Space-Saving eviction */
@@ -39,10 +39,45 @@ START_TEST(covis_accumulates_and_bounds) {
 }
 END_TEST
 
+START_TEST(covis_index_and_lower_bounds) {
+  covis_params p = {.max_neighbors = 64, .half_life_ms = DAY};
+  covis_list *l = covis_new(0);
+  double truth[2000] = {0};
+  uint64_t x = 12345;
+  for (int k = 0; k < 50000; k++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    /* 30% of the mass on ten heavy ids (each above N / max_neighbors), the rest a long tail */
+    uint32_t nb = (x >> 40) % 10 < 3 ? (uint32_t)((x >> 20) % 10) : 10 + (uint32_t)((x >> 33) % 1990);
+    covis_add(l, &p, nb, 1.0, 0);
+    truth[nb] += 1.0;
+  }
+  ck_assert_int_le(l->n, 96);
+  ck_assert_int_ge(l->n, 64);
+  ck_assert_int_gt(l->hcap, 0);
+  for (int i = 0; i < l->n; i++) {
+    /* w - err never over-states, w never under-states */
+    ck_assert_double_le(l->e[i].w - l->e[i].err, truth[l->e[i].iid] + 1e-3);
+    ck_assert_double_ge(l->e[i].w + 1e-3, truth[l->e[i].iid]);
+  }
+  /* the heaviest ten true neighbours are all kept */
+  for (int r = 0; r < 10; r++) {
+    int best = 0;
+    for (int j = 1; j < 2000; j++)
+      if (truth[j] > truth[best]) best = j;
+    int found = 0;
+    for (int i = 0; i < l->n; i++) found |= l->e[i].iid == (uint32_t)best;
+    ck_assert_msg(found, "heavy neighbour %d (weight %.0f) lost", best, truth[best]);
+    truth[best] = -1;
+  }
+  covis_free(l);
+}
+END_TEST
+
 Suite *covis_suite(void) {
   Suite *s = suite_create("covis");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, covis_accumulates_and_bounds);
+  tcase_add_test(tc, covis_index_and_lower_bounds);
   suite_add_tcase(s, tc);
   return s;
 }
