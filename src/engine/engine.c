@@ -48,9 +48,12 @@ const char *engine__item_key(recd_engine *e, uint32_t iid) {
   return k;
 }
 
+/* The engine clock: the latest event time, so that decays and windows work
+ * the same on a live stream and on imported history; never ahead of the wall
+ * clock (events may carry times up to 24 h ahead). */
 int64_t engine__now(recd_engine *e) {
-  int64_t t = atomic_load(&e->now_ms);
-  return t ? t : clock_now_ms();
+  int64_t t = atomic_load(&e->now_ms), wall = clock_now_ms();
+  return t && t < wall ? t : wall;
 }
 
 /* ---- loading ---- */
@@ -207,6 +210,7 @@ int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t err
   atomic_store(&e->n_events, r.n);
   uint64_t last;
   if (!store_last_seq(e->st, &last) && last > e->next_seq) e->next_seq = last;
+  atomic_store(&e->committed_seq, e->next_seq);
   log_info("loaded %zu users, %zu items, %llu events from %s in %.2f s", strmap_count(&e->users),
            strmap_count(&e->items), (unsigned long long)r.n, store_path(e->st), (clock_mono_ns() - t0) / 1e9);
   if ((rc = engine__writer_start(e))) {
@@ -267,7 +271,7 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->events = atomic_load(&e->n_events);
   pthread_mutex_lock(&e->q_lock);
   s->queue_depth = e->q_depth;
-  s->last_seq = e->next_seq;
+  s->last_seq = atomic_load(&e->committed_seq);
   pthread_mutex_unlock(&e->q_lock);
   s->commits = atomic_load(&e->n_commits);
   s->fatal = (uint64_t)atomic_load(&e->fatal);

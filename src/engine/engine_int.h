@@ -71,7 +71,8 @@ struct recd_engine {
   size_t q_depth;
   int stopping;
   _Atomic int fatal;
-  uint64_t next_seq;
+  uint64_t next_seq;              /* writer thread only */
+  _Atomic uint64_t committed_seq; /* last durable seq, for readers */
 
   /* counters */
   _Atomic uint64_t n_events, n_commits, n_catalog;

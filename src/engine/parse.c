@@ -272,7 +272,7 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
   }
   v = json_object_get(obj, "created_at");
   if (v && !json_is_null(v) &&
-      parse_time(v, "items", index, "created_at", "invalid_item", 0, &it->created_at_ms, fail))
+      parse_time(v, "items", index, "created_at", "invalid_item", clock_now_ms(), &it->created_at_ms, fail))
     return RECD_EINVAL;
   v = json_object_get(obj, "properties");
   if (v && !json_is_null(v)) {

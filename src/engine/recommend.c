@@ -403,7 +403,7 @@ static size_t resolve_cats(recd_engine *e, const char **names, size_t n, uint32_
   size_t m = 0;
   *unknown = 0;
   pthread_rwlock_rdlock(&e->content_lock);
-  for (size_t i = 0; i < n && m < 32; i++) {
+  for (size_t i = 0; i < n && m < 64; i++) {
     uint32_t c = content_find_category(&e->content, names[i], strlen(names[i]));
     if (c == STRMAP_NONE) (*unknown)++;
     else out[m++] = c;
@@ -467,6 +467,13 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       reasons_for(e, c, wsrc, win, it, r->u, anonymous);
     }
   }
+  /* diversity may have pulled lower-scored items forward: present the chosen set by score */
+  for (size_t i = 1; i < out->count; i++)
+    for (size_t j = i; j > 0 && out->items[j].score > out->items[j - 1].score; j--) {
+      recd_rec_item tmp = out->items[j];
+      out->items[j] = out->items[j - 1];
+      out->items[j - 1] = tmp;
+    }
   /* fill: trending lists, then any eligible item (small catalogs only reach here) */
   size_t nitems = strmap_count(&e->items);
   for (int stage = 0; stage < 2 && out->count < n; stage++) {
@@ -509,7 +516,7 @@ int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_resul
   u32map excl;
   u32map_init(&excl);
   resolve_ids(e, req->exclude, req->nexclude, &excl);
-  uint32_t fcats[32];
+  uint32_t fcats[64];
   int unknown;
   size_t nf = resolve_cats(e, req->categories, req->ncategories, fcats, &unknown);
   trending *t = engine__trending(e);
@@ -597,7 +604,7 @@ int engine_popular(recd_engine *e, size_t n, const char **categories, size_t nca
                   "window: must be from 1d to 30d (popularity is kept in daily buckets)");
     return RECD_EINVAL;
   }
-  uint32_t fcats[32];
+  uint32_t fcats[64];
   int unknown;
   size_t nf = resolve_cats(e, categories, ncat, fcats, &unknown);
   out->items = xcalloc(n ? n : 1, sizeof *out->items);
@@ -629,7 +636,9 @@ int engine_popular(recd_engine *e, size_t n, const char **categories, size_t nca
       for (int i = 0; i < s->ncats && !ok; i++)
         for (size_t k = 0; k < nf; k++) ok |= s->cats[i] == fcats[k];
     }
-    double score = !ok ? 0 : days ? itemstats_window(s, now, days, 0) : itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
+    double score = !ok ? 0
+                   : days ? itemstats_window(s, now, days, e->cfg.popularity_half_life_ms)
+                          : itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
     pthread_mutex_unlock(l);
     if (ok && score > 0) pop_list_offer(&pl, iid, (float)score);
   }

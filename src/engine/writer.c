@@ -368,6 +368,7 @@ static void *writer_main(void *arg) {
     if (stop) break;
 
     op_scratch *sc = xcalloc(n, sizeof *sc);
+    uint64_t seq0 = e->next_seq;
     int rc = atomic_load(&e->fatal) ? RECD_EFATAL : store_begin(e->st);
     size_t i = 0;
     for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &sc[i]);
@@ -378,10 +379,12 @@ static void *writer_main(void *arg) {
     }
     if (rc) {
       store_rollback(e->st);
+      e->next_seq = seq0; /* nothing of this round was stored */
       if (!atomic_exchange(&e->fatal, 1))
         log_error("writer: the store failed (%s); refusing all writes until restart", recd_strerror(rc));
     } else {
       atomic_fetch_add(&e->n_commits, 1);
+      atomic_store(&e->committed_seq, e->next_seq);
       i = 0;
       for (engine_op *op = batch; op; op = op->next, i++) apply_op(e, op, &sc[i]);
     }

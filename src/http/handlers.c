@@ -20,6 +20,8 @@
 
 int http__submit(pending_write *p);
 
+#define MAX_LIST_PARAMS 64
+
 /* ---- replies ---- */
 
 void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, json_t *body) {
@@ -76,6 +78,10 @@ static int query_parse(struct evhttp_request *req, query *q, const char *const *
   const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
   const char *qs = u ? evhttp_uri_get_query(u) : NULL;
   if (!qs || !*qs) return 0;
+  if (strstr(qs, "%00")) {
+    snprintf(bad, badlen, "a parameter holds an encoded NUL byte (%%00)");
+    return -1;
+  }
   if (evhttp_parse_query_str(qs, &q->q)) {
     snprintf(bad, badlen, "the query string is malformed");
     return -1;
@@ -96,11 +102,14 @@ static void query_free(query *q) { evhttp_clear_headers(&q->q); }
 
 static const char *query_get(query *q, const char *key) { return evhttp_find_header(&q->q, key); }
 
+/* all values of a repeated parameter; returns cap + 1 when there are more than cap */
 static size_t query_all(query *q, const char *key, const char **out, size_t cap) {
   size_t n = 0;
   struct evkeyval *kv;
   TAILQ_FOREACH(kv, &q->q, next) {
-    if (!strcmp(kv->key, key) && n < cap) out[n++] = kv->value;
+    if (strcmp(kv->key, key)) continue;
+    if (n == cap) return cap + 1;
+    out[n++] = kv->value;
   }
   return n;
 }
@@ -142,6 +151,10 @@ static int parse_n(http_worker *w, struct evhttp_request *req, route_id r, int64
 
 static int check_list(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const char *name,
                       const char **v, size_t n) {
+  if (n > MAX_LIST_PARAMS) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", name, "%s: given more than %d times", name, MAX_LIST_PARAMS);
+    return -1;
+  }
   for (size_t i = 0; i < n; i++) {
     size_t len = strlen(v[i]);
     int bad = len == 0 || len > RECD_MAX_ID_LEN;
@@ -159,7 +172,7 @@ static int check_list(http_worker *w, struct evhttp_request *req, route_id r, in
 
 static json_t *read_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
   const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-  if (ct && strncasecmp(ct, "application/json", 16)) {
+  if (ct && (strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
     http__error(w, req, r, t0, 415, "unsupported_media_type", "Content-Type",
                 "Content-Type: '%.64s' is not supported; send application/json", ct);
     return NULL;
@@ -208,7 +221,7 @@ static void pending_free(pending_write *p) {
 }
 
 static void submit(pending_write *p) {
-  int rc = http__submit(p);
+  int rc = atomic_load(&p->w->srv->stopping) ? RECD_ECLOSED : http__submit(p);
   if (rc) {
     http__error(p->w, p->req, p->route, p->t0, 503, rc == RECD_EFATAL ? "store_failed" : "shutting_down", "",
                 "%s", rc == RECD_EFATAL ? "the store failed an earlier write; writes are refused until restart"
@@ -311,9 +324,13 @@ static void h_items_batch(http_worker *w, struct evhttp_request *req, route_id r
     return;
   }
   size_t n = json_array_size(list);
-  if (n == 0 || n > (size_t)w->srv->cfg->max_batch) {
-    http__error(w, req, r, t0, n ? 413 : 400, n ? "batch_too_large" : "invalid_item", "items",
-                n ? "items: %zu items, the limit is %d (max_batch)" : "items: the batch is empty%.0zu%.0d", n,
+  if (n == 0) {
+    http__error(w, req, r, t0, 400, "invalid_item", "items", "items: the batch is empty");
+    json_decref(root);
+    return;
+  }
+  if (n > (size_t)w->srv->cfg->max_batch) {
+    http__error(w, req, r, t0, 413, "batch_too_large", "items", "items: %zu items, the limit is %d (max_batch)", n,
                 w->srv->cfg->max_batch);
     json_decref(root);
     return;
@@ -404,7 +421,6 @@ static json_t *result_json(const recd_rec_result *res, const char *user_id) {
   return o;
 }
 
-#define MAX_LIST_PARAMS 64
 
 static void h_recs_user(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
   static const char *const allowed[] = {"n", "category", "exclude", "session_id", NULL};
@@ -442,6 +458,7 @@ static void h_recs_anon(http_worker *w, struct evhttp_request *req, route_id r, 
   const char *key;
   json_t *v;
   json_object_foreach(root, key, v) {
+    if (json_is_null(v)) continue;
     const char **dst = NULL;
     size_t cap = 0, *cnt = NULL;
     if (!strcmp(key, "items")) dst = items, cap = 256, cnt = &rq.nitems;
@@ -466,8 +483,12 @@ static void h_recs_anon(http_worker *w, struct evhttp_request *req, route_id r, 
     size_t i;
     json_t *s;
     json_array_foreach(v, i, s) {
-      if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s)) {
-        http__error(w, req, r, t0, 400, "invalid_parameter", key, "%s[%zu]: must be a string without NUL bytes", key, i);
+      if (!json_is_string(s)) {
+        http__error(w, req, r, t0, 400, "invalid_parameter", key, "%s[%zu]: must be a string", key, i);
+        goto out;
+      }
+      if (strlen(json_string_value(s)) != json_string_length(s)) {
+        http__error(w, req, r, t0, 400, "invalid_parameter", key, "%s[%zu]: contains a NUL byte", key, i);
         goto out;
       }
       dst[(*cnt)++] = json_string_value(s);
@@ -519,7 +540,7 @@ static void h_popular(http_worker *w, struct evhttp_request *req, route_id r, in
   int64_t window = 0;
   const char *ws = query_get(&q, "window");
   if (parse_n(w, req, r, t0, &q, &n) || check_list(w, req, r, t0, "category", cats, nc)) goto out;
-  if (ws && clock_parse_duration(ws, &window)) {
+  if (ws && (clock_parse_duration(ws, &window) || window < 86400000LL)) {
     http__error(w, req, r, t0, 400, "invalid_parameter", "window",
                 "window: '%.32s' is not a duration like 1d, 7d, 2w (from 1d to 30d)", ws);
     goto out;
@@ -576,11 +597,13 @@ static void h_metrics(http_worker *w, struct evhttp_request *req, route_id r, in
 }
 
 static void h_root(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
-  json_t *o = json_pack("{s:s,s:s,s:[s,s,s,s,s,s,s,s,s,s]}", "name", "recd", "version", RECD_VERSION, "endpoints",
-                        "POST /api/v1/events", "PUT|GET|DELETE /api/v1/items/{item_id}", "POST /api/v1/items",
-                        "GET /api/v1/recommendations/{user_id}?n=10", "POST /api/v1/recommendations",
-                        "GET /api/v1/items/{item_id}/similar", "GET /api/v1/popular",
-                        "GET /api/v1/users/{user_id}/features", "GET /api/v1/health", "GET /metrics");
+  json_t *o = json_pack("{s:s,s:s,s:[s,s,s,s,s,s,s,s,s,s,s],s:s}", "name", "recd", "version", RECD_VERSION,
+                        "endpoints", "POST /api/v1/events", "PUT|GET|DELETE /api/v1/items/{item_id}",
+                        "POST /api/v1/items", "GET /api/v1/recommendations/{user_id}?n=10",
+                        "POST /api/v1/recommendations", "GET /api/v1/items/{item_id}/similar",
+                        "GET /api/v1/items/{item_id}/features", "GET /api/v1/popular",
+                        "GET /api/v1/users/{user_id}/features", "GET /api/v1/health", "GET /metrics", "docs",
+                        "docs/api.md in the source tree");
   http__reply_json(w, req, r, t0, 200, o);
 }
 
@@ -597,6 +620,7 @@ static int method_bit(enum evhttp_cmd_type t) {
 
 void http__dispatch(http_worker *w, struct evhttp_request *req) {
   int64_t t0 = clock_mono_ns();
+  atomic_fetch_add_explicit(&w->srv->m.inflight, 1, memory_order_relaxed);
   route_match m;
   char err[128];
   const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);

@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "engine/engine.h"
 #include "http/metrics.h"
@@ -19,6 +20,8 @@ struct http_worker {
   struct event_base *base;
   struct evhttp *http;
   struct event *wake;          /* activated by the writer thread */
+  struct event *stop;          /* activated at shutdown: stop accepting */
+  struct evhttp_bound_socket *bound;
   pthread_t thread;
   pthread_mutex_t done_lock;
   pending_write *done_head;    /* completed writes to answer */
@@ -33,6 +36,7 @@ struct http_server {
   metrics m;
   int64_t started_ms;
   int wake_pipe[2];            /* stop signal */
+  _Atomic int stopping;        /* writes are refused with 503 shutting_down */
 };
 
 /* a write waiting for the engine; freed after the reply */

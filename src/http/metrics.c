@@ -20,6 +20,7 @@ static int status_slot(int status) {
 
 void metrics_observe(metrics *m, route_id r, int status, int64_t ns) {
   if (r >= R_COUNT) r = R_NONE;
+  atomic_fetch_sub_explicit(&m->inflight, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&m->count[r][status_slot(status)], 1, memory_order_relaxed);
   double s = ns / 1e9;
   int b = 0;

@@ -48,6 +48,14 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
+static void on_stop(evutil_socket_t fd, short what, void *arg) {
+  http_worker *w = arg;
+  (void)fd;
+  (void)what;
+  if (w->bound) evhttp_del_accept_socket(w->http, w->bound);
+  w->bound = NULL;
+}
+
 /* engine writer thread: hand the completed write back to its worker */
 static void on_write_done(void *arg, int rc) {
   pending_write *p = arg;
@@ -156,6 +164,7 @@ int http_server_new(recd_engine *e, http_server **out, char *err, size_t errlen)
     w->base = event_base_new();
     w->http = evhttp_new(w->base);
     w->wake = event_new(w->base, -1, 0, on_wake, w);
+    w->stop = event_new(w->base, -1, 0, on_stop, w);
     /* libevent answers bodies over its cap with its own 413; ours (JSON) is
      * sent for bodies up to 4x the limit, read and then refused */
     evhttp_set_max_body_size(w->http, (ev_ssize_t)(s->cfg->max_body * 4 + 65536));
@@ -167,7 +176,7 @@ int http_server_new(recd_engine *e, http_server **out, char *err, size_t errlen)
     evhttp_set_gencb(w->http, on_request, w);
     /* each listener owns (and closes) its own descriptor of the one socket */
     int wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (wfd < 0 || !evhttp_accept_socket_with_handle(w->http, wfd)) {
+    if (wfd < 0 || !(w->bound = evhttp_accept_socket_with_handle(w->http, wfd))) {
       snprintf(err, errlen, "listen: evhttp could not accept on the socket");
       http_server_free(s);
       return RECD_EIO;
@@ -190,9 +199,9 @@ int http_server_run(http_server *s) {
   char c;
   while (read(s->wake_pipe[0], &c, 1) < 0 && errno == EINTR) {
   }
-  log_info("shutting down: finishing in-flight writes");
-  /* stop accepting: listeners live on the evhttp objects; closing the fd
-   * would race with them, so just wait for writes and exit the loops */
+  log_info("shutting down: no new connections or writes; finishing in-flight writes");
+  atomic_store(&s->stopping, 1);
+  for (int i = 0; i < s->nworkers; i++) event_active(s->workers[i].stop, EV_READ, 0);
   for (int t = 0; t < 1000 && atomic_load(&g_writes_inflight) > 0; t++) usleep(10000);
   for (int i = 0; i < s->nworkers; i++) event_base_loopexit(s->workers[i].base, NULL);
   for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
@@ -211,6 +220,7 @@ void http_server_free(http_server *s) {
     http_worker *w = &s->workers[i];
     if (w->http) evhttp_free(w->http);
     if (w->wake) event_free(w->wake);
+    if (w->stop) event_free(w->stop);
     if (w->base) event_base_free(w->base);
     pthread_mutex_destroy(&w->done_lock);
   }
