@@ -12,7 +12,7 @@
  * compiled with -DLLVMFuzzerTestOneInput=fuzz_<name> (see the Makefile), so they
  * link side by side. A driver that finds a problem aborts (FUZZ_CHECK) or is
  * stopped by a sanitizer, which ends this process with a non-zero status; a
- * death callback and signal handlers then name the file that was running. Prints
+ * signal handler then names the file that was running. Prints
  * "fuzz replay: N files, 0 crashes" and exits 0 otherwise. */
 #include <dirent.h>
 #include <errno.h>
@@ -58,16 +58,22 @@ static void on_signal(int sig) {
   raise(sig);
 }
 
-/* set by ASan/UBSan when linked in: runs before a sanitizer ends the process */
-extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+/* Under ASan/UBSan (SAN=1) make a report end in abort(), so the SIGABRT
+ * handler can name the file; ASAN_OPTIONS/UBSAN_OPTIONS still override. */
+const char *__asan_default_options(void);
+const char *__ubsan_default_options(void);
+const char *__asan_default_options(void) { return "abort_on_error=1"; }
+const char *__ubsan_default_options(void) { return "abort_on_error=1:print_stacktrace=1"; }
 
 static void install_handlers(void) {
-  signal(SIGABRT, on_signal); /* FUZZ_CHECK */
-  if (__sanitizer_set_death_callback) {
-    __sanitizer_set_death_callback(say_current); /* ASan keeps its own SEGV handler */
-  } else {
-    int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], on_signal);
+  int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* keep a handler a sanitizer installed (ASan reports SEGV itself) */
+    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL);
   }
 }
 

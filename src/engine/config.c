@@ -1,6 +1,7 @@
 #include "engine/config.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -89,6 +90,7 @@ static int parse_size(const char *v, int64_t *out) {
   else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib")) mul = 1024 * 1024;
   else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib")) mul = 1024.0 * 1024 * 1024;
   else return -1;
+  if (!isfinite(d) || d * mul > 9e18) return -1;
   *out = (int64_t)(d * mul);
   return 0;
 }
@@ -395,7 +397,7 @@ static void fmt_dur(int64_t ms, char *buf, size_t n) {
 static void fmt_opt(const recd_config *c, const opt *o, char *buf, size_t n) {
   const char *p = (const char *)c + o->off;
   switch (o->type) {
-    case T_STR: snprintf(buf, n, "%s", p); break;
+    case T_STR: snprintf(buf, n, "\"%s\"", p); break; /* quoted: the file reader strips one pair */
     case T_INT: snprintf(buf, n, "%d", *(const int *)p); break;
     case T_BOOL: snprintf(buf, n, "%s", *(const int *)p ? "true" : "false"); break;
     case T_DBL: snprintf(buf, n, "%g", *(const double *)p); break;

@@ -19,7 +19,7 @@ enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, NSRC };
 #define MAX_ANCHORS 100    /* at most this many distinct recent items are anchors */
 #define CONTENT_ANCHORS 3
 #define TOP_CATS 3
-#define SCAN_CAP 2000
+#define SCAN_CAP 500       /* postings scanned per category/tag, newest first */
 #define REASON_SHARE 0.15  /* a source is named when it gives this share of the score */
 
 typedef struct {
@@ -131,7 +131,7 @@ trending *engine__trending(recd_engine *e) {
   trending *t = e->trend ? trending_retain(e->trend) : NULL;
   pthread_mutex_unlock(&e->trend_lock);
   size_t nitems = strmap_count(&e->items);
-  int stale = !t || (t->version != v && (nitems <= 20000 || wall - atomic_load(&e->last_build_ms) >= e->cfg.trending_refresh_ms));
+  int stale = !t || (t->version != v && (nitems <= 2000 || wall - atomic_load(&e->last_build_ms) >= e->cfg.trending_refresh_ms));
   if (!stale) return t;
   /* one builder at a time; others keep using the old snapshot if they have one */
   if (t ? pthread_mutex_trylock(&e->trend_build) : pthread_mutex_lock(&e->trend_build)) return t;
@@ -526,11 +526,11 @@ int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_resul
   }
   cand_set cs = {.e = e, .now = now};
   u32map_init(&cs.idx);
-  src_covis(&cs, &u);
-  src_content(&cs, &u);
-  src_trending(&cs, t, &u, fcats, nf);
   float wsrc[NSRC] = {(float)e->cfg.w_covis, (float)e->cfg.w_content, (float)e->cfg.w_category,
                       (float)e->cfg.w_trending, (float)e->cfg.w_new};
+  if (wsrc[SRC_COVIS] > 0) src_covis(&cs, &u);
+  if (wsrc[SRC_CONTENT] > 0) src_content(&cs, &u);
+  src_trending(&cs, t, &u, fcats, nf);
   rules r = {.u = &u, .excl = &excl, .fcats = fcats, .nfcats = nf, .self = UINT32_MAX};
   finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, out);
   free(cs.c);

@@ -1,7 +1,13 @@
-/* evaluate.h — offline evaluation: load a rating data set, split it, train a
- * fresh engine on the training part and score its lists on the test part.
+/* evaluate.h — offline evaluation of one engine configuration on a split:
+ *  - eval_run: train a fresh engine on the training ratings (in time order,
+ *    through the real ingest path) and score every test user's top-k list
+ *    (training items excluded) against their test items;
+ *  - eval_replay: the streaming (prequential) protocol: train on the training
+ *    part, then replay the test ratings in time order; before each positive
+ *    rating, ask for the user's top-k and record whether and where the item is,
+ *    then ingest the rating (or, frozen, do not: the state stays as trained).
  * Each run uses its own temporary data dir (fsync off) and removes it.
- * Not thread-safe per eval_data; distinct runs may go in parallel. */
+ * Thread-safe for distinct runs over the same (read-only) eval_data. */
 #ifndef RECD_EVAL_EVALUATE_H
 #define RECD_EVAL_EVALUATE_H
 
@@ -9,46 +15,42 @@
 #include <stdint.h>
 
 #include "engine/config.h"
+#include "eval/dataset.h"
 #include "eval/metrics.h"
-#include "util/strmap.h"
+#include "eval/split.h"
 
 typedef struct {
-  uint32_t user, item;
-  float rating;
-  int64_t ts_ms;
-} eval_rating;
+  size_t k;                 /* main cut-off */
+  size_t max_k;             /* curves for cut-offs 1..max_k (>= k) */
+  double like_threshold;    /* ratings >= this are 'like' events and replay positives */
+} eval_opts;
 
 typedef struct {
-  strmap users, items;
-  eval_rating *r;
-  size_t n, cap;
-  char **genres;            /* per item: "Action|Comedy" (xmalloc'ed) or NULL */
-  size_t genres_cap;
-} eval_data;
-
-void eval_data_init(eval_data *d);
-void eval_data_release(eval_data *d);
-/* MovieLens ratings.csv (userId,movieId,rating,timestamp) and, optionally,
- * movies.csv (movieId,title,genres) whose genres become item categories. */
-int eval_load_movielens(eval_data *d, const char *ratings_csv, const char *movies_csv, char *err, size_t errlen);
-
-/* Per-user random split (as Recommenders' python_stratified_split): each
- * user's ratings are shuffled with `seed` and the first round(ratio * n) go to
- * training; users with fewer than 2 ratings stay wholly in training.
- * is_test[i] is set for test ratings. */
-void eval_split_random(const eval_data *d, double ratio, uint64_t seed, uint8_t *is_test);
-
-typedef struct {
-  eval_scores mean;         /* averaged over evaluated users */
+  eval_scores mean;         /* at k, averaged over evaluated users */
+  eval_scores *curve;       /* curve[c] for c = 1..max_k (xmalloc'ed) */
+  size_t max_k;
   size_t users;             /* users evaluated (with >= 1 test item) */
   size_t users_total;
-  double coverage;          /* distinct items recommended / items in training */
+  double coverage;          /* distinct items recommended / items */
   double seconds;
 } eval_result;
 
-/* Train an engine configured as `base` plus `overrides` ("name=value,...")
- * and evaluate top-k lists (training items excluded). */
-int eval_run(const eval_data *d, const uint8_t *is_test, const recd_config *base, const char *overrides, size_t k,
-             double like_threshold, eval_result *out, char *err, size_t errlen);
+typedef struct {
+  double hr, ndcg, mrr;     /* at k, averaged over replayed positives */
+  double *hr_curve;         /* hr_curve[c], c = 1..max_k (xmalloc'ed) */
+  size_t max_k;
+  size_t positives, events, users;
+  double seconds;
+} eval_replay_result;
+
+/* apply "name=value,name=value" engine options to a copy of base */
+int eval_config(const recd_config *base, const char *overrides, recd_config *out, char *err, size_t errlen);
+
+int eval_run(const eval_data *d, const uint8_t *is_test, const recd_config *cfg, const eval_opts *o,
+             eval_result *out, char *err, size_t errlen);
+int eval_replay(const eval_data *d, const uint8_t *is_test, const recd_config *cfg, const eval_opts *o, int frozen,
+                eval_replay_result *out, char *err, size_t errlen);
+void eval_result_release(eval_result *r);
+void eval_replay_release(eval_replay_result *r);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/popularity.h"
 #include "util/mem.h"
 
 static void field_init(content_field *f) {
@@ -99,11 +100,6 @@ const posting *content_category_items(const content_index *c, uint32_t cat) {
   return &c->cats.post[cat];
 }
 
-static int hit_cmp(const void *a, const void *b) {
-  const content_hit *x = a, *y = b;
-  if (x->score != y->score) return x->score < y->score ? 1 : -1;
-  return x->iid < y->iid ? 1 : x->iid > y->iid ? -1 : 0; /* newer ids first */
-}
 
 static void accumulate(const content_index *c, const content_field *f, const uint32_t *ids, int n, uint32_t self,
                        size_t scan_cap, u32map *idx, content_hit **hits, size_t *nh, size_t *cap, double *qnorm) {
@@ -146,9 +142,14 @@ size_t content_similar(const content_index *c, const uint32_t *cats, int ncats, 
     double nf = iid < c->nfeat_cap && c->nfeat[iid] ? c->nfeat[iid] : 1;
     hits[i].score = (float)(hits[i].score / (qn * sqrt(nf) * (qn / sqrt(ncats + ntags > 0 ? ncats + ntags : 1))));
   }
-  if (nh) qsort(hits, nh, sizeof *hits, hit_cmp);
-  size_t m = nh < k ? nh : k;
-  if (m) memcpy(out, hits, m * sizeof *out);
+  /* top k by a bounded heap, then sort just those */
+  pop_list top;
+  pop_list_init(&top, (uint32_t)k);
+  for (size_t i = 0; i < nh; i++) pop_list_offer(&top, hits[i].iid, hits[i].score);
+  pop_list_sort(&top);
+  size_t m = top.n;
+  for (size_t i = 0; i < m; i++) out[i] = (content_hit){.iid = top.e[i].iid, .score = top.e[i].score};
+  pop_list_release(&top);
   free(hits);
   u32map_release(&idx);
   return m;
