@@ -96,7 +96,7 @@ int clock_parse_rfc3339(const char *s, size_t len, int64_t *out_ms) {
 }
 
 void clock_format_rfc3339(int64_t ms, char *buf, size_t buflen) {
-  if (ms < -62135596800000LL) ms = -62135596800000LL; /* year 1; also keeps -ms defined */
+  if (ms < -62167219200000LL) ms = -62167219200000LL; /* year 0; also keeps -ms defined */
   int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
   int msr = (int)(ms - secs * 1000);
   time_t t = (time_t)secs;
