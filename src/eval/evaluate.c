@@ -168,25 +168,36 @@ int eval_run(const eval_data *d, const uint8_t *is_test, const recd_config *cfg,
   out->max_k = K;
   for (size_t u = 0; u < nu; u++) {
     if (!rel[u].count) continue;
-    recd_rec_request rq = {.user_id = strmap_key(&d->users, (uint32_t)u), .n = K};
-    recd_rec_result res;
-    engine_recommend(t.e, &rq, &res);
-    for (size_t j = 0; j < res.count; j++) {
-      uint32_t iid = strmap_find(&d->items, res.items[j].item_id, strlen(res.items[j].item_id));
-      hits[j] = iid != STRMAP_NONE && u32map_get(&rel[u], iid) != NULL;
-      if (iid != STRMAP_NONE && j < o->k) u32map_put(&recommended, iid, 1, NULL);
-    }
-    eval_scores sc;
-    for (size_t c = 1; c <= K; c++) {
-      metrics_user(hits, res.count, c, rel[u].count, &sc);
-      metrics_add(&out->curve[c], &sc);
+    /* the table's list has exactly k items (the diversity rule depends on n);
+     * the curves come from one list of max_k items */
+    for (int pass = 0; pass < (K > o->k ? 2 : 1); pass++) {
+      size_t n = pass ? K : o->k;
+      recd_rec_request rq = {.user_id = strmap_key(&d->users, (uint32_t)u), .n = n};
+      recd_rec_result res;
+      engine_recommend(t.e, &rq, &res);
+      for (size_t j = 0; j < res.count; j++) {
+        uint32_t iid = strmap_find(&d->items, res.items[j].item_id, strlen(res.items[j].item_id));
+        hits[j] = iid != STRMAP_NONE && u32map_get(&rel[u], iid) != NULL;
+        if (iid != STRMAP_NONE && !pass) u32map_put(&recommended, iid, 1, NULL);
+      }
+      eval_scores sc;
+      if (!pass) {
+        metrics_user(hits, res.count, o->k, rel[u].count, &sc);
+        metrics_add(&out->mean, &sc);
+      }
+      if (pass || K == o->k)
+        for (size_t c = 1; c <= K; c++) {
+          metrics_user(hits, res.count, c, rel[u].count, &sc);
+          metrics_add(&out->curve[c], &sc);
+        }
+      engine_result_release(&res);
     }
     out->users++;
-    engine_result_release(&res);
   }
-  if (out->users)
+  if (out->users) {
+    metrics_scale(&out->mean, 1.0 / (double)out->users);
     for (size_t c = 1; c <= K; c++) metrics_scale(&out->curve[c], 1.0 / (double)out->users);
-  out->mean = out->curve[o->k];
+  }
   out->users_total = nu;
   out->coverage = ni ? (double)recommended.count / (double)ni : 0;
   for (size_t u = 0; u < nu; u++) u32map_release(&rel[u]);
@@ -230,22 +241,27 @@ int eval_replay(const eval_data *d, const uint8_t *is_test, const recd_config *c
         rq.exclude = excl;
         rq.nexclude = m;
       }
-      recd_rec_result res;
-      engine_recommend(t.e, &rq, &res);
-      size_t rank = 0;
       const char *want = strmap_key(&d->items, r->item);
-      for (size_t j = 0; j < res.count && !rank; j++)
-        if (!strcmp(res.items[j].item_id, want)) rank = j + 1;
-      if (rank && rank <= o->k) {
-        out->hr += 1;
-        out->ndcg += 1.0 / log2((double)rank + 1.0);
-        out->mrr += 1.0 / (double)rank;
+      /* a list of exactly k for the metrics, one of max_k for the curve (diversity depends on n) */
+      for (int pass = 0; pass < (K > o->k ? 2 : 1); pass++) {
+        rq.n = pass ? K : o->k;
+        recd_rec_result res;
+        engine_recommend(t.e, &rq, &res);
+        size_t rank = 0;
+        for (size_t j = 0; j < res.count && !rank; j++)
+          if (!strcmp(res.items[j].item_id, want)) rank = j + 1;
+        if (!pass && rank) {
+          out->hr += 1;
+          out->ndcg += 1.0 / log2((double)rank + 1.0);
+          out->mrr += 1.0 / (double)rank;
+        }
+        if (pass || K == o->k)
+          for (size_t c = rank ? rank : K + 1; c <= K; c++) out->hr_curve[c] += 1;
+        engine_result_release(&res);
       }
-      for (size_t c = rank ? rank : K + 1; c <= K; c++) out->hr_curve[c] += 1;
       out->positives++;
       if (!seen_user[r->user]) out->users++;
       seen_user[r->user] = 1;
-      engine_result_release(&res);
     }
     if (frozen) {
       u32map_put(&consumed[r->user], r->item, 1, NULL);

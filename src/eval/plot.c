@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                      "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
@@ -20,7 +21,8 @@ int plot_svg(const char *path, const char *title, const plot_panel *panels, size
   FILE *f = fopen(path, "w");
   if (!f) return -errno;
   const double pw = 360, ph = 260, ml = 55, mt = 45, mb = 40, gap = 70;
-  double W = ml + npanels * (pw + gap) + 150, H = mt + ph + mb + 20;
+  double W = ml + npanels * (pw + gap) + 230, H = mt + ph + mb + 20;
+  if (W < ml + 8.0 * (double)strlen(title)) W = ml + 8.0 * (double)strlen(title);
   fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
   fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"20\" font-size=\"14\" font-weight=\"bold\">", ml);
   xml_text(f, title);
