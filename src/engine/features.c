@@ -141,7 +141,7 @@ json_t *engine_item_features(recd_engine *e, const char *item_id) {
   double ctr = itemstats_ratio(s->counts[TYPE_CLICK], views, CTR_PRIOR, RATIO_K);
   double conv = itemstats_ratio(s->counts[TYPE_PURCHASE], views, CONV_PRIOR, RATIO_K);
   int64_t born = s->created_at != INT64_MIN ? s->created_at : s->first_ts;
-  double age = born == INT64_MAX ? 0 : (now - born) / 86400000.0;
+  double age = born == INT64_MAX || born > now ? 0 : (now - born) / 86400000.0;
   double win = itemstats_window(s, now, (int)(e->cfg.trending_window_ms / 86400000), 0);
   json_object_set_new(o, "item_id", json_string(item_id));
   json_object_set_new(o, "counts", counts_json(e, s->counts));

@@ -116,7 +116,8 @@ static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t win
     pthread_mutex_unlock(l);
     if (!ok) continue;
     float fresh = 0;
-    if (created != INT64_MIN && e->cfg.new_arrival_window_ms > 0 && now - created < e->cfg.new_arrival_window_ms)
+    if (created != INT64_MIN && created <= now && e->cfg.new_arrival_window_ms > 0 &&
+        now - created < e->cfg.new_arrival_window_ms)
       fresh = (float)(1.0 - (double)(now - created) / (double)e->cfg.new_arrival_window_ms);
     if (fresh > 1) fresh = 1;
     /* a tiny share of all-time weight breaks ties among items quiet this window */
