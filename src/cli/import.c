@@ -840,7 +840,10 @@ static int unix_ms_fast(const char *p, size_t n, int64_t *out) {
   size_t i = 0;
   int64_t sec = 0, ms = 0;
   if (!n || n > 20) return -1;
-  while (i < n && p[i] >= '0' && p[i] <= '9') sec = sec * 10 + (p[i++] - '0');
+  while (i < n && p[i] >= '0' && p[i] <= '9') {
+    sec = sec * 10 + (p[i++] - '0');
+    if (sec > (int64_t)IMP_MAX_UNIX_S) return -1; /* also keeps the multiply from overflowing */
+  }
   if (i == 0) return -1;
   int nd = 0;
   if (i < n && p[i] == '.') {
@@ -855,8 +858,9 @@ static int unix_ms_fast(const char *p, size_t n, int64_t *out) {
   return 0;
 }
 
+/* -1 when the field is too long or holds a NUL byte (the API refuses those too) */
 static int field_copy(const csv_field *f, char *buf, size_t cap) {
-  if (f->len >= cap) return -1;
+  if (f->len >= cap || memchr(f->p, 0, f->len)) return -1;
   buf[csv_unescape(f, buf)] = 0;
   return 0;
 }
