@@ -49,7 +49,6 @@ static const opt opts[] = {
     {"covis_window", T_INT, O(covis_window), 0, "20", "recent items of a user paired with each new event", 1, 100},
     {"covis_max_gap", T_DUR, O(covis_max_gap_ms), 0, "1d", "events further apart than this are not co-visits", 1, 1e13},
     {"covis_half_life", T_DUR, O(covis_half_life_ms), 0, "30d", "half-life of co-visitation weights", 1, 1e13},
-    {"covis_alpha", T_DBL, O(covis_alpha), 0, "0", "popularity damping of co-visited candidates: 0 = raw P(j|i), 0.5 = cosine", 0, 1},
     {"exclude_seen", T_BOOL, O(exclude_seen), 0, "true", "never recommend items the user already interacted with", 0, 0},
     {"exclude_purchased", T_BOOL, O(exclude_purchased), 0, "true", "never recommend items the user already purchased", 0, 0},
     {"diversity", T_DBL, O(diversity), 0, "0.3", "max share of one category in a list (1 = off)", 0.01, 1},

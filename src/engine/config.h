@@ -45,7 +45,6 @@ typedef struct recd_config {
   int covis_window;
   int64_t covis_max_gap_ms;
   int64_t covis_half_life_ms;
-  double covis_alpha;
   /* rules */
   int exclude_seen;
   int exclude_purchased;

@@ -16,7 +16,8 @@
 
 enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, NSRC };
 
-#define MAX_ANCHORS 100    /* at most this many distinct recent items are anchors */
+#define MAX_ANCHORS 30     /* at most this many distinct recent items are anchors */
+#define COVIS_PER_ANCHOR 50 /* strongest co-visited neighbours taken from each anchor */
 #define CONTENT_ANCHORS 3
 #define TOP_CATS 3
 #define SCAN_CAP 500       /* postings scanned per category/tag, newest first */
@@ -27,8 +28,8 @@ typedef struct {
   float s[NSRC];
   uint32_t anchor[NSRC];   /* covis/content: anchor item; category: category id */
   float anchor_w[NSRC];
-  float pop;
   float final;
+  uint32_t ord;            /* insertion order: ties keep the sources' order */
   uint32_t cat0;           /* first category or UINT32_MAX */
   int ok;
 } cand;
@@ -58,6 +59,7 @@ static cand *cand_get(cand_set *cs, uint32_t iid) {
     cand *c = &cs->c[cs->n++];
     memset(c, 0, sizeof *c);
     c->iid = iid;
+    c->ord = (uint32_t)(cs->n - 1);
     c->cat0 = UINT32_MAX;
   }
   return &cs->c[*slot];
@@ -220,21 +222,25 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
 
 static void src_covis(cand_set *cs, const user_ctx *u) {
   recd_engine *e = cs->e;
+  pop_list top;
+  pop_list_init(&top, COVIS_PER_ANCHOR);
   for (int a = 0; a < u->nanchors; a++) {
     uint32_t r = u->anchors[a].iid;
+    double f = 0;
+    top.n = 0;
     pthread_mutex_t *l = engine__ilock(e, r);
     pthread_mutex_lock(l);
     covis_list *cl = ptrvec_get(&e->covis, r);
     if (cl && cl->n) {
-      double scale = covis_scale(cl, cs->now, e->cfg.covis_half_life_ms);
-      /* P(j | r): the share of r's co-visits that went to j */
-      double nr = cl->norm * scale;
-      for (int k = 0; k < cl->n; k++)
-        cand_add(cs, cl->e[k].iid, SRC_COVIS,
-                 (float)(u->anchors[a].w * (cl->e[k].w - cl->e[k].err) * scale / (nr > 0 ? nr : 1)), r);
+      /* P(j | r): the share of r's co-visits that went to j (the guaranteed part w - err) */
+      double scale = covis_scale(cl, cs->now, e->cfg.covis_half_life_ms), nr = cl->norm * scale;
+      f = u->anchors[a].w * scale / (nr > 0 ? nr : 1);
+      for (int k = 0; k < cl->n; k++) pop_list_offer(&top, cl->e[k].iid, cl->e[k].w - cl->e[k].err);
     }
     pthread_mutex_unlock(l);
+    for (uint32_t k = 0; k < top.n; k++) cand_add(cs, top.e[k].iid, SRC_COVIS, (float)(f * top.e[k].score), r);
   }
+  pop_list_release(&top);
 }
 
 static void src_content(cand_set *cs, const user_ctx *u) {
@@ -310,14 +316,7 @@ static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64
     for (int i = 0; i < s->ncats && !ok; i++)
       for (size_t k = 0; k < r->nfcats; k++) ok |= s->cats[i] == r->fcats[k];
   }
-  if (ok && c) {
-    c->cat0 = s->ncats ? s->cats[0] : UINT32_MAX;
-    c->pop = (float)itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
-    covis_list *cl = ptrvec_get(&e->covis, iid);
-    /* damp very popular candidates: divide by norm_j ^ covis_alpha (0 = none, 0.5 = cosine) */
-    if (c->s[SRC_COVIS] > 0 && cl && cl->norm > 0 && e->cfg.covis_alpha > 0)
-      c->s[SRC_COVIS] /= (float)pow(cl->norm * covis_scale(cl, now, e->cfg.covis_half_life_ms), e->cfg.covis_alpha);
-  }
+  if (ok && c) c->cat0 = s->ncats ? s->cats[0] : UINT32_MAX;
   pthread_mutex_unlock(l);
   return ok;
 }
@@ -325,7 +324,7 @@ static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64
 static int cand_cmp(const void *a, const void *b) {
   const cand *x = a, *y = b;
   if (x->final != y->final) return x->final < y->final ? 1 : -1;
-  return x->iid < y->iid ? -1 : x->iid > y->iid;
+  return x->ord < y->ord ? -1 : x->ord > y->ord;
 }
 
 typedef struct {
@@ -413,24 +412,19 @@ static size_t resolve_cats(recd_engine *e, const char **names, size_t n, uint32_
   return m;
 }
 
-/* Score, rule-filter, diversify and fill `out` from the candidate set. */
+/* Score, rule-filter, diversify and fill `out` from the candidate set.
+ * Scores come from the sources alone (no locks); eligibility is checked
+ * lazily in score order, so only about as many items as the list needs are
+ * locked and looked at, however many candidates there are. */
 static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const trending *t, size_t n, const float *wsrc,
                         int anonymous, recd_rec_result *out) {
   char win[32];
   window_words(e->cfg.trending_window_ms, win, sizeof win);
-  float mx[NSRC] = {0}, mpop = 0;
-  size_t m = 0;
-  for (size_t i = 0; i < cs->n; i++) {
-    cand *c = &cs->c[i];
-    if (!eligible(e, r, c->iid, c, cs->now)) continue;
-    cs->c[m++] = *c;
-  }
-  cs->n = m;
-  for (size_t i = 0; i < m; i++) {
+  float mx[NSRC] = {0};
+  size_t m = cs->n;
+  for (size_t i = 0; i < m; i++)
     for (int s = 0; s < NSRC; s++)
       if (cs->c[i].s[s] > mx[s]) mx[s] = cs->c[i].s[s];
-    if (cs->c[i].pop > mpop) mpop = cs->c[i].pop;
-  }
   for (size_t i = 0; i < m; i++) {
     cand *c = &cs->c[i];
     double f = 0;
@@ -439,10 +433,34 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
         c->s[s] /= mx[s];
         f += wsrc[s] * c->s[s];
       }
-    f += 0.01 * (mpop > 0 ? c->pop / mpop : 0);
     c->final = (float)f;
   }
-  if (m) qsort(cs->c, m, sizeof *cs->c, cand_cmp);
+  /* sort a prefix big enough for the usual case; the rest only if needed */
+  size_t pre = 8 * n + 64 < m ? 8 * n + 64 : m;
+  if (pre) {
+    /* ties keep the order in which sources added candidates (trending lists add
+     * the most popular first): the heap prefers larger ids, so offer m-1-i */
+    pop_list top;
+    pop_list_init(&top, (uint32_t)pre);
+    for (size_t i = 0; i < m; i++) pop_list_offer(&top, (uint32_t)(m - 1 - i), cs->c[i].final);
+    pop_list_sort(&top);
+    /* move the chosen prefix to the front in order */
+    cand *sorted = xmalloc(m * sizeof *sorted);
+    uint8_t *used = xcalloc(m, 1);
+    for (uint32_t i = 0; i < top.n; i++) {
+      size_t at = m - 1 - top.e[i].iid;
+      sorted[i] = cs->c[at];
+      used[at] = 1;
+    }
+    size_t k = top.n;
+    for (size_t i = 0; i < m; i++)
+      if (!used[i]) sorted[k++] = cs->c[i];
+    free(cs->c);
+    free(used);
+    cs->c = sorted;
+    cs->cap = m;
+    pop_list_release(&top);
+  }
 
   out->items = xcalloc(n ? n : 1, sizeof *out->items);
   out->count = 0;
@@ -452,10 +470,17 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   u32map percat, taken;
   u32map_init(&percat);
   u32map_init(&taken);
+  uint8_t *ok = xcalloc(m ? m : 1, 1); /* 0 unchecked, 1 eligible, 2 not */
+  size_t sorted_upto = pre;
   for (int pass = 0; pass < 2 && out->count < n; pass++) {
     for (size_t i = 0; i < m && out->count < n; i++) {
+      if (i == sorted_upto && sorted_upto < m) { /* rarely reached: most lists fill from the prefix */
+        qsort(cs->c + i, m - i, sizeof *cs->c, cand_cmp);
+        sorted_upto = m;
+      }
       cand *c = &cs->c[i];
-      if (u32map_get(&taken, c->iid)) continue;
+      if (!ok[i]) ok[i] = eligible(e, r, c->iid, c, cs->now) ? 1 : 2;
+      if (ok[i] != 1 || u32map_get(&taken, c->iid)) continue;
       if (pass == 0 && c->cat0 != UINT32_MAX) {
         uint32_t *k = u32map_put(&percat, c->cat0, 0, NULL);
         if (*k >= maxper) continue;
@@ -468,6 +493,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       reasons_for(e, c, wsrc, win, it, r->u, anonymous);
     }
   }
+  free(ok);
   /* diversity may have pulled lower-scored items forward: present the chosen set by score */
   for (size_t i = 1; i < out->count; i++)
     for (size_t j = i; j > 0 && out->items[j].score > out->items[j - 1].score; j--) {
