@@ -59,6 +59,7 @@ static const opt opts[] = {
     {"w_new", T_DBL, O(w_new), 0, "0.05", "blend weight: new arrivals", 0, 100},
     {"default_n", T_INT, O(default_n), 0, "10", "items per list when n is not given", 1, 1000},
     {"max_n", T_INT, O(max_n), 0, "100", "largest n a request may ask for", 1, 10000},
+    {"snapshot_every", T_SIZE, O(snapshot_every), 0, "1000000", "events between background snapshots of the live state (restart loads the newest and replays the rest); 0 = never", 0, 1e12},
     {"demo", T_BOOL, O(demo), 0, "false", "load a synthetic demo shop when the data dir is empty", 0, 0},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

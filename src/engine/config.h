@@ -51,6 +51,7 @@ typedef struct recd_config {
   double diversity;        /* max share of one category in a list */
   /* blend weights */
   double w_covis, w_content, w_category, w_trending, w_new;
+  int64_t snapshot_every;  /* events between background snapshots; 0 = none */
   int demo;
   int default_n, max_n;
 } recd_config;

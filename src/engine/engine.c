@@ -11,6 +11,8 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <sys/wait.h>
+
 void recd_fail_set(recd_fail *f, int status, const char *code, long index, const char *field, const char *fmt,
                    ...) {
   f->status = status;
@@ -144,7 +146,7 @@ static int replay_event(void *arg, const store_event *ev) {
   return 0;
 }
 
-int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t errlen) {
+static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **out, char *err, size_t errlen) {
   *out = NULL;
   recd_engine *e = xcalloc(1, sizeof *e);
   e->cfg = *cfg;
@@ -202,17 +204,34 @@ int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t err
     snprintf(err, errlen, "loading %s: %s", store_path(e->st), recd_strerror(rc));
     goto fail;
   }
+  if ((rc = store_last_seq(e->st, &e->next_seq_stored))) {
+    snprintf(err, errlen, "reading %s: %s", store_path(e->st), recd_strerror(rc));
+    goto fail;
+  }
+  /* the newest snapshot, then the log after it */
+  uint64_t from = 0;
+  char why[256] = "snapshots are off (snapshot_every = 0)";
+  int snap = use_snapshot && cfg->snapshot_every ? engine__snapshot_load(e, &from, why, sizeof why) : 0;
+  if (snap < 0) {
+    log_warn("snapshot: %s; replaying the whole log instead", why);
+    engine_free(e);
+    return open_engine(cfg, 0, out, err, errlen);
+  }
+  if (snap) log_info("snapshot: loaded the state at event %llu in %.2f s", (unsigned long long)from, (clock_mono_ns() - t0) / 1e9);
+  else if (e->next_seq_stored) log_info("snapshot: not used (%s); replaying the whole log", why);
+  e->last_snap_seq = from;
   replay_ctx r = {.e = e, .t0 = clock_mono_ns()};
-  if ((rc = store_scan_events(e->st, 0, replay_event, &r))) {
+  if ((rc = store_scan_events(e->st, from, replay_event, &r))) {
     snprintf(err, errlen, "replaying the event log of %s: %s", store_path(e->st), recd_strerror(rc));
     goto fail;
   }
-  atomic_store(&e->n_events, r.n);
-  uint64_t last;
-  if (!store_last_seq(e->st, &last) && last > e->next_seq) e->next_seq = last;
+  atomic_fetch_add(&e->n_events, r.n);
+  if (e->next_seq_stored > e->next_seq) e->next_seq = e->next_seq_stored;
   atomic_store(&e->committed_seq, e->next_seq);
-  log_info("loaded %zu users, %zu items, %llu events from %s in %.2f s", strmap_count(&e->users),
-           strmap_count(&e->items), (unsigned long long)r.n, store_path(e->st), (clock_mono_ns() - t0) / 1e9);
+  log_info("loaded %zu users, %zu items, %llu events (%llu replayed) from %s in %.2f s", strmap_count(&e->users),
+           strmap_count(&e->items), (unsigned long long)atomic_load(&e->n_events), (unsigned long long)r.n,
+           store_path(e->st), (clock_mono_ns() - t0) / 1e9);
+  e->opened = 1;
   if ((rc = engine__writer_start(e))) {
     snprintf(err, errlen, "cannot start the writer thread: %s", recd_strerror(rc));
     goto fail;
@@ -226,9 +245,17 @@ fail:
   return rc ? rc : RECD_EINVAL;
 }
 
+int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t errlen) {
+  return open_engine(cfg, 1, out, err, errlen);
+}
+
 void engine_free(recd_engine *e) {
   if (!e) return;
   engine__writer_stop(e);
+  if (e->snap_pid > 0) waitpid(e->snap_pid, NULL, 0); /* a background snapshot still running */
+  /* a clean stop leaves a snapshot of everything, so the next start replays nothing */
+  if (e->opened && e->cfg.snapshot_every && !atomic_load(&e->fatal) && e->next_seq != e->last_snap_seq)
+    engine__snapshot_save(e);
   store_close(e->st);
   for (size_t i = 0; i < strmap_count(&e->users); i++) userprof_free(ptrvec_get(&e->uprof, (uint32_t)i));
   for (size_t i = 0; i < strmap_count(&e->items); i++) {

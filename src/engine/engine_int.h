@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "engine/engine.h"
 #include "feature/itemstats.h"
@@ -72,6 +73,12 @@ struct recd_engine {
   int stopping;
   _Atomic int fatal;
   uint64_t next_seq;              /* writer thread only */
+  uint64_t next_seq_stored;       /* last seq in the database at open */
+  /* snapshots (writer thread only) */
+  pid_t snap_pid;                 /* running background snapshot, 0 if none */
+  uint64_t snap_seq, last_snap_seq;
+  int64_t snap_started_ns;
+  int opened;                     /* engine_open finished: state is whole */
   _Atomic uint64_t committed_seq; /* last durable seq, for readers */
 
   /* counters */
@@ -104,6 +111,12 @@ void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t 
                         size_t ntags, int available, int deleted, int64_t created_at, const char *props);
 itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create);
 userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create);
+
+/* snapshot.c */
+uint64_t engine__fingerprint(const recd_engine *e);
+int engine__snapshot_save(recd_engine *e);
+int engine__snapshot_fork(recd_engine *e);
+int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whylen);
 
 /* recommend.c */
 trending *engine__trending(recd_engine *e); /* retained snapshot; release it */

@@ -20,10 +20,13 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <sys/wait.h>
+#include <time.h>
+
 userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create) {
   userprof *p = ptrvec_get(&e->uprof, uid);
   if (!p && create) {
-    p = userprof_new(RECD_MAX_TYPES);
+    p = userprof_new(e->ntypes);
     ptrvec_set(&e->uprof, uid, p);
   }
   return p;
@@ -32,7 +35,7 @@ userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create) {
 itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create) {
   itemstats *s = ptrvec_get(&e->istats, iid);
   if (!s && create) {
-    s = itemstats_new(RECD_MAX_TYPES);
+    s = itemstats_new(e->ntypes);
     ptrvec_set(&e->istats, iid, s);
   }
   return s;
@@ -354,11 +357,48 @@ static void record_sync(recd_engine *e, int64_t ns) {
   atomic_fetch_add(&e->sync_sum_us, (uint64_t)(ns / 1000));
 }
 
+/* reap a finished background snapshot; start one when enough events came in */
+static void snapshot_tick(recd_engine *e) {
+  if (e->snap_pid > 0) {
+    int status;
+    pid_t r = waitpid(e->snap_pid, &status, WNOHANG);
+    if (r == e->snap_pid) {
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        e->last_snap_seq = e->snap_seq;
+        log_info("snapshot: state at event %llu written in the background in %.2f s",
+                 (unsigned long long)e->snap_seq, (clock_mono_ns() - e->snap_started_ns) / 1e9);
+      } else {
+        log_error("snapshot: the background writer failed (status %d); the previous snapshot stays", status);
+      }
+      e->snap_pid = 0;
+    }
+  }
+  if (!e->snap_pid && e->cfg.snapshot_every && e->opened &&
+      e->next_seq - e->last_snap_seq >= (uint64_t)e->cfg.snapshot_every && !atomic_load(&e->fatal)) {
+    int rc = engine__snapshot_fork(e);
+    if (rc) log_error("snapshot: cannot fork: %s", recd_strerror(rc));
+  }
+}
+
 static void *writer_main(void *arg) {
   recd_engine *e = arg;
   for (;;) {
     pthread_mutex_lock(&e->q_lock);
-    while (!e->q_head && !e->stopping) pthread_cond_wait(&e->q_cond, &e->q_lock);
+    while (!e->q_head && !e->stopping) {
+      if (e->snap_pid > 0) { /* wake now and then to reap the snapshot child */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&e->q_cond, &e->q_lock, &ts);
+        if (!e->q_head && !e->stopping) {
+          pthread_mutex_unlock(&e->q_lock);
+          snapshot_tick(e);
+          pthread_mutex_lock(&e->q_lock);
+        }
+      } else {
+        pthread_cond_wait(&e->q_cond, &e->q_lock);
+      }
+    }
     engine_op *batch = e->q_head;
     size_t n = e->q_depth;
     e->q_head = e->q_tail = NULL;
@@ -398,6 +438,7 @@ static void *writer_main(void *arg) {
       if (op->done) op->done(op->arg, rc);
     }
     free(sc);
+    snapshot_tick(e);
   }
   return NULL;
 }

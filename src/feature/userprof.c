@@ -26,6 +26,7 @@ userprof *userprof_new(int ntypes) {
 void userprof_free(userprof *p) {
   if (!p) return;
   free(p->ring);
+  free(p->aff);
   free(p->session);
   u32map_release(&p->seen);
   free(p);
@@ -71,6 +72,10 @@ static void aff_add(userprof *p, const userprof_params *pp, const uint32_t *cats
       if (p->aff[i].cat == cats[c]) break;
     if (i == p->naff) {
       if (p->naff < USERPROF_MAX_AFF) {
+        if (p->naff == p->aff_cap) {
+          p->aff_cap = (uint8_t)(p->aff_cap ? p->aff_cap * 2 : 2);
+          p->aff = xrealloc(p->aff, p->aff_cap * sizeof *p->aff);
+        }
         p->naff++;
       } else { /* replace the weakest */
         i = 0;
@@ -122,5 +127,6 @@ double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_lif
 
 size_t userprof_memory(const userprof *p, int ntypes) {
   return sizeof *p + (size_t)ntypes * 4 + (size_t)p->ring_cap * sizeof(recent_ev) + u32map_memory(&p->seen) +
+         (size_t)p->aff_cap * sizeof(aff_ent) +
          (p->session ? strlen(p->session) + 1 : 0);
 }

@@ -38,9 +38,9 @@ typedef struct userprof {
   float eng_score;
   uint32_t total;
   uint16_t ring_cap, ring_len, ring_head; /* ring_head: next write slot */
-  uint16_t naff;
+  uint8_t naff, aff_cap;
   recent_ev *ring;
-  aff_ent aff[USERPROF_MAX_AFF];
+  aff_ent *aff;                 /* grows 2, 4, ... USERPROF_MAX_AFF (most users have few) */
   u32map seen;                  /* iid -> bitmask of event types (bit 31: any) */
   char *session;                /* current session id (xmalloc'ed) or NULL */
   int64_t session_start, session_last;

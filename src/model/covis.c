@@ -115,6 +115,13 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   }
 }
 
+void covis_reindex(covis_list *l) {
+  free(l->h);
+  l->h = NULL;
+  l->hcap = 0;
+  if (l->n > INDEX_MIN) index_build(l, pow2_at_least((unsigned)l->n * 4));
+}
+
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms) {
   return exp2(-(double)(now - l->t0) / (double)half_life_ms);
 }

@@ -65,6 +65,11 @@ static const char *sql[ST_COUNT] = {
 const char *store_path(const store *s) { return s->path; }
 int store_failed(const store *s) { return s->failed; }
 
+void store_forget_lock(store *s) {
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  s->lock_fd = -1;
+}
+
 static int fail(store *s, const char *what) {
   log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
   if (s->in_txn) {

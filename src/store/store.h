@@ -46,6 +46,8 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
 void store_close(store *s);   /* NULL is a no-op */
 const char *store_path(const store *s);
 int store_failed(const store *s);
+/* in a fork()ed child: drop its copy of the data dir lock so it never outlives the parent's */
+void store_forget_lock(store *s);
 
 int store_begin(store *s);
 int store_commit(store *s);

@@ -1,0 +1,427 @@
+/* snapshot.c — the live state on disk, so a restart loads it and replays only
+ * the log after it, instead of the whole log.
+ *
+ * File DATA/state.snap (written as state.snap.tmp, fsynced, renamed):
+ *   header  magic "RECDSNP1", u64 seq (last event applied), u64 config
+ *           fingerprint, i64 engine clock, u64 users, u64 items, u64 events,
+ *           u64 events by type [RECD_MAX_TYPES]
+ *   users   per uid: u8 present, then the profile
+ *   items   per iid: the item's live statistics (not the catalog: that is in
+ *           the database), then its co-visitation list
+ *   trailer u64 hash of everything before it, magic "RECDEND1"
+ *
+ * Invariants:
+ *  1. A snapshot is taken only between two write rounds of the writer thread,
+ *     so it holds exactly the events up to `seq`, all applied.
+ *  2. Periodic snapshots are written by a fork()ed child of the writer thread:
+ *     copy-on-write gives it a frozen image and it reads that image without
+ *     locks (it is single-threaded; nobody mutates its copy). The child only
+ *     calls write/fsync/rename and _exit.
+ *  3. Loading verifies the size, both magics and the hash of the whole file
+ *     before changing any state, and refuses a snapshot whose fingerprint (the
+ *     options that shape derived state) differs from the current config.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define SNAP_MAGIC "RECDSNP1"
+#define SNAP_END "RECDEND1"
+
+/* ---- hashing: 64-bit, 8 bytes at a time; catches corruption, not attacks ---- */
+static uint64_t mix(uint64_t h, uint64_t w) {
+  h ^= w * 0x9e3779b97f4a7c15ULL;
+  h = (h << 27) | (h >> 37);
+  return h * 0xff51afd7ed558ccdULL + 0x4cf5ad432745937fULL;
+}
+
+static uint64_t hash_bytes(uint64_t h, const unsigned char *p, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = mix(h, w);
+  }
+  uint64_t w = 0;
+  if (i < n) {
+    memcpy(&w, p + i, n - i);
+    h = mix(h, w ^ ((uint64_t)(n - i) << 56));
+  }
+  return h;
+}
+
+uint64_t engine__fingerprint(const recd_engine *e) {
+  const recd_config *c = &e->cfg;
+  uint64_t h = 1469598103934665603ULL;
+  for (int i = 0; i < e->ntypes; i++) {
+    h = hash_bytes(h, (const unsigned char *)e->types[i].name, strlen(e->types[i].name));
+    h = mix(h, (uint64_t)(e->types[i].weight * 1000));
+  }
+  int64_t v[] = {c->recent_items,        c->popularity_half_life_ms, c->affinity_half_life_ms,
+                 c->engagement_half_life_ms, c->covis_max_neighbors, c->covis_window,
+                 c->covis_max_gap_ms,    c->covis_half_life_ms,      e->ntypes};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) h = mix(h, (uint64_t)v[i]);
+  return h;
+}
+
+/* ---- writing ---- */
+
+typedef struct {
+  int fd;
+  unsigned char *buf;
+  size_t n, cap;
+  uint64_t hash, total;
+  int err;
+} wbuf;
+
+static void w_flush(wbuf *w) {
+  /* hash in whole 8-byte words: flushes happen at multiples of 8 except the last */
+  w->hash = hash_bytes(w->hash, w->buf, w->n);
+  size_t off = 0;
+  while (off < w->n && !w->err) {
+    ssize_t r = write(w->fd, w->buf + off, w->n - off);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      w->err = -errno;
+    } else {
+      off += (size_t)r;
+    }
+  }
+  w->total += w->n;
+  w->n = 0;
+}
+
+static void w_put(wbuf *w, const void *p, size_t n) {
+  const unsigned char *s = p;
+  while (n) {
+    size_t k = w->cap - w->n < n ? w->cap - w->n : n;
+    memcpy(w->buf + w->n, s, k);
+    w->n += k;
+    s += k;
+    n -= k;
+    if (w->n == w->cap) w_flush(w);
+  }
+}
+
+#define PUT(w, x) w_put((w), &(x), sizeof(x))
+
+static void put_user(wbuf *w, const userprof *p, int ntypes) {
+  PUT(w, p->first_ts);
+  PUT(w, p->last_ts);
+  PUT(w, p->eng_t);
+  PUT(w, p->aff_t);
+  PUT(w, p->eng_score);
+  PUT(w, p->total);
+  PUT(w, p->ring_len);
+  PUT(w, p->naff);
+  for (int i = p->ring_len - 1; i >= 0; i--) { /* oldest first */
+    const recent_ev *r = userprof_recent(p, i);
+    PUT(w, r->ts);
+    PUT(w, r->iid);
+    PUT(w, r->type);
+  }
+  for (int i = 0; i < p->naff; i++) PUT(w, p->aff[i]);
+  uint32_t nseen = p->seen.count;
+  PUT(w, nseen);
+  for (uint32_t i = 0; i < p->seen.cap; i++)
+    if (p->seen.keys[i] != U32MAP_EMPTY) {
+      PUT(w, p->seen.keys[i]);
+      PUT(w, p->seen.vals[i]);
+    }
+  uint16_t sl = p->session ? (uint16_t)strlen(p->session) : 0xffff;
+  PUT(w, sl);
+  if (p->session) w_put(w, p->session, sl);
+  PUT(w, p->session_start);
+  PUT(w, p->session_last);
+  PUT(w, p->session_events);
+  PUT(w, p->sessions);
+  w_put(w, p->counts, (size_t)ntypes * sizeof(uint32_t));
+}
+
+static void put_item(wbuf *w, const itemstats *s, const covis_list *l, int ntypes) {
+  PUT(w, s->first_ts);
+  PUT(w, s->last_ts);
+  PUT(w, s->pop_t);
+  PUT(w, s->pop);
+  PUT(w, s->weight_total);
+  w_put(w, s->bucket_day, sizeof s->bucket_day);
+  w_put(w, s->bucket, sizeof s->bucket);
+  w_put(w, s->counts, (size_t)ntypes * sizeof(uint32_t));
+  uint16_t n = l ? l->n : 0;
+  PUT(w, n);
+  if (l) {
+    PUT(w, l->t0);
+    PUT(w, l->norm);
+    PUT(w, l->floor);
+    w_put(w, l->e, (size_t)l->n * sizeof *l->e);
+  }
+}
+
+/* Serialise the state as of `seq` to `path`. Runs on the writer thread (at
+ * shutdown) or in a forked child; takes no locks. */
+static int snapshot_write(recd_engine *e, const char *path, uint64_t seq) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -errno;
+  wbuf w = {.fd = fd, .cap = 1 << 20, .hash = 0x5eed};
+  w.buf = malloc(w.cap);
+  if (!w.buf) {
+    close(fd);
+    return RECD_ENOMEM;
+  }
+  uint64_t nusers = strmap_count(&e->users), nitems = strmap_count(&e->items);
+  uint64_t fp = engine__fingerprint(e), events = atomic_load(&e->n_events);
+  int64_t now = atomic_load(&e->now_ms);
+  w_put(&w, SNAP_MAGIC, 8);
+  PUT(&w, seq);
+  PUT(&w, fp);
+  PUT(&w, now);
+  PUT(&w, nusers);
+  PUT(&w, nitems);
+  PUT(&w, events);
+  for (int i = 0; i < RECD_MAX_TYPES; i++) {
+    uint64_t c = atomic_load(&e->by_type[i]);
+    PUT(&w, c);
+  }
+  for (uint64_t u = 0; u < nusers; u++) {
+    userprof *p = ptrvec_get(&e->uprof, (uint32_t)u);
+    uint8_t present = p != NULL;
+    PUT(&w, present);
+    if (p) put_user(&w, p, e->ntypes);
+  }
+  static const itemstats empty; /* items without stats serialise as zeroes */
+  for (uint64_t i = 0; i < nitems; i++) {
+    itemstats *s = ptrvec_get(&e->istats, (uint32_t)i);
+    put_item(&w, s ? s : &empty, ptrvec_get(&e->covis, (uint32_t)i), e->ntypes);
+  }
+  /* pad to 8 so the hash covers whole words, then the trailer */
+  static const unsigned char zero[8];
+  w_put(&w, zero, (8 - (w.total + w.n) % 8) % 8);
+  w_flush(&w);
+  uint64_t h = w.hash;
+  w_put(&w, &h, 8);
+  w_put(&w, SNAP_END, 8);
+  w_flush(&w);
+  free(w.buf);
+  int rc = w.err;
+  if (!rc && fsync(fd)) rc = -errno;
+  if (close(fd) && !rc) rc = -errno;
+  if (!rc && rename(tmp, path)) rc = -errno;
+  if (rc) unlink(tmp);
+  return rc;
+}
+
+int engine__snapshot_save(recd_engine *e) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/state.snap", e->cfg.data);
+  int64_t t0 = clock_mono_ns();
+  int rc = snapshot_write(e, path, e->next_seq);
+  if (rc) log_error("snapshot: writing %s failed: %s", path, recd_strerror(rc));
+  else
+    log_info("snapshot: state at event %llu written to %s in %.2f s", (unsigned long long)e->next_seq, path,
+             (clock_mono_ns() - t0) / 1e9);
+  return rc;
+}
+
+/* writer thread: start a background snapshot in a child process */
+int engine__snapshot_fork(recd_engine *e) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/state.snap", e->cfg.data);
+  uint64_t seq = e->next_seq;
+  pid_t pid = fork();
+  if (pid < 0) return -errno;
+  if (pid == 0) {
+    store_forget_lock(e->st);
+    _exit(snapshot_write(e, path, seq) ? 1 : 0);
+  }
+  e->snap_pid = pid;
+  e->snap_seq = seq;
+  e->snap_started_ns = clock_mono_ns();
+  return 0;
+}
+
+/* ---- loading ---- */
+
+typedef struct {
+  const unsigned char *p, *end;
+  int bad;
+} rbuf;
+
+static void r_get(rbuf *r, void *out, size_t n) {
+  if (r->bad || (size_t)(r->end - r->p) < n) {
+    r->bad = 1;
+    memset(out, 0, n);
+    return;
+  }
+  memcpy(out, r->p, n);
+  r->p += n;
+}
+
+#define GET(r, x) r_get((r), &(x), sizeof(x))
+
+static void get_user(rbuf *r, recd_engine *e, uint32_t uid) {
+  userprof *p = engine__user_prof(e, uid, 1);
+  uint16_t ring_len;
+  uint8_t naff;
+  GET(r, p->first_ts);
+  GET(r, p->last_ts);
+  GET(r, p->eng_t);
+  GET(r, p->aff_t);
+  GET(r, p->eng_score);
+  GET(r, p->total);
+  GET(r, ring_len);
+  GET(r, naff);
+  if (ring_len > e->cfg.recent_items || naff > USERPROF_MAX_AFF) {
+    r->bad = 1;
+    return;
+  }
+  if (ring_len) {
+    p->ring = xmalloc(ring_len * sizeof *p->ring);
+    p->ring_cap = p->ring_len = ring_len;
+    p->ring_head = 0;
+    for (int i = 0; i < ring_len; i++) {
+      GET(r, p->ring[i].ts);
+      GET(r, p->ring[i].iid);
+      GET(r, p->ring[i].type);
+    }
+  }
+  if (naff) {
+    p->aff = xmalloc(naff * sizeof *p->aff);
+    p->naff = p->aff_cap = naff;
+    r_get(r, p->aff, naff * sizeof *p->aff);
+  }
+  uint32_t nseen;
+  GET(r, nseen);
+  for (uint32_t i = 0; i < nseen && !r->bad; i++) {
+    uint32_t k, v;
+    GET(r, k);
+    GET(r, v);
+    *u32map_put(&p->seen, k, 0, NULL) = v;
+  }
+  uint16_t sl;
+  GET(r, sl);
+  if (sl != 0xffff) {
+    p->session = xmalloc((size_t)sl + 1);
+    r_get(r, p->session, sl);
+    p->session[sl] = 0;
+  }
+  GET(r, p->session_start);
+  GET(r, p->session_last);
+  GET(r, p->session_events);
+  GET(r, p->sessions);
+  r_get(r, p->counts, (size_t)e->ntypes * sizeof(uint32_t));
+}
+
+static void get_item(rbuf *r, recd_engine *e, uint32_t iid) {
+  itemstats *s = engine__item_stats(e, iid, 1);
+  GET(r, s->first_ts);
+  GET(r, s->last_ts);
+  GET(r, s->pop_t);
+  GET(r, s->pop);
+  GET(r, s->weight_total);
+  r_get(r, s->bucket_day, sizeof s->bucket_day);
+  r_get(r, s->bucket, sizeof s->bucket);
+  r_get(r, s->counts, (size_t)e->ntypes * sizeof(uint32_t));
+  uint16_t n;
+  GET(r, n);
+  if (!n) return;
+  if (n > e->cfg.covis_max_neighbors + e->cfg.covis_max_neighbors / 2 + 1) {
+    r->bad = 1;
+    return;
+  }
+  covis_list *l = covis_new(0);
+  GET(r, l->t0);
+  GET(r, l->norm);
+  GET(r, l->floor);
+  l->e = xmalloc(n * sizeof *l->e);
+  l->n = l->cap = n;
+  r_get(r, l->e, n * sizeof *l->e);
+  covis_reindex(l);
+  ptrvec_set(&e->covis, iid, l);
+}
+
+/* 1 loaded (*seq set), 0 no usable snapshot (nothing changed), < 0 error after
+ * state was touched (the caller must start over without the snapshot) */
+int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whylen) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/state.snap", e->cfg.data);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(why, whylen, "no snapshot");
+    return 0;
+  }
+  struct stat st;
+  if (fstat(fd, &st) || st.st_size < 8 * 8 + RECD_MAX_TYPES * 8 + 16) {
+    close(fd);
+    snprintf(why, whylen, "%s is too short", path);
+    return 0;
+  }
+  size_t size = (size_t)st.st_size;
+  const unsigned char *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    snprintf(why, whylen, "cannot map %s: %s", path, strerror(errno));
+    return 0;
+  }
+  madvise((void *)m, size, MADV_SEQUENTIAL);
+  int rc = 0;
+  uint64_t h, fp, nusers, nitems, events, by_type[RECD_MAX_TYPES];
+  int64_t now;
+  memcpy(&h, m + size - 16, 8);
+  if (memcmp(m, SNAP_MAGIC, 8) || memcmp(m + size - 8, SNAP_END, 8) || (size - 16) % 8) {
+    snprintf(why, whylen, "%s is not a complete snapshot", path);
+    goto out;
+  }
+  if (hash_bytes(0x5eed, m, size - 16) != h) {
+    snprintf(why, whylen, "%s fails its checksum", path);
+    goto out;
+  }
+  rbuf r = {.p = m + 8, .end = m + size - 16};
+  GET(&r, *seq);
+  GET(&r, fp);
+  GET(&r, now);
+  GET(&r, nusers);
+  GET(&r, nitems);
+  GET(&r, events);
+  r_get(&r, by_type, sizeof by_type);
+  if (fp != engine__fingerprint(e)) {
+    snprintf(why, whylen, "the options that shape the live state (event types and weights, half-lives, "
+                          "recent_items, covis_*) changed since the snapshot");
+    goto out;
+  }
+  if (nusers > strmap_count(&e->users) || nitems > strmap_count(&e->items) || *seq > e->next_seq_stored) {
+    snprintf(why, whylen, "the snapshot is newer than the database (seq %llu)", (unsigned long long)*seq);
+    goto out;
+  }
+  /* from here on state changes */
+  rc = 1;
+  for (uint64_t u = 0; u < nusers && !r.bad; u++) {
+    uint8_t present;
+    GET(&r, present);
+    if (present) get_user(&r, e, (uint32_t)u);
+  }
+  for (uint64_t i = 0; i < nitems && !r.bad; i++) get_item(&r, e, (uint32_t)i);
+  if (r.bad) {
+    snprintf(why, whylen, "%s is malformed", path);
+    rc = RECD_ECORRUPT;
+    goto out;
+  }
+  atomic_store(&e->now_ms, now);
+  atomic_store(&e->n_events, events);
+  for (int i = 0; i < RECD_MAX_TYPES; i++) atomic_store(&e->by_type[i], by_type[i]);
+  e->next_seq = *seq;
+out:
+  munmap((void *)m, size);
+  return rc;
+}
