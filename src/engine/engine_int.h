@@ -120,6 +120,9 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
 
 /* recommend.c */
 trending *engine__trending(recd_engine *e); /* retained snapshot; release it */
+/* writer thread: rebuild trending if writes made it stale and it is due;
+ * returns ms until it will be due, or -1 when nothing is pending */
+int64_t engine__trending_tick(recd_engine *e);
 const char *engine__type_verb(const recd_engine *e, int type);
 
 #endif

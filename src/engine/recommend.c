@@ -127,44 +127,59 @@ static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t win
   }
 }
 
-trending *engine__trending(recd_engine *e) {
+/* Build a new snapshot and swap it in. One builder at a time. */
+static void rebuild_trending(recd_engine *e) {
+  pthread_mutex_lock(&e->trend_build);
   uint64_t v = atomic_load(&e->version);
-  int64_t wall = clock_mono_ns() / 1000000;
+  pthread_mutex_lock(&e->trend_lock);
+  int fresh = e->trend && e->trend->version == v;
+  pthread_mutex_unlock(&e->trend_lock);
+  if (!fresh) {
+    pthread_rwlock_rdlock(&e->content_lock);
+    size_t ncat = content_ncategories(&e->content);
+    pthread_rwlock_unlock(&e->content_lock);
+    trending *nt = trending_new(ncat, 500, 200, 200);
+    nt->version = v;
+    nt->now = engine__now(e);
+    nt->window_ms = e->cfg.trending_window_ms;
+    build_trending(e, nt, nt->now, nt->window_ms);
+    trending_finish(nt);
+    atomic_store(&e->last_build_ms, clock_mono_ns() / 1000000);
+    pthread_mutex_lock(&e->trend_lock);
+    trending *old = e->trend;
+    e->trend = nt;
+    pthread_mutex_unlock(&e->trend_lock);
+    trending_release(old);
+  }
+  pthread_mutex_unlock(&e->trend_build);
+}
+
+/* Requests only read the current snapshot (built on first use); the writer
+ * thread rebuilds it after writes (engine__trending_tick), so no request
+ * pays for an O(items) pass. */
+trending *engine__trending(recd_engine *e) {
   pthread_mutex_lock(&e->trend_lock);
   trending *t = e->trend ? trending_retain(e->trend) : NULL;
   pthread_mutex_unlock(&e->trend_lock);
-  size_t nitems = strmap_count(&e->items);
-  int stale = !t || (t->version != v && (nitems <= 2000 || wall - atomic_load(&e->last_build_ms) >= e->cfg.trending_refresh_ms));
-  if (!stale) return t;
-  /* one builder at a time; others keep using the old snapshot if they have one */
-  if (t ? pthread_mutex_trylock(&e->trend_build) : pthread_mutex_lock(&e->trend_build)) return t;
+  if (t) return t;
+  rebuild_trending(e);
   pthread_mutex_lock(&e->trend_lock);
-  if (e->trend && e->trend->version == v) { /* someone built it meanwhile */
-    trending *cur = trending_retain(e->trend);
-    pthread_mutex_unlock(&e->trend_lock);
-    pthread_mutex_unlock(&e->trend_build);
-    trending_release(t);
-    return cur;
+  t = trending_retain(e->trend);
+  pthread_mutex_unlock(&e->trend_lock);
+  return t;
+}
+
+int64_t engine__trending_tick(recd_engine *e) {
+  pthread_mutex_lock(&e->trend_lock);
+  int have = e->trend != NULL, stale = have && e->trend->version != atomic_load(&e->version);
+  pthread_mutex_unlock(&e->trend_lock);
+  if (!stale) return -1; /* nothing built yet (no reader) or up to date */
+  int64_t due = atomic_load(&e->last_build_ms) + e->cfg.trending_refresh_ms - clock_mono_ns() / 1000000;
+  if (strmap_count(&e->items) <= 2000 || due <= 0) {
+    rebuild_trending(e);
+    return -1;
   }
-  pthread_mutex_unlock(&e->trend_lock);
-  pthread_rwlock_rdlock(&e->content_lock);
-  size_t ncat = content_ncategories(&e->content);
-  pthread_rwlock_unlock(&e->content_lock);
-  trending *nt = trending_new(ncat, 500, 200, 200);
-  nt->version = v;
-  nt->now = engine__now(e);
-  nt->window_ms = e->cfg.trending_window_ms;
-  build_trending(e, nt, nt->now, nt->window_ms);
-  trending_finish(nt);
-  atomic_store(&e->last_build_ms, wall);
-  pthread_mutex_lock(&e->trend_lock);
-  trending *old = e->trend;
-  e->trend = trending_retain(nt);
-  pthread_mutex_unlock(&e->trend_lock);
-  pthread_mutex_unlock(&e->trend_build);
-  trending_release(old);
-  trending_release(t);
-  return nt;
+  return due;
 }
 
 /* ---- request context ---- */
@@ -172,7 +187,9 @@ trending *engine__trending(recd_engine *e) {
 typedef struct {
   anchor anchors[MAX_ANCHORS];
   int nanchors;
-  u32map seen;          /* iid -> type mask */
+  u32map seen;          /* anonymous requests: the given items (iid -> type mask) */
+  uint32_t uid;         /* known user: their seen set is checked in place, under their lock */
+  int has_uid;
   struct {
     uint32_t cat;
     float share;
@@ -202,8 +219,8 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
     }
     u->anchors[u->nanchors++] = (anchor){.iid = r->iid, .type = r->type, .w = w};
   }
-  for (uint32_t i = 0; i < p->seen.cap; i++)
-    if (p->seen.keys[i] != U32MAP_EMPTY) *u32map_put(&u->seen, p->seen.keys[i], 0, NULL) = p->seen.vals[i];
+  u->uid = uid; /* no copy of a possibly large seen set: eligible() looks it up */
+  u->has_uid = 1;
   double total = 0, sc[USERPROF_MAX_AFF];
   for (int i = 0; i < p->naff; i++) total += sc[i] = userprof_affinity(p, i, now, e->cfg.affinity_half_life_ms);
   for (int k = 0; k < TOP_CATS && total > 0; k++) {
@@ -302,9 +319,19 @@ typedef struct {
 static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64_t now) {
   if (iid == r->self || u32map_get(r->excl, iid)) return 0;
   if (r->u) {
+    uint32_t mask = 0;
     const uint32_t *m = u32map_get(&r->u->seen, iid);
-    if (m && e->cfg.exclude_seen) return 0;
-    if (m && e->cfg.exclude_purchased && (*m & (1u << TYPE_PURCHASE))) return 0;
+    if (m) mask = *m;
+    if (r->u->has_uid) {
+      userprof *p = ptrvec_get(&e->uprof, r->u->uid);
+      pthread_mutex_t *ul = engine__ulock(e, r->u->uid);
+      pthread_mutex_lock(ul);
+      m = p ? u32map_get(&p->seen, iid) : NULL;
+      if (m) mask = *m | 1u << 31;
+      pthread_mutex_unlock(ul);
+    }
+    if (mask && e->cfg.exclude_seen) return 0;
+    if (e->cfg.exclude_purchased && (mask & (1u << TYPE_PURCHASE))) return 0;
   }
   itemstats *s = ptrvec_get(&e->istats, iid);
   if (!s) return 0;

@@ -385,10 +385,17 @@ static void *writer_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&e->q_lock);
     while (!e->q_head && !e->stopping) {
-      if (e->snap_pid > 0) { /* wake now and then to reap the snapshot child */
+      pthread_mutex_unlock(&e->q_lock);
+      int64_t due = engine__trending_tick(e);
+      pthread_mutex_lock(&e->q_lock);
+      if (e->q_head || e->stopping) break;
+      if (e->snap_pid > 0 || due >= 0) { /* wake to reap the snapshot child or refresh trending */
+        if (due < 0 || due > 1000) due = 1000;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        ts.tv_nsec += (long)(due % 1000) * 1000000L + 1000000L;
+        ts.tv_sec += due / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&e->q_cond, &e->q_lock, &ts);
         if (!e->q_head && !e->stopping) {
           pthread_mutex_unlock(&e->q_lock);
@@ -427,6 +434,7 @@ static void *writer_main(void *arg) {
       atomic_store(&e->committed_seq, e->next_seq);
       i = 0;
       for (engine_op *op = batch; op; op = op->next, i++) apply_op(e, op, &sc[i]);
+      engine__trending_tick(e); /* before the acks: small catalogs see their writes in trending at once */
     }
     i = 0;
     for (engine_op *op = batch, *next; op; op = next, i++) {
