@@ -169,7 +169,7 @@ int cmd_eval(int argc, char **argv) {
     printf("%-14s %-7s %9s %9s %9s %10s %7s %7s\n", "model", "mode", "HR@k", "nDCG@k", "MRR", "positives", "users",
            "secs");
   else
-    printf("%-14s %9s %9s %9s %9s %9s %9s %9s %7s %7s\n", "model", "P@k", "R@k", "nDCG@k", "MAP@k", "HR@k", "MRR",
+    printf("%-14s %9s %9s %9s %9s %9s %9s %9s %11s %7s\n", "model", "P@k", "R@k", "nDCG@k", "MAP@k", "HR@k", "MRR",
            "coverage", "users", "secs");
   fflush(stdout);
   eval_opts eo = {.k = (size_t)k, .max_k = (size_t)max_k, .like_threshold = like};
@@ -203,8 +203,10 @@ int cmd_eval(int argc, char **argv) {
         continue;
       }
       eval_result *r = &br[m];
-      printf("%-14s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %7zu %7.2f\n", names[m], r->mean.precision,
-             r->mean.recall, r->mean.ndcg, r->mean.map, r->mean.hit, r->mean.rr, r->coverage, r->users, r->seconds);
+      char users[32];
+      snprintf(users, sizeof users, "%zu/%zu", r->users, r->users_total);
+      printf("%-14s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %11s %7.2f\n", names[m], r->mean.precision,
+             r->mean.recall, r->mean.ndcg, r->mean.map, r->mean.hit, r->mean.rr, r->coverage, users, r->seconds);
     }
     ok[m] = 1;
     fflush(stdout);
