@@ -13,12 +13,16 @@ PKGS    := libevent libevent_pthreads jansson sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# OpenBLAS + LAPACKE (src/model/ease.c); cblas.h sits in an openblas include dir
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas lapacke 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas lapacke 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARN) -Isrc $(PKG_CFLAGS)
+BASE_CFLAGS += $(BLAS_CFLAGS)
 
 ifeq ($(SAN),1)
 BUILD   ?= build/san
@@ -32,6 +36,7 @@ endif
 
 CFLAGS  += $(BASE_CFLAGS) $(OPT)
 LDLIBS  := $(PKG_LIBS) -lm -pthread
+LDLIBS  += $(BLAS_LIBS)
 
 VERSION := $(shell cat VERSION)
 CFLAGS  += -DRECD_VERSION=\"$(VERSION)\"
@@ -136,3 +141,7 @@ fuzz-run: $(FUZZ_BINS)
 
 .PHONY: fuzz-run
 -include $(FUZZ_REPLAY_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_DRV_OBJ:.o=.d)
+
+# ---- iALS training benchmark (bench/ials.md) ----
+$(BUILD)/ials_bench: bench/ials_bench.c $(BUILD)/librecd.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecd.a $(LDLIBS) $(LDSAN)

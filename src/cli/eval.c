@@ -155,6 +155,7 @@ int cmd_eval(int argc, char **argv) {
       {"trending_window", "0"},      {"popularity_half_life", "36500d"}, {"affinity_half_life", "36500d"},
       {"covis_half_life", "36500d"}, {"engagement_half_life", "36500d"}, {"covis_max_gap", "36500d"},
       {"new_arrival_window", "0"},   {"trending_refresh", "0"}, /* replay: trending follows every event */
+      {"model", "none"},             /* a model trains a learned model only when it asks (model=ials|ease) */
   };
   for (size_t i = 0; i < sizeof statics / sizeof statics[0]; i++)
     if (config_set(&base, statics[i][0], statics[i][1], err, sizeof err)) {

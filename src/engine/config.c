@@ -59,6 +59,15 @@ static const opt opts[] = {
     {"w_new", T_DBL, O(w_new), 0, "0.05", "blend weight: new arrivals", 0, 100},
     {"default_n", T_INT, O(default_n), 0, "10", "items per list when n is not given", 1, 1000},
     {"max_n", T_INT, O(max_n), 0, "100", "largest n a request may ask for", 1, 10000},
+    {"model", T_STR, O(model), S(model), "ials", "learned model that training produces: ials, ease or none", 0, 0},
+    {"ials_factors", T_INT, O(ials_factors), 0, "64", "iALS latent factors", 1, 1024},
+    {"ials_iterations", T_INT, O(ials_iterations), 0, "15", "iALS alternating sweeps", 1, 1000},
+    {"ials_reg", T_DBL, O(ials_reg), 0, "0.05", "iALS L2 regularisation", 1e-9, 1e9},
+    {"ials_alpha", T_DBL, O(ials_alpha), 0, "10", "iALS confidence slope: c = 1 + alpha * strength", 0, 1e6},
+    {"ease_lambda", T_DBL, O(ease_lambda), 0, "500", "EASE L2 regularisation", 1e-6, 1e9},
+    {"w_mf", T_DBL, O(w_mf), 0, "1.0", "blend weight of the production model (iALS or EASE) when one exists", 0, 100},
+    {"train_every", T_SIZE, O(train_every), 0, "0", "events between automatic background trainings; 0 = only when asked", 0, 1e12},
+    {"promote_margin", T_DBL, O(promote_margin), 0, "0.02", "automatic promotion needs nDCG@10 above production's by this share", 0, 10},
     {"snapshot_every", T_SIZE, O(snapshot_every), 0, "1000000", "events between background snapshots of the live state (restart loads the newest and replays the rest); 0 = never", 0, 1e12},
     {"demo", T_BOOL, O(demo), 0, "false", "load a synthetic demo shop when the data dir is empty", 0, 0},
 };
@@ -106,6 +115,10 @@ static int set_opt(recd_config *c, const opt *o, const char *v, char *err, size_
       }
       if (!strcmp(o->name, "fsync") && strcmp(v, "full") && strcmp(v, "normal") && strcmp(v, "off")) {
         snprintf(err, errlen, "fsync: '%s' is not one of full, normal, off", v);
+        return RECD_EINVAL;
+      }
+      if (!strcmp(o->name, "model") && strcmp(v, "ials") && strcmp(v, "ease") && strcmp(v, "none")) {
+        snprintf(err, errlen, "model: '%s' is not one of ials, ease, none", v);
         return RECD_EINVAL;
       }
       if (!strcmp(o->name, "log_level") && strcmp(v, "error") && strcmp(v, "warn") &&

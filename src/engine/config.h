@@ -51,6 +51,13 @@ typedef struct recd_config {
   double diversity;        /* max share of one category in a list */
   /* blend weights */
   double w_covis, w_content, w_category, w_trending, w_new;
+  /* learned models */
+  char model[16];          /* none | ials | ease: what training produces */
+  int ials_factors, ials_iterations;
+  double ials_reg, ials_alpha, ease_lambda;
+  double w_mf;             /* blend weight of the production model's scores */
+  int64_t train_every;     /* events between automatic trainings; 0 = only on request */
+  double promote_margin;   /* a candidate must beat production's nDCG@10 by this share */
   int64_t snapshot_every;  /* events between background snapshots; 0 = none */
   int demo;
   int default_n, max_n;

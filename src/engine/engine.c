@@ -159,6 +159,8 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
     pthread_mutex_init(&e->istripe[i], NULL);
   }
   pthread_mutex_init(&e->trend_lock, NULL);
+  pthread_mutex_init(&e->models_lock, NULL);
+  pthread_mutex_init(&e->train_lock, NULL);
   pthread_mutex_init(&e->trend_build, NULL);
   pthread_mutex_init(&e->q_lock, NULL);
   pthread_cond_init(&e->q_cond, NULL);
@@ -231,6 +233,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   log_info("loaded %zu users, %zu items, %llu events (%llu replayed) from %s in %.2f s", strmap_count(&e->users),
            strmap_count(&e->items), (unsigned long long)atomic_load(&e->n_events), (unsigned long long)r.n,
            store_path(e->st), (clock_mono_ns() - t0) / 1e9);
+  engine__models_open(e);
   e->opened = 1;
   if ((rc = engine__writer_start(e))) {
     snprintf(err, errlen, "cannot start the writer thread: %s", recd_strerror(rc));
@@ -269,6 +272,9 @@ void engine_free(recd_engine *e) {
   strmap_release(&e->items);
   content_release(&e->content);
   trending_release(e->trend);
+  engine__models_release(e->models);
+  pthread_mutex_destroy(&e->models_lock);
+  pthread_mutex_destroy(&e->train_lock);
   pthread_rwlock_destroy(&e->users_lock);
   pthread_rwlock_destroy(&e->items_lock);
   pthread_rwlock_destroy(&e->content_lock);

@@ -146,6 +146,25 @@ void engine_stats(recd_engine *e, recd_stats *s);
 extern const double engine_sync_buckets[]; /* seconds, 12 entries */
 #define ENGINE_SYNC_NBUCKETS 12
 
+/* ---- learned models (src/engine/models.c) ---- */
+enum { RECD_PROMOTE_NEVER = 0, RECD_PROMOTE_IF_BETTER = 1, RECD_PROMOTE_ALWAYS = 2 };
+typedef struct {
+  const char *kind;   /* "ials" | "ease" | NULL: the configured default */
+  int promote;        /* RECD_PROMOTE_* */
+} recd_train_request;
+/* Train a model from the live state (synchronously, on the calling thread),
+ * evaluate it on a held-out recent slice, store it as a new version and
+ * promote it as asked. *meta_out (new reference) describes the version.
+ * Fails with 409 training_busy while another training runs. */
+int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail);
+/* Make a stored version production (its file is verified first; a corrupt one
+ * is refused and production stays as it was). */
+int engine_promote(recd_engine *e, uint64_t version, json_t **meta_out, recd_fail *fail);
+/* Back to the production version before the current one. */
+int engine_rollback(recd_engine *e, json_t **meta_out, recd_fail *fail);
+/* {"production": N|null, "models": [meta...]} (new reference) */
+json_t *engine_models(recd_engine *e);
+
 const recd_config *engine_config(const recd_engine *e);
 
 /* ---- lifecycle ---- */

@@ -35,6 +35,16 @@
 #define TYPE_CART 3
 #define TYPE_PURCHASE 4
 
+/* an immutable, reference-counted production model (models.c) */
+typedef struct model_set {
+  int refs;                       /* atomic */
+  uint64_t version;
+  char kind[16];                  /* "ials" | "ease" */
+  struct ials_model *ials;
+  struct ease_model *ease;
+  json_t *meta;
+} model_set;
+
 struct recd_engine {
   recd_config cfg;
   store *st;
@@ -81,6 +91,15 @@ struct recd_engine {
   int opened;                     /* engine_open finished: state is whole */
   _Atomic uint64_t committed_seq; /* last durable seq, for readers */
 
+  /* learned models */
+  pthread_mutex_t models_lock;    /* guards the `models` pointer and version numbers */
+  pthread_mutex_t train_lock;     /* one training at a time */
+  model_set *models;              /* production, or NULL */
+  uint64_t model_next_version;
+  pthread_t trainer;              /* automatic training (train_every) */
+  int trainer_started;
+  uint64_t last_train_seq;
+
   /* counters */
   _Atomic uint64_t n_events, n_commits, n_catalog;
   _Atomic uint64_t by_type[RECD_MAX_TYPES];
@@ -117,6 +136,13 @@ uint64_t engine__fingerprint(const recd_engine *e);
 int engine__snapshot_save(recd_engine *e);
 int engine__snapshot_fork(recd_engine *e);
 int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whylen);
+
+/* models.c */
+model_set *engine__models(recd_engine *e);  /* retained production set or NULL */
+void engine__models_release(model_set *m);
+void engine__models_open(recd_engine *e);
+size_t engine__model_topk(const model_set *m, const uint32_t *items, const float *r, size_t n, size_t k,
+                          int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores);
 
 /* recommend.c */
 trending *engine__trending(recd_engine *e); /* retained snapshot; release it */

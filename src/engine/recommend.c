@@ -14,7 +14,9 @@
 #include "util/err.h"
 #include "util/u32map.h"
 
-enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, NSRC };
+enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC };
+
+#define MF_CANDIDATES 50
 
 #define MAX_ANCHORS 30     /* at most this many distinct recent items are anchors */
 #define COVIS_PER_ANCHOR 50 /* strongest co-visited neighbours taken from each anchor */
@@ -306,6 +308,63 @@ static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, con
   for (uint32_t i = 0; i < t->fresh.n && i < 30; i++) cand_add(cs, t->fresh.e[i].iid, SRC_NEW, t->fresh.e[i].score, 0);
 }
 
+/* the production model (iALS folded in from the anchors, or EASE) */
+typedef struct {
+  recd_engine *e;
+  const user_ctx *u;
+} mf_skip_arg;
+
+static int mf_skip(void *arg, uint32_t iid) {
+  const mf_skip_arg *a = arg;
+  const user_ctx *u = a->u;
+  for (int i = 0; i < u->nanchors; i++)
+    if (u->anchors[i].iid == iid) return 1;
+  if (u32map_get(&u->seen, iid)) return 1;
+  if (!u->has_uid || !a->e->cfg.exclude_seen) return 0;
+  userprof *p = ptrvec_get(&a->e->uprof, u->uid);
+  if (!p) return 0;
+  pthread_mutex_t *l = engine__ulock(a->e, u->uid);
+  pthread_mutex_lock(l);
+  int seen = u32map_get(&p->seen, iid) != NULL;
+  pthread_mutex_unlock(l);
+  return seen;
+}
+
+#define MF_MAX_ITEMS 512 /* a user's items folded in (all of them for most users) */
+
+static void src_mf(cand_set *cs, const user_ctx *u, const model_set *m) {
+  if (!m || !u->nanchors) return;
+  recd_engine *e = cs->e;
+  uint32_t *items = xmalloc(MF_MAX_ITEMS * sizeof *items), top[MF_CANDIDATES];
+  float *r = xmalloc(MF_MAX_ITEMS * sizeof *r), sc[MF_CANDIDATES];
+  size_t ni = 0;
+  userprof *p = u->has_uid ? ptrvec_get(&e->uprof, u->uid) : NULL;
+  if (p) { /* everything the user touched, strength = sum of the weights of the types used */
+    pthread_mutex_t *l = engine__ulock(e, u->uid);
+    pthread_mutex_lock(l);
+    for (uint32_t s = 0; s < p->seen.cap && ni < MF_MAX_ITEMS; s++) {
+      if (p->seen.keys[s] == U32MAP_EMPTY) continue;
+      float w = 0;
+      for (int t = 0; t < e->ntypes && t < 31; t++)
+        if (p->seen.vals[s] & (1u << t)) w += e->types[t].weight;
+      items[ni] = p->seen.keys[s];
+      r[ni++] = w;
+    }
+    pthread_mutex_unlock(l);
+  } else {
+    for (int i = 0; i < u->nanchors; i++) {
+      items[ni] = u->anchors[i].iid;
+      r[ni++] = e->types[u->anchors[i].type].weight;
+    }
+  }
+  mf_skip_arg a = {e, u};
+  size_t n = engine__model_topk(m, items, r, ni, MF_CANDIDATES, mf_skip, &a, top, sc);
+  free(items);
+  free(r);
+  for (size_t k = 0; k < n; k++)
+    if (sc[k] > 0) cand_add(cs, top[k], SRC_MF, sc[k], UINT32_MAX);
+}
+
 /* ---- rules ---- */
 
 typedef struct {
@@ -401,6 +460,9 @@ static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const 
       }
       case SRC_TRENDING: snprintf(buf, bl, "popular %s", win); break;
       case SRC_NEW: snprintf(buf, bl, "new arrival"); break;
+      case SRC_MF:
+        snprintf(buf, bl, anonymous ? "liked by people with similar taste" : "picked for your taste");
+        break;
     }
     out->nreasons++;
   }
@@ -580,10 +642,13 @@ int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_resul
   }
   cand_set cs = {.e = e, .now = now};
   u32map_init(&cs.idx);
-  float wsrc[NSRC] = {(float)e->cfg.w_covis, (float)e->cfg.w_content, (float)e->cfg.w_category,
-                      (float)e->cfg.w_trending, (float)e->cfg.w_new};
+  model_set *ms = e->cfg.w_mf > 0 ? engine__models(e) : NULL;
+  float wsrc[NSRC] = {(float)e->cfg.w_covis,    (float)e->cfg.w_content, (float)e->cfg.w_category,
+                      (float)e->cfg.w_trending, (float)e->cfg.w_new,     (float)(ms ? e->cfg.w_mf : 0)};
   if (wsrc[SRC_COVIS] > 0) src_covis(&cs, &u);
   if (wsrc[SRC_CONTENT] > 0) src_content(&cs, &u);
+  if (ms) src_mf(&cs, &u, ms);
+  engine__models_release(ms);
   src_trending(&cs, t, &u, fcats, nf);
   rules r = {.u = &u, .excl = &excl, .fcats = fcats, .nfcats = nf, .self = UINT32_MAX};
   finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, out);
@@ -628,7 +693,7 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
   user_ctx cu = u;
   cu.nanchors = 0;
   src_trending(&cs, t, &cu, NULL, 0);
-  float wsrc[NSRC] = {1.0f, 0.5f, 0.2f, 0.05f, 0.02f};
+  float wsrc[NSRC] = {1.0f, 0.5f, 0.2f, 0.05f, 0.02f, 0.0f};
   u32map excl;
   u32map_init(&excl);
   rules r = {.u = NULL, .excl = &excl, .self = iid};

@@ -135,8 +135,20 @@ static int train(const eval_data *d, const uint8_t *is_test, const recd_config *
   if (rc) {
     snprintf(err, errlen, "loading events: %s", recd_strerror(rc));
     untrain(t);
+    return rc;
   }
-  return rc;
+  if (strcmp(cfg.model, "none") && cfg.w_mf > 0) { /* a learned model, trained on the training part */
+    recd_train_request tr = {.kind = cfg.model, .promote = RECD_PROMOTE_ALWAYS};
+    json_t *meta;
+    recd_fail f;
+    if ((rc = engine_train(t->e, &tr, &meta, &f))) {
+      snprintf(err, errlen, "training %s: %s", cfg.model, f.message);
+      untrain(t);
+      return rc;
+    }
+    json_decref(meta);
+  }
+  return 0;
 }
 
 void eval_result_release(eval_result *r) {

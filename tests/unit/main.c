@@ -23,6 +23,8 @@ static const struct {
     {"covis", covis_suite},
     {"content", content_suite},
     {"popularity", popularity_suite},
+    {"ials", ials_suite},
+    {"ease", ease_suite},
     {"eventparse", eventparse_suite},
     {"engine", engine_suite},
     {"route", route_suite},

@@ -20,6 +20,8 @@ Suite *itemstats_suite(void);
 Suite *covis_suite(void);
 Suite *content_suite(void);
 Suite *popularity_suite(void);
+Suite *ials_suite(void);
+Suite *ease_suite(void);
 Suite *engine_suite(void);
 Suite *eventparse_suite(void);
 Suite *route_suite(void);

@@ -1,0 +1,499 @@
+/* models.c — learned models in the engine: training from the live state, a
+ * versioned registry on disk, evaluation on a held-out recent slice,
+ * promotion, rollback and the atomic swap serving reads from.
+ *
+ * Registry (DATA/models/):
+ *   vN/model.bin   the model file (ials_save / ease_save: checksummed)
+ *   vN/meta.json   kind, parameters, data range, metrics, stage, sizes, times
+ *   PRODUCTION     the production version number
+ * Stages: candidate -> production -> archived (a promoted version archives the
+ * previous production and remembers it for rollback).
+ *
+ * Invariants:
+ *  1. Serving reads `e->models` under models_lock only to retain it; a model
+ *     set is immutable and freed by its last release, so a swap never fails or
+ *     stalls a request.
+ *  2. One training at a time (train_lock); it reads the live state under the
+ *     usual stripe locks and never blocks the writer for long.
+ *  3. A model file that fails its checks is refused; production stays as it was.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+#include "model/ease.h"
+#include "model/ials.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define HOLDOUT_MAX 5000 /* users in the held-out recent slice */
+#define EVAL_K 10
+
+model_set *engine__models(recd_engine *e) {
+  pthread_mutex_lock(&e->models_lock);
+  model_set *m = e->models;
+  if (m) __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&e->models_lock);
+  return m;
+}
+
+void engine__models_release(model_set *m) {
+  if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL)) return;
+  ials_free(m->ials);
+  ease_free(m->ease);
+  json_decref(m->meta);
+  free(m);
+}
+
+static void model_dir(const recd_engine *e, uint64_t v, char *buf, size_t n) {
+  snprintf(buf, n, "%s/models/v%llu", e->cfg.data, (unsigned long long)v);
+}
+
+static json_t *read_meta(const recd_engine *e, uint64_t v) {
+  char path[1200];
+  model_dir(e, v, path, sizeof path);
+  strcat(path, "/meta.json");
+  return json_load_file(path, 0, NULL);
+}
+
+static int write_meta(const recd_engine *e, uint64_t v, json_t *meta) {
+  char path[1200], tmp[1210];
+  model_dir(e, v, path, sizeof path);
+  strcat(path, "/meta.json");
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (json_dump_file(meta, tmp, JSON_INDENT(2) | JSON_SORT_KEYS)) return RECD_EIO;
+  return rename(tmp, path) ? -errno : 0;
+}
+
+static int write_production(const recd_engine *e, uint64_t v) {
+  char path[1100], tmp[1110];
+  snprintf(path, sizeof path, "%s/models/PRODUCTION", e->cfg.data);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return -errno;
+  fprintf(f, "%llu\n", (unsigned long long)v);
+  if (fflush(f) || fsync(fileno(f))) {
+    fclose(f);
+    return RECD_EIO;
+  }
+  fclose(f);
+  return rename(tmp, path) ? -errno : 0;
+}
+
+/* load a version's model file into a new model set (refs = 1) */
+static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen) {
+  json_t *meta = read_meta(e, v);
+  if (!meta) {
+    snprintf(err, errlen, "model v%llu: no readable meta.json", (unsigned long long)v);
+    return NULL;
+  }
+  const char *kind = json_string_value(json_object_get(meta, "kind"));
+  char path[1200];
+  model_dir(e, v, path, sizeof path);
+  strcat(path, "/model.bin");
+  model_set *m = xcalloc(1, sizeof *m);
+  m->refs = 1;
+  m->version = v;
+  m->meta = meta;
+  char why[256] = "";
+  if (kind && !strcmp(kind, "ials")) m->ials = ials_load(path, why, sizeof why);
+  else if (kind && !strcmp(kind, "ease")) m->ease = ease_load(path, why, sizeof why);
+  else snprintf(why, sizeof why, "unknown kind '%s'", kind ? kind : "?");
+  if (!m->ials && !m->ease) {
+    snprintf(err, errlen, "model v%llu refused: %s", (unsigned long long)v, why);
+    engine__models_release(m);
+    return NULL;
+  }
+  snprintf(m->kind, sizeof m->kind, "%s", kind);
+  return m;
+}
+
+static void swap_in(recd_engine *e, model_set *m) {
+  pthread_mutex_lock(&e->models_lock);
+  model_set *old = e->models;
+  e->models = m;
+  pthread_mutex_unlock(&e->models_lock);
+  engine__models_release(old);
+}
+
+void engine__models_open(recd_engine *e) {
+  char dir[1100], path[1200];
+  snprintf(dir, sizeof dir, "%s/models", e->cfg.data);
+  mkdir(dir, 0755);
+  /* next version: one past the highest on disk */
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      unsigned long long v;
+      if (de->d_name[0] == 'v' && sscanf(de->d_name + 1, "%llu", &v) == 1 && v >= e->model_next_version)
+        e->model_next_version = v + 1;
+    }
+    closedir(d);
+  }
+  if (!e->model_next_version) e->model_next_version = 1;
+  snprintf(path, sizeof path, "%s/PRODUCTION", dir);
+  FILE *f = fopen(path, "r");
+  unsigned long long v;
+  if (!f) return;
+  int ok = fscanf(f, "%llu", &v) == 1;
+  fclose(f);
+  if (!ok) return;
+  char err[512];
+  model_set *m = load_set(e, v, err, sizeof err);
+  if (!m) {
+    log_error("models: %s; serving without a learned model", err);
+    return;
+  }
+  swap_in(e, m);
+  log_info("models: serving %s v%llu", m->kind, v);
+}
+
+/* ---- training data from the live state ---- */
+
+typedef struct {
+  uint32_t nusers, nitems;
+  uint64_t *indptr;
+  uint32_t *indices;
+  float *values;
+  /* held-out slice: each sampled user's most recent item */
+  uint32_t *ho_user, *ho_item;
+  size_t nho;
+  uint64_t seq;
+  int64_t max_ts;
+} train_data;
+
+static void data_release(train_data *t) {
+  free(t->indptr);
+  free(t->indices);
+  free(t->values);
+  free(t->ho_user);
+  free(t->ho_item);
+}
+
+static float strength(const recd_engine *e, uint32_t mask) {
+  float r = 0;
+  for (int t = 0; t < e->ntypes && t < 31; t++)
+    if (mask & (1u << t)) r += e->types[t].weight;
+  return r;
+}
+
+static void collect(recd_engine *e, int holdout, train_data *t) {
+  memset(t, 0, sizeof *t);
+  pthread_rwlock_rdlock(&e->users_lock);
+  t->nusers = (uint32_t)strmap_count(&e->users);
+  pthread_rwlock_unlock(&e->users_lock);
+  pthread_rwlock_rdlock(&e->items_lock);
+  t->nitems = (uint32_t)strmap_count(&e->items);
+  pthread_rwlock_unlock(&e->items_lock);
+  t->seq = atomic_load(&e->committed_seq);
+  t->max_ts = engine__now(e);
+  t->indptr = xcalloc((size_t)t->nusers + 1, sizeof *t->indptr);
+  size_t cap = 1 << 16, n = 0;
+  t->indices = xmalloc(cap * sizeof *t->indices);
+  t->values = xmalloc(cap * sizeof *t->values);
+  t->ho_user = xmalloc(HOLDOUT_MAX * sizeof *t->ho_user);
+  t->ho_item = xmalloc(HOLDOUT_MAX * sizeof *t->ho_item);
+  /* sample users for the held-out slice evenly over ids */
+  uint32_t stride = t->nusers / HOLDOUT_MAX + 1;
+  for (uint32_t u = 0; u < t->nusers; u++) {
+    userprof *p = ptrvec_get(&e->uprof, u);
+    t->indptr[u + 1] = n;
+    if (!p) continue;
+    pthread_mutex_t *l = engine__ulock(e, u);
+    pthread_mutex_lock(l);
+    uint32_t ho = UINT32_MAX;
+    if (holdout && u % stride == 0 && p->seen.count >= 3 && t->nho < HOLDOUT_MAX) {
+      const recent_ev *r = userprof_recent(p, 0);
+      if (r) ho = r->iid;
+    }
+    if (n + p->seen.count > cap) {
+      while (n + p->seen.count > cap) cap *= 2;
+      t->indices = xrealloc(t->indices, cap * sizeof *t->indices);
+      t->values = xrealloc(t->values, cap * sizeof *t->values);
+    }
+    for (uint32_t s = 0; s < p->seen.cap; s++) {
+      uint32_t iid = p->seen.keys[s];
+      if (iid == U32MAP_EMPTY || iid == ho || iid >= t->nitems) continue;
+      t->indices[n] = iid;
+      t->values[n++] = strength(e, p->seen.vals[s]);
+    }
+    pthread_mutex_unlock(l);
+    if (ho != UINT32_MAX) {
+      t->ho_user[t->nho] = u;
+      t->ho_item[t->nho++] = ho;
+    }
+    t->indptr[u + 1] = n;
+  }
+}
+
+/* ---- scoring with a model set (also used by recommend.c) ---- */
+
+typedef struct {
+  const uint32_t *items;
+  size_t n;
+} skip_list;
+
+static int skip_own(void *arg, uint32_t item) {
+  const skip_list *s = arg;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->items[i] == item) return 1;
+  return 0;
+}
+
+size_t engine__model_topk(const model_set *m, const uint32_t *items, const float *r, size_t n, size_t k,
+                          int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores) {
+  if (m->ials) {
+    float vec[1024];
+    if (ials_fold_in(m->ials, items, r, n, vec)) return 0;
+    return ials_topk(m->ials, vec, k, skip, arg, out, scores);
+  }
+  if (m->ease) return ease_topk(m->ease, items, r, n, k, skip, arg, out, scores);
+  return 0;
+}
+
+/* HR@10 and nDCG@10 on the held-out slice: fold in each user's training items */
+static void evaluate(const model_set *m, const train_data *t, double *hr, double *ndcg) {
+  *hr = *ndcg = 0;
+  if (!t->nho) return;
+  uint32_t top[EVAL_K];
+  float sc[EVAL_K];
+  for (size_t h = 0; h < t->nho; h++) {
+    uint32_t u = t->ho_user[h];
+    const uint32_t *items = t->indices + t->indptr[u];
+    size_t n = t->indptr[u + 1] - t->indptr[u];
+    skip_list sl = {items, n};
+    size_t k = engine__model_topk(m, items, t->values + t->indptr[u], n, EVAL_K, skip_own, &sl, top, sc);
+    for (size_t j = 0; j < k; j++)
+      if (top[j] == t->ho_item[h]) {
+        *hr += 1;
+        *ndcg += 1.0 / log2((double)j + 2.0);
+        break;
+      }
+  }
+  *hr /= (double)t->nho;
+  *ndcg /= (double)t->nho;
+}
+
+static int set_stage(recd_engine *e, model_set *m, uint64_t v, const char *stage, json_t *extra_key,
+                     const char *key) {
+  json_t *meta = m && m->version == v ? m->meta : read_meta(e, v);
+  if (!meta) return RECD_ENOTFOUND;
+  json_object_set_new(meta, "stage", json_string(stage));
+  if (key) json_object_set(meta, key, extra_key ? extra_key : json_null());
+  int rc = write_meta(e, v, meta);
+  if (!(m && m->version == v)) json_decref(meta);
+  return rc;
+}
+
+/* make version v production; `m` is its loaded set (consumed) */
+static int promote_set(recd_engine *e, model_set *m, const char *why) {
+  model_set *cur = engine__models(e);
+  uint64_t prev = cur ? cur->version : 0;
+  int rc = write_production(e, m->version);
+  if (rc) {
+    engine__models_release(cur);
+    engine__models_release(m);
+    return rc;
+  }
+  json_t *pv = prev ? json_integer((json_int_t)prev) : json_null();
+  set_stage(e, m, m->version, "production", pv, "previous");
+  json_decref(pv);
+  char ts[40];
+  clock_format_rfc3339(clock_now_ms(), ts, sizeof ts);
+  json_object_set_new(m->meta, "promoted_at", json_string(ts));
+  json_object_set_new(m->meta, "promotion", json_string(why));
+  write_meta(e, m->version, m->meta);
+  if (cur && cur->version != m->version) set_stage(e, cur, cur->version, "archived", NULL, NULL);
+  engine__models_release(cur);
+  swap_in(e, m);
+  log_info("models: %s v%llu is production (%s)", m->kind, (unsigned long long)m->version, why);
+  return 0;
+}
+
+int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail) {
+  *meta_out = NULL;
+  const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
+  if (strcmp(kind, "ials") && strcmp(kind, "ease")) {
+    recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials or ease", kind);
+    return RECD_EINVAL;
+  }
+  if (pthread_mutex_trylock(&e->train_lock)) {
+    recd_fail_set(fail, 409, "training_busy", -1, "", "a training is already running; try again when it ends");
+    return RECD_EEXISTS;
+  }
+  int64_t t0 = clock_mono_ns();
+  train_data t;
+  collect(e, 1, &t);
+  int64_t t1 = clock_mono_ns();
+  char err[512] = "";
+  model_set *m = xcalloc(1, sizeof *m);
+  m->refs = 1;
+  snprintf(m->kind, sizeof m->kind, "%s", kind);
+  json_t *params = json_object();
+  if (!strcmp(kind, "ials")) {
+    ials_param p;
+    ials_default_param(&p);
+    p.factors = e->cfg.ials_factors;
+    p.iterations = e->cfg.ials_iterations;
+    p.reg = (float)e->cfg.ials_reg;
+    p.alpha = (float)e->cfg.ials_alpha;
+    p.threads = 2;
+    ials_problem pr = {.nusers = t.nusers, .nitems = t.nitems, .indptr = t.indptr, .indices = t.indices, .values = t.values};
+    m->ials = ials_train(&pr, &p, NULL, NULL, err, sizeof err);
+    json_object_set_new(params, "factors", json_integer(p.factors));
+    json_object_set_new(params, "iterations", json_integer(p.iterations));
+    json_object_set_new(params, "reg", json_real(p.reg));
+    json_object_set_new(params, "alpha", json_real(p.alpha));
+    json_object_set_new(params, "cg_steps", json_integer(p.cg_steps));
+    json_object_set_new(params, "seed", json_integer((json_int_t)p.seed));
+  } else {
+    ease_param p;
+    ease_default_param(&p);
+    p.lambda = (float)e->cfg.ease_lambda;
+    p.threads = 2;
+    ease_problem pr = {.nusers = t.nusers, .nitems = t.nitems, .indptr = t.indptr, .indices = t.indices, .values = t.values};
+    m->ease = ease_train(&pr, &p, err, sizeof err);
+    json_object_set_new(params, "lambda", json_real(p.lambda));
+  }
+  if (!m->ials && !m->ease) {
+    recd_fail_set(fail, 422, "training_failed", -1, "", "training %s failed: %s", kind, err);
+    json_decref(params);
+    free(m);
+    data_release(&t);
+    pthread_mutex_unlock(&e->train_lock);
+    return RECD_EINVAL;
+  }
+  int64_t t2 = clock_mono_ns();
+  double hr, ndcg, phr = 0, pndcg = 0;
+  evaluate(m, &t, &hr, &ndcg);
+  model_set *prod = engine__models(e);
+  if (prod) evaluate(prod, &t, &phr, &pndcg);
+
+  pthread_mutex_lock(&e->models_lock);
+  m->version = e->model_next_version++;
+  pthread_mutex_unlock(&e->models_lock);
+  char dir[1100], path[1200], ts[40], last[40];
+  model_dir(e, m->version, dir, sizeof dir);
+  mkdir(dir, 0755);
+  snprintf(path, sizeof path, "%s/model.bin", dir);
+  int rc = m->ials ? ials_save(m->ials, path) : ease_save(m->ease, path);
+  struct stat st;
+  clock_format_rfc3339(clock_now_ms(), ts, sizeof ts);
+  clock_format_rfc3339(t.max_ts, last, sizeof last);
+  uint64_t nnz = t.indptr[t.nusers];
+  m->meta = json_pack("{s:I,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:s},s:{s:f,s:f,s:I,s:s},s:f,s:f,s:I}", "version",
+                      (json_int_t)m->version, "kind", kind, "params", params, "created_at", ts, "data", "events_seq",
+                      (json_int_t)t.seq, "users", (json_int_t)t.nusers, "items", (json_int_t)t.nitems,
+                      "interactions", (json_int_t)nnz, "latest_event", last, "metrics", "hr_at_10", hr, "ndcg_at_10",
+                      ndcg, "holdout_users", (json_int_t)t.nho, "holdout",
+                      "each sampled user's most recent item, held out of training", "train_seconds",
+                      (t2 - t1) / 1e9, "collect_seconds", (t1 - t0) / 1e9, "size_bytes",
+                      (json_int_t)(stat(path, &st) ? 0 : st.st_size));
+  json_object_set_new(m->meta, "stage", json_string("candidate"));
+  if (prod)
+    json_object_set_new(m->meta, "production_on_same_slice",
+                        json_pack("{s:I,s:f,s:f}", "version", (json_int_t)prod->version, "hr_at_10", phr, "ndcg_at_10", pndcg));
+  if (rc || write_meta(e, m->version, m->meta)) {
+    recd_fail_set(fail, 500, "internal", -1, "", "could not save model v%llu in %s: %s", (unsigned long long)m->version,
+                  dir, recd_strerror(rc ? rc : RECD_EIO));
+    engine__models_release(m);
+    engine__models_release(prod);
+    data_release(&t);
+    pthread_mutex_unlock(&e->train_lock);
+    return rc ? rc : RECD_EIO;
+  }
+  /* promotion */
+  char why[256];
+  int promote = 0;
+  if (rq->promote == RECD_PROMOTE_ALWAYS) {
+    promote = 1;
+    snprintf(why, sizeof why, "promoted on request");
+  } else if (rq->promote == RECD_PROMOTE_IF_BETTER) {
+    if (!prod) {
+      promote = 1;
+      snprintf(why, sizeof why, "no production model yet");
+    } else if (ndcg > pndcg * (1 + e->cfg.promote_margin)) {
+      promote = 1;
+      snprintf(why, sizeof why, "nDCG@10 %.4f beats production v%llu's %.4f by more than %.0f%%", ndcg,
+               (unsigned long long)prod->version, pndcg, e->cfg.promote_margin * 100);
+    } else {
+      snprintf(why, sizeof why, "kept as candidate: nDCG@10 %.4f does not beat production v%llu's %.4f by %.0f%%", ndcg,
+               (unsigned long long)prod->version, pndcg, e->cfg.promote_margin * 100);
+    }
+  } else {
+    snprintf(why, sizeof why, "kept as candidate: promotion not requested");
+  }
+  engine__models_release(prod);
+  data_release(&t);
+  if (!promote) {
+    json_object_set_new(m->meta, "promotion", json_string(why));
+    write_meta(e, m->version, m->meta);
+    log_info("models: %s v%llu trained; %s", kind, (unsigned long long)m->version, why);
+    *meta_out = json_deep_copy(m->meta);
+    engine__models_release(m);
+  } else {
+    __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+    promote_set(e, m, why);
+    *meta_out = json_deep_copy(m->meta);
+    engine__models_release(m);
+  }
+  pthread_mutex_unlock(&e->train_lock);
+  return 0;
+}
+
+int engine_promote(recd_engine *e, uint64_t version, json_t **meta_out, recd_fail *fail) {
+  *meta_out = NULL;
+  json_t *meta = read_meta(e, version);
+  if (!meta) {
+    recd_fail_set(fail, 404, "not_found", -1, "version", "model v%llu does not exist", (unsigned long long)version);
+    return RECD_ENOTFOUND;
+  }
+  json_decref(meta);
+  char err[512];
+  model_set *m = load_set(e, version, err, sizeof err);
+  if (!m) {
+    recd_fail_set(fail, 422, "model_corrupt", -1, "version", "%s; the current production model keeps serving", err);
+    return RECD_ECORRUPT;
+  }
+  int rc = promote_set(e, m, "promoted on request");
+  if (rc) {
+    recd_fail_set(fail, 500, "internal", -1, "", "could not record the promotion: %s", recd_strerror(rc));
+    return rc;
+  }
+  *meta_out = read_meta(e, version);
+  return 0;
+}
+
+int engine_rollback(recd_engine *e, json_t **meta_out, recd_fail *fail) {
+  *meta_out = NULL;
+  model_set *cur = engine__models(e);
+  json_t *prev = cur ? json_object_get(cur->meta, "previous") : NULL;
+  uint64_t v = prev && json_is_integer(prev) ? (uint64_t)json_integer_value(prev) : 0;
+  engine__models_release(cur);
+  if (!v) {
+    recd_fail_set(fail, 409, "nothing_to_roll_back", -1, "", "there is no previous production model to roll back to");
+    return RECD_ENOTFOUND;
+  }
+  return engine_promote(e, v, meta_out, fail);
+}
+
+json_t *engine_models(recd_engine *e) {
+  json_t *list = json_array();
+  model_set *cur = engine__models(e);
+  for (uint64_t v = 1; v < e->model_next_version; v++) {
+    json_t *meta = read_meta(e, v);
+    if (meta) json_array_append_new(list, meta);
+  }
+  json_t *o = json_pack("{s:o,s:o,s:s}", "production", cur ? json_integer((json_int_t)cur->version) : json_null(),
+                        "models", list, "default_kind", e->cfg.model);
+  engine__models_release(cur);
+  return o;
+}

@@ -1,0 +1,1119 @@
+/* ials.c — implicit ALS with conjugate-gradient row solves.
+ *
+ * Design:
+ *  1. One half-sweep fixes one side's factors Y (n x f) and re-solves every
+ *     row x of the other side from
+ *         A x = b,   A = G + Y_u'(C_u - I)Y_u,   b = Y_u'C_u 1,   G = Y'Y + reg I
+ *     (the Gram trick: the all-cells term Y'Y is shared, only a row's observed
+ *     entries add to it). G comes from one cblas_ssyrk per half-sweep.
+ *  2. A is never formed. Each row runs `cg_steps` conjugate-gradient steps
+ *     warm-started from its previous x: the residual b - A x costs one pass
+ *     over the row's entries plus G x, each step one more pass plus G p.
+ *     A pass is "for each observed j: d = y_j.v; out += coef(d) y_j", with the
+ *     dot and the axpy of a row back to back so y_j is read from L1 twice.
+ *  3. Rows of a side are cut into chunks of about equal work (entries plus the
+ *     G-product cost) whose boundaries depend only on the data, never on the
+ *     thread count; workers take chunks from an atomic counter. Every row's
+ *     result depends on its own inputs only, so the factors are the same for
+ *     any thread count; per-chunk loss partials are summed in chunk order.
+ *  4. The reported loss is the exact objective at (U_t, V_{t-1}), i.e. after
+ *     the user half-sweep of iteration t: the item half-sweep's residual pass
+ *     already computes every d = x_u.y_i and G y_i it needs, so it is free.
+ *  5. The hot primitives (G-product, pass, dot) exist as AVX-512, AVX2+FMA and
+ *     portable C versions, picked once per model from the CPU and `factors`
+ *     (AVX-512 needs factors % 16 == 0, AVX2 factors % 8 == 0; the environment
+ *     variable RECD_IALS_KERNEL=generic|avx2 caps the choice, for tests and
+ *     benchmarks). Different versions round differently: models are
+ *     reproducible per machine.
+ *  6. Serving (fold-in, top-k, similar) never calls BLAS, so a request thread
+ *     never wakes OpenBLAS's thread pool; fold-in does its own small Cholesky
+ *     in double precision.
+ */
+#include "model/ials.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define IALS_X86 1
+#endif
+
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/mem.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "ials.c writes and reads model files in host order: little-endian hosts only"
+#endif
+
+#define IALS_MAGIC "RECDIALS"
+#define IALS_VERSION 1u
+#define IALS_MAX_FACTORS 1024
+#define HDR_SIZE 56
+#define CHUNKS 1024 /* work chunks per half-sweep (fewer if rows are few) */
+
+/* ---- kernels ------------------------------------------------------------ */
+
+typedef struct {
+  /* out = G v (G symmetric f x f, row-major) */
+  void (*gemv)(const float *G, const float *v, float *out, int f);
+  /* out += sum_j w_j (y_j.v) y_j */
+  void (*pass_ax)(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f);
+  /* out += sum_j (1 + w_j - w_j (y_j.v)) y_j; returns sum_j c_j (1 - d_j)^2 - d_j^2 */
+  double (*pass_res)(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f);
+  float (*dot)(const float *a, const float *b, int f);
+  const char *name;
+} kernels;
+
+/* The residual pass is the first touch of a row's y_j this half-sweep: they
+ * are scattered (L3 at best), so fetch PREFETCH rows ahead; later passes
+ * find them in L1/L2. */
+#define PREFETCH 8
+static inline void prefetch_row(const float *y, int f) {
+  for (int k = 0; k < f; k += 16) __builtin_prefetch(y + k);
+}
+
+static void gemv_c(const float *G, const float *v, float *out, int f) {
+  for (int k = 0; k < f; k++) out[k] = 0;
+  for (int l = 0; l < f; l++) {
+    const float *g = G + (size_t)l * f;
+    float a = v[l];
+    for (int k = 0; k < f; k++) out[k] += a * g[k];
+  }
+}
+
+static float dot_c(const float *a, const float *b, int f) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int k = 0;
+  for (; k + 4 <= f; k += 4) {
+    s0 += a[k] * b[k];
+    s1 += a[k + 1] * b[k + 1];
+    s2 += a[k + 2] * b[k + 2];
+    s3 += a[k + 3] * b[k + 3];
+  }
+  for (; k < f; k++) s0 += a[k] * b[k];
+  return (s0 + s1) + (s2 + s3);
+}
+
+static void pass_ax_c(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
+  for (uint32_t j = 0; j < n; j++) {
+    const float *y = rows[j];
+    float a = w[j] * dot_c(y, v, f);
+    for (int k = 0; k < f; k++) out[k] += a * y[k];
+  }
+}
+
+static double pass_res_c(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
+  double loss = 0;
+  for (uint32_t j = 0; j < n; j++) {
+    if (j + PREFETCH < n) prefetch_row(rows[j + PREFETCH], f);
+    const float *y = rows[j];
+    float d = dot_c(y, v, f);
+    float a = 1 + w[j] - w[j] * d;
+    for (int k = 0; k < f; k++) out[k] += a * y[k];
+    loss += (double)(1 + w[j]) * (1 - d) * (1 - d) - (double)d * d;
+  }
+  return loss;
+}
+
+static const kernels kern_c = {gemv_c, pass_ax_c, pass_res_c, dot_c, "generic"};
+
+#ifdef IALS_X86
+/* AVX-512F, f % 16 == 0 */
+#define T512 __attribute__((target("avx512f")))
+
+T512 static inline float dot_512(const float *a, const float *b, int f) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int k = 0;
+  for (; k + 32 <= f; k += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(b + k + 16), s1);
+  }
+  if (k < f) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+T512 static inline void axpy_512(float a, const float *x, float *y, int f) {
+  __m512 va = _mm512_set1_ps(a);
+  for (int k = 0; k < f; k += 16)
+    _mm512_storeu_ps(y + k, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
+}
+
+T512 static float dot_512_fn(const float *a, const float *b, int f) { return dot_512(a, b, f); }
+
+T512 static void gemv_512(const float *G, const float *v, float *out, int f) {
+  int c = 0;
+  /* 64 columns at a time, two interleaved accumulator sets over l to hide FMA latency */
+  for (; c + 64 <= f; c += 64) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
+    int l = 0;
+    for (; l + 2 <= f; l += 2) {
+      const float *g = G + (size_t)l * f + c, *h = g + f;
+      __m512 p = _mm512_set1_ps(v[l]), q = _mm512_set1_ps(v[l + 1]);
+      a0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g), a0);
+      a1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g + 16), a1);
+      a2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g + 32), a2);
+      a3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g + 48), a3);
+      b0 = _mm512_fmadd_ps(q, _mm512_loadu_ps(h), b0);
+      b1 = _mm512_fmadd_ps(q, _mm512_loadu_ps(h + 16), b1);
+      b2 = _mm512_fmadd_ps(q, _mm512_loadu_ps(h + 32), b2);
+      b3 = _mm512_fmadd_ps(q, _mm512_loadu_ps(h + 48), b3);
+    }
+    for (; l < f; l++) {
+      const float *g = G + (size_t)l * f + c;
+      __m512 p = _mm512_set1_ps(v[l]);
+      a0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g), a0);
+      a1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g + 16), a1);
+      a2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g + 32), a2);
+      a3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(g + 48), a3);
+    }
+    _mm512_storeu_ps(out + c, _mm512_add_ps(a0, b0));
+    _mm512_storeu_ps(out + c + 16, _mm512_add_ps(a1, b1));
+    _mm512_storeu_ps(out + c + 32, _mm512_add_ps(a2, b2));
+    _mm512_storeu_ps(out + c + 48, _mm512_add_ps(a3, b3));
+  }
+  for (; c < f; c += 16) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int l = 0;
+    for (; l + 2 <= f; l += 2) {
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(v[l]), _mm512_loadu_ps(G + (size_t)l * f + c), a0);
+      a1 = _mm512_fmadd_ps(_mm512_set1_ps(v[l + 1]), _mm512_loadu_ps(G + (size_t)(l + 1) * f + c), a1);
+    }
+    if (l < f) a0 = _mm512_fmadd_ps(_mm512_set1_ps(v[l]), _mm512_loadu_ps(G + (size_t)l * f + c), a0);
+    _mm512_storeu_ps(out + c, _mm512_add_ps(a0, a1));
+  }
+}
+
+/* out += sum_j t[j] y_j over a block of rows, out held in registers (two
+ * accumulator sets, even and odd rows, to hide FMA latency) */
+T512 static void accum_512(const float *const *rows, const float *t, uint32_t n, float *out, int f) {
+  int c = 0;
+  for (; c + 64 <= f; c += 64) {
+    __m512 a0 = _mm512_loadu_ps(out + c), a1 = _mm512_loadu_ps(out + c + 16);
+    __m512 a2 = _mm512_loadu_ps(out + c + 32), a3 = _mm512_loadu_ps(out + c + 48);
+    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
+    uint32_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const float *y = rows[j] + c, *z = rows[j + 1] + c;
+      __m512 p = _mm512_set1_ps(t[j]), q = _mm512_set1_ps(t[j + 1]);
+      a0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y), a0);
+      a1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y + 16), a1);
+      a2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y + 32), a2);
+      a3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y + 48), a3);
+      b0 = _mm512_fmadd_ps(q, _mm512_loadu_ps(z), b0);
+      b1 = _mm512_fmadd_ps(q, _mm512_loadu_ps(z + 16), b1);
+      b2 = _mm512_fmadd_ps(q, _mm512_loadu_ps(z + 32), b2);
+      b3 = _mm512_fmadd_ps(q, _mm512_loadu_ps(z + 48), b3);
+    }
+    if (j < n) {
+      const float *y = rows[j] + c;
+      __m512 p = _mm512_set1_ps(t[j]);
+      a0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y), a0);
+      a1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y + 16), a1);
+      a2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y + 32), a2);
+      a3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y + 48), a3);
+    }
+    _mm512_storeu_ps(out + c, _mm512_add_ps(a0, b0));
+    _mm512_storeu_ps(out + c + 16, _mm512_add_ps(a1, b1));
+    _mm512_storeu_ps(out + c + 32, _mm512_add_ps(a2, b2));
+    _mm512_storeu_ps(out + c + 48, _mm512_add_ps(a3, b3));
+  }
+  for (; c < f; c += 16) {
+    __m512 a0 = _mm512_loadu_ps(out + c), b0 = _mm512_setzero_ps();
+    uint32_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(t[j]), _mm512_loadu_ps(rows[j] + c), a0);
+      b0 = _mm512_fmadd_ps(_mm512_set1_ps(t[j + 1]), _mm512_loadu_ps(rows[j + 1] + c), b0);
+    }
+    if (j < n) a0 = _mm512_fmadd_ps(_mm512_set1_ps(t[j]), _mm512_loadu_ps(rows[j] + c), a0);
+    _mm512_storeu_ps(out + c, _mm512_add_ps(a0, b0));
+  }
+}
+
+/* Both passes work in blocks of rows that fit L1 (32 KiB): first all the
+ * block's dot products (independent, so they overlap), then one
+ * register-resident accumulation over the block, re-reading rows from L1. */
+#define BLOCK_FLOATS 8192
+
+T512 static void pass_ax_512(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
+  float t[BLOCK_FLOATS / 16];
+  uint32_t B = (uint32_t)(BLOCK_FLOATS / f);
+  for (uint32_t j0 = 0; j0 < n; j0 += B) {
+    uint32_t m = n - j0 < B ? n - j0 : B;
+    for (uint32_t j = 0; j < m; j++) t[j] = w[j0 + j] * dot_512(rows[j0 + j], v, f);
+    accum_512(rows + j0, t, m, out, f);
+  }
+}
+
+T512 static double pass_res_512(const float *const *rows, const float *w, uint32_t n, const float *v, float *out,
+                                int f) {
+  float t[BLOCK_FLOATS / 16];
+  uint32_t B = (uint32_t)(BLOCK_FLOATS / f);
+  double loss = 0;
+  for (uint32_t j0 = 0; j0 < n; j0 += B) {
+    uint32_t m = n - j0 < B ? n - j0 : B;
+    for (uint32_t j = 0; j < m; j++) {
+      if (j0 + j + PREFETCH < n) prefetch_row(rows[j0 + j + PREFETCH], f);
+      float d = dot_512(rows[j0 + j], v, f), wj = w[j0 + j];
+      t[j] = 1 + wj - wj * d;
+      loss += (double)(1 + wj) * (1 - d) * (1 - d) - (double)d * d;
+    }
+    accum_512(rows + j0, t, m, out, f);
+  }
+  return loss;
+}
+
+static const kernels kern_512 = {gemv_512, pass_ax_512, pass_res_512, dot_512_fn, "avx512"};
+
+/* AVX2 + FMA, f % 8 == 0 */
+#define T256 __attribute__((target("avx2,fma")))
+
+T256 static inline float hsum_256(__m256 s) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+T256 static inline float dot_256(const float *a, const float *b, int f) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 16 <= f; k += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
+  }
+  if (k < f) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+  return hsum_256(_mm256_add_ps(s0, s1));
+}
+
+T256 static inline void axpy_256(float a, const float *x, float *y, int f) {
+  __m256 va = _mm256_set1_ps(a);
+  for (int k = 0; k < f; k += 8)
+    _mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+}
+
+T256 static float dot_256_fn(const float *a, const float *b, int f) { return dot_256(a, b, f); }
+
+T256 static void gemv_256(const float *G, const float *v, float *out, int f) {
+  int c = 0;
+  for (; c + 32 <= f; c += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int l = 0; l < f; l++) {
+      const float *g = G + (size_t)l * f + c;
+      __m256 p = _mm256_set1_ps(v[l]);
+      a0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(g), a0);
+      a1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(g + 8), a1);
+      a2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(g + 16), a2);
+      a3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(g + 24), a3);
+    }
+    _mm256_storeu_ps(out + c, a0);
+    _mm256_storeu_ps(out + c + 8, a1);
+    _mm256_storeu_ps(out + c + 16, a2);
+    _mm256_storeu_ps(out + c + 24, a3);
+  }
+  for (; c < f; c += 8) {
+    __m256 a0 = _mm256_setzero_ps();
+    for (int l = 0; l < f; l++)
+      a0 = _mm256_fmadd_ps(_mm256_set1_ps(v[l]), _mm256_loadu_ps(G + (size_t)l * f + c), a0);
+    _mm256_storeu_ps(out + c, a0);
+  }
+}
+
+T256 static void pass_ax_256(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
+  for (uint32_t j = 0; j < n; j++) {
+    const float *y = rows[j];
+    axpy_256(w[j] * dot_256(y, v, f), y, out, f);
+  }
+}
+
+T256 static double pass_res_256(const float *const *rows, const float *w, uint32_t n, const float *v, float *out,
+                                int f) {
+  double loss = 0;
+  for (uint32_t j = 0; j < n; j++) {
+    if (j + PREFETCH < n) prefetch_row(rows[j + PREFETCH], f);
+    const float *y = rows[j];
+    float d = dot_256(y, v, f);
+    axpy_256(1 + w[j] - w[j] * d, y, out, f);
+    loss += (double)(1 + w[j]) * (1 - d) * (1 - d) - (double)d * d;
+  }
+  return loss;
+}
+
+static const kernels kern_256 = {gemv_256, pass_ax_256, pass_res_256, dot_256_fn, "avx2"};
+#endif
+
+/* RECD_IALS_KERNEL=generic|avx2|avx512 caps the choice (tests, benchmarks) */
+static const kernels *pick_kernels(int f) {
+#ifdef IALS_X86
+  const char *cap = getenv("RECD_IALS_KERNEL");
+  int allow512 = !cap || !strcmp(cap, "avx512"), allow256 = allow512 || !strcmp(cap, "avx2");
+  __builtin_cpu_init();
+  if (allow512 && f % 16 == 0 && __builtin_cpu_supports("avx512f")) return &kern_512;
+  if (allow256 && f % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kern_256;
+#endif
+  return &kern_c;
+}
+
+/* ---- model -------------------------------------------------------------- */
+
+struct ials_model {
+  ials_param param;
+  uint32_t nusers, nitems;
+  float *U, *V;        /* row-major, nusers x f and nitems x f */
+  float *G;            /* V'V + reg I (f x f): fold-in's shared term */
+  float *inv_norm;     /* 1 / |y_i|, 0 for zero vectors: ials_similar */
+  const kernels *k;
+};
+
+static float *falloc(size_t n) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, n ? n * sizeof(float) : 64)) {
+    fprintf(stderr, "recd: out of memory allocating %zu floats\n", n);
+    abort();
+  }
+  return p;
+}
+
+void ials_default_param(ials_param *p) {
+  p->factors = 64;
+  p->reg = 0.05f;
+  p->alpha = 10.0f;
+  p->iterations = 15;
+  p->cg_steps = 3;
+  p->threads = 2;
+  p->seed = 42;
+}
+
+const char *ials_check_param(const ials_param *p) {
+  if (p->factors < 1 || p->factors > IALS_MAX_FACTORS) return "factors must be between 1 and 1024";
+  if (!(p->reg > 0) || !isfinite(p->reg)) return "reg must be a finite number > 0";
+  if (!(p->alpha >= 0) || !isfinite(p->alpha)) return "alpha must be a finite number >= 0";
+  if (p->iterations < 1 || p->iterations > 1000) return "iterations must be between 1 and 1000";
+  if (p->cg_steps < 1 || p->cg_steps > 64) return "cg_steps must be between 1 and 64";
+  if (p->threads < 1 || p->threads > 256) return "threads must be between 1 and 256";
+  return NULL;
+}
+
+/* G = Y'Y + reg I, full symmetric */
+static void gram(const float *Y, uint32_t n, int f, float reg, float *G) {
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, (int)n, 1.0f, Y, f, 0.0f, G, f);
+  for (int a = 0; a < f; a++) {
+    for (int b = 0; b < a; b++) G[(size_t)a * f + b] = G[(size_t)b * f + a];
+    G[(size_t)a * f + a] += reg;
+  }
+}
+
+static void item_norms(ials_model *m) {
+  int f = m->param.factors;
+  for (uint32_t i = 0; i < m->nitems; i++) {
+    const float *y = m->V + (size_t)i * f;
+    double s = 0;
+    for (int k = 0; k < f; k++) s += (double)y[k] * y[k];
+    m->inv_norm[i] = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+  }
+}
+
+/* the derived parts: G and item norms */
+static void finish_model(ials_model *m) {
+  int f = m->param.factors;
+  m->k = pick_kernels(f);
+  m->G = falloc((size_t)f * f);
+  gram(m->V, m->nitems, f, m->param.reg, m->G);
+  m->inv_norm = falloc(m->nitems);
+  item_norms(m);
+}
+
+void ials_free(ials_model *m) {
+  if (!m) return;
+  free(m->U);
+  free(m->V);
+  free(m->G);
+  free(m->inv_norm);
+  free(m);
+}
+
+int ials_factors(const ials_model *m) { return m->param.factors; }
+uint32_t ials_nusers(const ials_model *m) { return m->nusers; }
+uint32_t ials_nitems(const ials_model *m) { return m->nitems; }
+const ials_param *ials_params(const ials_model *m) { return &m->param; }
+const float *ials_user_vec(const ials_model *m, uint32_t u) { return m->U + (size_t)u * m->param.factors; }
+const float *ials_item_vec(const ials_model *m, uint32_t i) { return m->V + (size_t)i * m->param.factors; }
+
+/* ---- training ----------------------------------------------------------- */
+
+/* one side of the matrix: rows to solve, each a list of (other-side index, r) */
+typedef struct {
+  uint32_t nrows;
+  const uint64_t *indptr;
+  const uint32_t *indices;
+  const float *values;
+  uint32_t *chunk;   /* nchunks + 1 row boundaries */
+  uint32_t nchunks;
+  uint32_t maxlen;   /* longest row */
+} side;
+
+typedef struct {
+  const side *s;
+  float *X;              /* rows being solved */
+  const float *Y;        /* fixed factors */
+  const float *G;        /* Y'Y + reg I */
+  int f, steps;
+  float alpha, reg;
+  const kernels *k;
+  atomic_uint next;      /* next chunk to take */
+  double *chunk_loss;    /* per chunk: sum of row losses (residual-pass form) */
+} sweep;
+
+typedef struct {
+  sweep *sw;
+  const float **rows;    /* maxlen pointers */
+  float *w;              /* maxlen confidences - 1 */
+  float *r, *p, *ap;     /* f each */
+} worker;
+
+/* x <- cg_steps CG steps on A x = b from the current x; returns the row's
+ * objective terms at the incoming x: x'Gx + sum_j c_j(1-d_j)^2 - d_j^2 */
+static double solve_row(worker *wk, uint32_t row) {
+  const sweep *sw = wk->sw;
+  const side *s = sw->s;
+  const kernels *k = sw->k;
+  int f = sw->f;
+  float *x = sw->X + (size_t)row * f, *r = wk->r, *p = wk->p, *ap = wk->ap;
+  uint64_t lo = s->indptr[row], hi = s->indptr[row + 1];
+  uint32_t n = (uint32_t)(hi - lo);
+  for (uint32_t j = 0; j < n; j++) {
+    wk->rows[j] = sw->Y + (size_t)s->indices[lo + j] * f;
+    wk->w[j] = sw->alpha * s->values[lo + j];
+  }
+  /* r = b - A x = -G x + sum_j (c_j - (c_j - 1) y_j.x) y_j */
+  k->gemv(sw->G, x, ap, f);
+  double loss = k->dot(x, ap, f);
+  for (int i = 0; i < f; i++) r[i] = -ap[i];
+  if (!n) {
+    memset(x, 0, (size_t)f * sizeof *x); /* the exact solution */
+    return loss;
+  }
+  loss += k->pass_res(wk->rows, wk->w, n, x, r, f);
+  memcpy(p, r, (size_t)f * sizeof *p);
+  float rs = k->dot(r, r, f);
+  for (int it = 0; it < sw->steps && rs > 1e-20f; it++) {
+    k->gemv(sw->G, p, ap, f);
+    k->pass_ax(wk->rows, wk->w, n, p, ap, f);
+    float pap = k->dot(p, ap, f);
+    if (!(pap > 0)) break;
+    float a = rs / pap;
+    for (int i = 0; i < f; i++) {
+      x[i] += a * p[i];
+      r[i] -= a * ap[i];
+    }
+    float rs2 = k->dot(r, r, f);
+    float beta = rs2 / rs;
+    for (int i = 0; i < f; i++) p[i] = r[i] + beta * p[i];
+    rs = rs2;
+  }
+  return loss;
+}
+
+static void *sweep_worker(void *arg) {
+  worker *wk = arg;
+  sweep *sw = wk->sw;
+  const side *s = sw->s;
+  for (;;) {
+    unsigned c = atomic_fetch_add_explicit(&sw->next, 1, memory_order_relaxed);
+    if (c >= s->nchunks) break;
+    double loss = 0;
+    for (uint32_t row = s->chunk[c]; row < s->chunk[c + 1]; row++) loss += solve_row(wk, row);
+    sw->chunk_loss[c] = loss;
+  }
+  return NULL;
+}
+
+/* chunk boundaries by work (entries + G-product cost), independent of threads */
+static void make_chunks(side *s, int f) {
+  double per_row = f / 2.0 + 4;
+  double total = (double)s->indptr[s->nrows] + per_row * s->nrows;
+  uint32_t want = s->nrows < CHUNKS ? s->nrows : CHUNKS;
+  if (!want) want = 1;
+  double target = total / want;
+  s->chunk = xmalloc(((size_t)want + 2) * sizeof *s->chunk);
+  uint32_t nc = 0;
+  s->chunk[0] = 0;
+  double acc = 0;
+  s->maxlen = 0;
+  for (uint32_t u = 0; u < s->nrows; u++) {
+    uint64_t len = s->indptr[u + 1] - s->indptr[u];
+    if (len > s->maxlen) s->maxlen = (uint32_t)len;
+    acc += (double)len + per_row;
+    if (acc >= target && nc + 1 < want) {
+      s->chunk[++nc] = u + 1;
+      acc = 0;
+    }
+  }
+  if (s->chunk[nc] != s->nrows || nc == 0) s->chunk[++nc] = s->nrows;
+  s->nchunks = nc;
+}
+
+/* run one half-sweep on `threads` threads (the caller is one of them);
+ * returns the sum of row losses */
+static double run_sweep(sweep *sw, worker *wks, int threads) {
+  atomic_store(&sw->next, 0);
+  pthread_t tid[256];
+  int started = 0;
+  for (int t = 1; t < threads; t++) {
+    wks[t].sw = sw;
+    if (pthread_create(&tid[started], NULL, sweep_worker, &wks[t]) == 0) started++;
+  }
+  wks[0].sw = sw;
+  sweep_worker(&wks[0]);
+  for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+  double loss = 0;
+  for (uint32_t c = 0; c < sw->s->nchunks; c++) loss += sw->chunk_loss[c];
+  return loss;
+}
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/* small uniform values in [-0.1, 0.1) / sqrt(f), per row from (seed, side, row) */
+static void init_factors(float *X, uint32_t n, int f, uint64_t seed, uint64_t which) {
+  float scale = 0.2f / sqrtf((float)f);
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t st = seed ^ (which << 62) ^ ((uint64_t)i * 0xD1B54A32D192ED03ULL);
+    splitmix64(&st);
+    float *x = X + (size_t)i * f;
+    for (int k = 0; k < f; k++) x[k] = ((float)(splitmix64(&st) >> 40) / 16777216.0f - 0.5f) * scale;
+  }
+}
+
+static const char *check_problem(const ials_problem *prob, double *rsum) {
+  if (!prob || !prob->indptr || (!prob->indices && prob->indptr[prob->nusers]) ||
+      (!prob->values && prob->indptr[prob->nusers]))
+    return "problem has NULL arrays";
+  if (!prob->nusers || !prob->nitems) return "problem has no users or no items";
+  if (prob->indptr[0] != 0) return "problem indptr[0] is not 0";
+  for (uint32_t u = 0; u < prob->nusers; u++)
+    if (prob->indptr[u + 1] < prob->indptr[u]) return "problem indptr decreases";
+  uint64_t nnz = prob->indptr[prob->nusers];
+  double s = 0;
+  for (uint64_t j = 0; j < nnz; j++) {
+    if (prob->indices[j] >= prob->nitems) return "problem has an item index >= nitems";
+    float v = prob->values[j];
+    if (!(v >= 0) || !isfinite(v)) return "problem has a negative or non-finite value";
+    s += v;
+  }
+  *rsum = s;
+  return NULL;
+}
+
+ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progress_fn progress, void *arg,
+                       char *err, size_t errlen) {
+  const char *why = ials_check_param(p);
+  double rsum = 0;
+  if (!why) why = check_problem(prob, &rsum);
+  if (why) {
+    if (errlen) snprintf(err, errlen, "%s", why);
+    return NULL;
+  }
+  int f = p->factors, threads = p->threads;
+  uint32_t nu = prob->nusers, ni = prob->nitems;
+  uint64_t nnz = prob->indptr[nu];
+
+  /* the item side: CSC by counting sort (users come out ascending per item) */
+  uint64_t *iptr = xcalloc((size_t)ni + 1, sizeof *iptr);
+  uint32_t *iidx = xmalloc((size_t)(nnz ? nnz : 1) * sizeof *iidx);
+  float *ival = xmalloc((size_t)(nnz ? nnz : 1) * sizeof *ival);
+  for (uint64_t j = 0; j < nnz; j++) iptr[prob->indices[j] + 1]++;
+  for (uint32_t i = 0; i < ni; i++) iptr[i + 1] += iptr[i];
+  uint64_t *fill = xmalloc((size_t)ni * sizeof *fill);
+  memcpy(fill, iptr, (size_t)ni * sizeof *fill);
+  for (uint32_t u = 0; u < nu; u++)
+    for (uint64_t j = prob->indptr[u]; j < prob->indptr[u + 1]; j++) {
+      uint64_t at = fill[prob->indices[j]]++;
+      iidx[at] = u;
+      ival[at] = prob->values[j];
+    }
+  free(fill);
+
+  side su = {.nrows = nu, .indptr = prob->indptr, .indices = prob->indices, .values = prob->values};
+  side si = {.nrows = ni, .indptr = iptr, .indices = iidx, .values = ival};
+  make_chunks(&su, f);
+  make_chunks(&si, f);
+
+  ials_model *m = xcalloc(1, sizeof *m);
+  m->param = *p;
+  m->nusers = nu;
+  m->nitems = ni;
+  m->U = falloc((size_t)nu * f);
+  m->V = falloc((size_t)ni * f);
+  init_factors(m->U, nu, f, p->seed, 1);
+  init_factors(m->V, ni, f, p->seed, 2);
+  const kernels *k = pick_kernels(f);
+
+  uint32_t maxlen = su.maxlen > si.maxlen ? su.maxlen : si.maxlen;
+  worker *wks = xcalloc((size_t)threads, sizeof *wks);
+  for (int t = 0; t < threads; t++) {
+    wks[t].rows = xmalloc(((size_t)maxlen + 1) * sizeof *wks[t].rows);
+    wks[t].w = xmalloc(((size_t)maxlen + 1) * sizeof *wks[t].w);
+    wks[t].r = falloc((size_t)f * 3);
+    wks[t].p = wks[t].r + f;
+    wks[t].ap = wks[t].p + f;
+  }
+  float *G = falloc((size_t)f * f);
+  uint32_t maxchunks = su.nchunks > si.nchunks ? su.nchunks : si.nchunks;
+  double *chunk_loss = xcalloc(maxchunks, sizeof *chunk_loss);
+  /* normaliser: total confidence of all cells */
+  double conf_total = (double)nu * ni + (double)p->alpha * rsum;
+
+  for (int it = 1; it <= p->iterations; it++) {
+    int64_t t0 = clock_mono_ns();
+    sweep sw = {.f = f, .steps = p->cg_steps, .alpha = p->alpha, .reg = p->reg, .k = k, .G = G,
+                .chunk_loss = chunk_loss};
+    /* users against fixed items */
+    gram(m->V, ni, f, p->reg, G);
+    sw.s = &su;
+    sw.X = m->U;
+    sw.Y = m->V;
+    run_sweep(&sw, wks, threads);
+    /* items against fixed users; its residual pass yields the loss at (U_t, V_{t-1}) */
+    gram(m->U, nu, f, p->reg, G);
+    sw.s = &si;
+    sw.X = m->V;
+    sw.Y = m->U;
+    double loss = run_sweep(&sw, wks, threads);
+    double secs = (double)(clock_mono_ns() - t0) / 1e9;
+    if (progress) {
+      /* x'Gx on the item side carries reg|y|^2; add reg|x|^2 for the users */
+      double un = 0;
+      for (size_t j = 0; j < (size_t)nu * f; j++) un += (double)m->U[j] * m->U[j];
+      progress(arg, it, secs, (loss + p->reg * un) / conf_total);
+    }
+  }
+
+  free(chunk_loss);
+  free(G);
+  for (int t = 0; t < threads; t++) {
+    free(wks[t].rows);
+    free(wks[t].w);
+    free(wks[t].r);
+  }
+  free(wks);
+  free(su.chunk);
+  free(si.chunk);
+  free(iptr);
+  free(iidx);
+  free(ival);
+  finish_model(m);
+  return m;
+}
+
+/* ---- save / load -------------------------------------------------------- */
+
+/* 64-bit checksum, 8 bytes a step; each step is a bijection of the state and
+ * of the word, so any change to a single word always changes the result.
+ * Catches corruption, not attacks. */
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
+  const unsigned char *b = data;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, b + i, 8);
+    h ^= w * 0x9E3779B97F4A7C15ULL;
+    h = ((h << 27) | (h >> 37)) * 0xC2B2AE3D27D4EB4FULL;
+  }
+  if (i < n) {
+    uint64_t w = 0;
+    memcpy(&w, b + i, n - i);
+    h ^= (w ^ ((uint64_t)(n - i) << 56)) * 0x9E3779B97F4A7C15ULL;
+    h = ((h << 27) | (h >> 37)) * 0xC2B2AE3D27D4EB4FULL;
+  }
+  return h;
+}
+
+static uint64_t hash_final(uint64_t h, uint64_t len) {
+  h ^= len;
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDULL;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ULL;
+  return h ^ (h >> 33);
+}
+
+#define HASH_SEED 0x1a15c0deULL
+
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint32_t get32(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static void header(const ials_model *m, unsigned char h[HDR_SIZE]) {
+  memset(h, 0, HDR_SIZE);
+  memcpy(h, IALS_MAGIC, 8);
+  put32(h + 8, IALS_VERSION);
+  put32(h + 12, (uint32_t)m->param.factors);
+  put32(h + 16, m->nusers);
+  put32(h + 20, m->nitems);
+  memcpy(h + 24, &m->param.reg, 4);
+  memcpy(h + 28, &m->param.alpha, 4);
+  put32(h + 32, (uint32_t)m->param.iterations);
+  put32(h + 36, (uint32_t)m->param.cg_steps);
+  put32(h + 40, (uint32_t)m->param.threads);
+  /* 44..47 zero */
+  memcpy(h + 48, &m->param.seed, 8);
+}
+
+static int write_all(int fd, const void *data, size_t n) {
+  const char *p = data;
+  while (n) {
+    ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int read_all(int fd, void *data, size_t n) {
+  char *p = data;
+  while (n) {
+    ssize_t r = read(fd, p, n > (1u << 30) ? (1u << 30) : n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (r == 0) return RECD_ECORRUPT;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+int ials_save(const ials_model *m, const char *path) {
+  if (!m || !path) return RECD_EINVAL;
+  size_t plen = strlen(path);
+  char *tmp = xmalloc(plen + 5);
+  memcpy(tmp, path, plen);
+  memcpy(tmp + plen, ".tmp", 5);
+  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = -errno;
+    free(tmp);
+    return rc;
+  }
+  int f = m->param.factors;
+  unsigned char h[HDR_SIZE];
+  header(m, h);
+  size_t ub = (size_t)m->nusers * f * sizeof(float), vb = (size_t)m->nitems * f * sizeof(float);
+  uint64_t sum = hash_bytes(HASH_SEED, h, HDR_SIZE);
+  sum = hash_bytes(sum, m->U, ub);
+  sum = hash_bytes(sum, m->V, vb);
+  sum = hash_final(sum, HDR_SIZE + ub + vb);
+  if ((rc = write_all(fd, h, HDR_SIZE)) || (rc = write_all(fd, m->U, ub)) || (rc = write_all(fd, m->V, vb)) ||
+      (rc = write_all(fd, &sum, 8)))
+    goto fail;
+  if (fsync(fd)) {
+    rc = -errno;
+    goto fail;
+  }
+  if (close(fd)) {
+    fd = -1;
+    rc = -errno;
+    goto fail;
+  }
+  fd = -1;
+  if (rename(tmp, path)) {
+    rc = -errno;
+    goto fail;
+  }
+  /* make the rename durable: fsync the directory */
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free(dir);
+  if (dfd >= 0) {
+    if (fsync(dfd)) rc = -errno;
+    close(dfd);
+  }
+  free(tmp);
+  return rc;
+fail:
+  if (fd >= 0) close(fd);
+  unlink(tmp);
+  free(tmp);
+  return rc;
+}
+
+ials_model *ials_load(const char *path, char *err, size_t errlen) {
+  char dummy[1];
+  if (!errlen) {
+    err = dummy;
+    errlen = sizeof dummy;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  ials_model *m = NULL;
+  struct stat st;
+  unsigned char h[HDR_SIZE];
+  if (fstat(fd, &st)) {
+    snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    goto fail;
+  }
+  if (st.st_size < HDR_SIZE + 8) {
+    snprintf(err, errlen, "%s is too short (%lld bytes) to be an iALS model", path, (long long)st.st_size);
+    goto fail;
+  }
+  int rc = read_all(fd, h, HDR_SIZE);
+  if (rc) {
+    snprintf(err, errlen, "cannot read %s: %s", path, recd_strerror(rc));
+    goto fail;
+  }
+  if (memcmp(h, IALS_MAGIC, 8)) {
+    snprintf(err, errlen, "%s is not an iALS model (bad magic)", path);
+    goto fail;
+  }
+  uint32_t version = get32(h + 8);
+  if (version != IALS_VERSION) {
+    snprintf(err, errlen, "%s has iALS model version %u, this build reads version %u", path, version, IALS_VERSION);
+    goto fail;
+  }
+  ials_param p;
+  p.factors = (int)get32(h + 12);
+  memcpy(&p.reg, h + 24, 4);
+  memcpy(&p.alpha, h + 28, 4);
+  p.iterations = (int)get32(h + 32);
+  p.cg_steps = (int)get32(h + 36);
+  p.threads = (int)get32(h + 40);
+  memcpy(&p.seed, h + 48, 8);
+  uint32_t nu = get32(h + 16), ni = get32(h + 20);
+  const char *bad = ials_check_param(&p);
+  if (bad || !nu || !ni) {
+    snprintf(err, errlen, "%s has a bad header: %s", path, bad ? bad : "no users or no items");
+    goto fail;
+  }
+  uint64_t ub = (uint64_t)nu * p.factors * sizeof(float), vb = (uint64_t)ni * p.factors * sizeof(float);
+  uint64_t want = HDR_SIZE + ub + vb + 8;
+  if ((uint64_t)st.st_size != want) {
+    snprintf(err, errlen, "%s is %lld bytes but its header (%u users, %u items, %d factors) needs %llu", path,
+             (long long)st.st_size, nu, ni, p.factors, (unsigned long long)want);
+    goto fail;
+  }
+  m = xcalloc(1, sizeof *m);
+  m->param = p;
+  m->nusers = nu;
+  m->nitems = ni;
+  m->U = falloc((size_t)nu * p.factors);
+  m->V = falloc((size_t)ni * p.factors);
+  uint64_t stored;
+  if ((rc = read_all(fd, m->U, ub)) || (rc = read_all(fd, m->V, vb)) || (rc = read_all(fd, &stored, 8))) {
+    snprintf(err, errlen, "cannot read %s: %s", path, rc == RECD_ECORRUPT ? "file shrank while reading" : recd_strerror(rc));
+    goto fail;
+  }
+  uint64_t sum = hash_bytes(HASH_SEED, h, HDR_SIZE);
+  sum = hash_bytes(sum, m->U, ub);
+  sum = hash_bytes(sum, m->V, vb);
+  sum = hash_final(sum, HDR_SIZE + ub + vb);
+  if (sum != stored) {
+    snprintf(err, errlen, "%s fails its checksum (corrupt or partly written)", path);
+    goto fail;
+  }
+  close(fd);
+  finish_model(m);
+  return m;
+fail:
+  close(fd);
+  ials_free(m);
+  return NULL;
+}
+
+/* ---- serving ------------------------------------------------------------ */
+
+typedef struct {
+  uint32_t item;
+  float r;
+} entry;
+
+static int cmp_entry(const void *a, const void *b) {
+  uint32_t x = ((const entry *)a)->item, y = ((const entry *)b)->item;
+  return x < y ? -1 : x > y;
+}
+
+int ials_fold_in(const ials_model *m, const uint32_t *items, const float *r, size_t n, float *out) {
+  int f = m->param.factors;
+  memset(out, 0, (size_t)f * sizeof *out);
+  for (size_t j = 0; j < n; j++)
+    if (!(r[j] >= 0) || !isfinite(r[j])) return RECD_EINVAL;
+  entry *e = malloc((n ? n : 1) * sizeof *e);
+  double *A = malloc((size_t)f * f * sizeof *A + 2 * (size_t)f * sizeof *A);
+  if (!e || !A) {
+    free(e);
+    free(A);
+    return RECD_ENOMEM;
+  }
+  size_t ne = 0;
+  for (size_t j = 0; j < n; j++)
+    if (items[j] < m->nitems) e[ne++] = (entry){items[j], r[j]};
+  qsort(e, ne, sizeof *e, cmp_entry);
+  size_t w = 0;
+  for (size_t j = 0; j < ne; j++) {
+    if (w && e[w - 1].item == e[j].item) e[w - 1].r += e[j].r;
+    else e[w++] = e[j];
+  }
+  ne = w;
+  if (!ne) goto done;
+  /* A = G + sum (c-1) y y' (lower triangle), b = sum c y */
+  double *b = A + (size_t)f * f, *z = b + f;
+  for (int a = 0; a < f; a++) {
+    b[a] = 0;
+    for (int c = 0; c <= a; c++) A[(size_t)a * f + c] = m->G[(size_t)a * f + c];
+  }
+  for (size_t j = 0; j < ne; j++) {
+    const float *y = m->V + (size_t)e[j].item * f;
+    double cm1 = (double)m->param.alpha * e[j].r;
+    for (int a = 0; a < f; a++) {
+      double ya = cm1 * y[a];
+      double *row = A + (size_t)a * f;
+      for (int c = 0; c <= a; c++) row[c] += ya * y[c];
+      b[a] += (1 + cm1) * y[a];
+    }
+  }
+  /* Cholesky A = L L' in place (lower) */
+  for (int a = 0; a < f; a++) {
+    double *ra = A + (size_t)a * f;
+    for (int c = 0; c <= a; c++) {
+      const double *rc = A + (size_t)c * f;
+      double s = ra[c];
+      for (int q = 0; q < c; q++) s -= ra[q] * rc[q];
+      if (c == a) {
+        if (!(s > 0)) {
+          free(e);
+          free(A);
+          return RECD_EINVAL; /* not positive definite: cannot happen with reg > 0 */
+        }
+        ra[a] = sqrt(s);
+      } else {
+        ra[c] = s / rc[c];
+      }
+    }
+  }
+  /* L z = b, L' x = z */
+  for (int a = 0; a < f; a++) {
+    double s = b[a];
+    for (int q = 0; q < a; q++) s -= A[(size_t)a * f + q] * z[q];
+    z[a] = s / A[(size_t)a * f + a];
+  }
+  for (int a = f - 1; a >= 0; a--) {
+    double s = z[a];
+    for (int q = a + 1; q < f; q++) s -= A[(size_t)q * f + a] * b[q];
+    b[a] = s / A[(size_t)a * f + a]; /* b reused as x: b[q > a] already solved */
+  }
+  for (int a = 0; a < f; a++) out[a] = (float)b[a];
+done:
+  free(e);
+  free(A);
+  return 0;
+}
+
+/* min-heap on (score, then higher id = worse) of the best so far */
+static int worse(float sa, uint32_t ia, float sb, uint32_t ib) { return sa < sb || (sa == sb && ia > ib); }
+
+static void sift_down(uint32_t *it, float *sc, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, w = i;
+    if (l < n && worse(sc[l], it[l], sc[w], it[w])) w = l;
+    if (r < n && worse(sc[r], it[r], sc[w], it[w])) w = r;
+    if (w == i) return;
+    float ts = sc[i];
+    sc[i] = sc[w];
+    sc[w] = ts;
+    uint32_t ti = it[i];
+    it[i] = it[w];
+    it[w] = ti;
+    i = w;
+  }
+}
+
+static void sift_up(uint32_t *it, float *sc, size_t i) {
+  while (i) {
+    size_t par = (i - 1) / 2;
+    if (!worse(sc[i], it[i], sc[par], it[par])) return;
+    float ts = sc[i];
+    sc[i] = sc[par];
+    sc[par] = ts;
+    uint32_t ti = it[i];
+    it[i] = it[par];
+    it[par] = ti;
+    i = par;
+  }
+}
+
+/* top-k by q.y_i (times inv_norm[i] if cosine), excluding `self` */
+static size_t topk_core(const ials_model *m, const float *q, size_t k, int (*skip)(void *, uint32_t), void *arg,
+                        int cosine, uint32_t self, uint32_t *items, float *scores) {
+  if (k > m->nitems) k = m->nitems;
+  if (!k) return 0;
+  int f = m->param.factors;
+  size_t n = 0;
+  for (uint32_t i = 0; i < m->nitems; i++) {
+    if (i == self) continue;
+    if (cosine && m->inv_norm[i] == 0) continue;
+    float s = m->k->dot(q, m->V + (size_t)i * f, f);
+    if (cosine) s *= m->inv_norm[i];
+    if (!isfinite(s)) continue;
+    if (n == k && !worse(scores[0], items[0], s, i)) continue;
+    if (skip && skip(arg, i)) continue;
+    if (n < k) {
+      items[n] = i;
+      scores[n] = s;
+      sift_up(items, scores, n++);
+    } else {
+      items[0] = i;
+      scores[0] = s;
+      sift_down(items, scores, n, 0);
+    }
+  }
+  /* heap sort: repeatedly move the worst to the end */
+  for (size_t e = n; e > 1; e--) {
+    float ts = scores[0];
+    scores[0] = scores[e - 1];
+    scores[e - 1] = ts;
+    uint32_t ti = items[0];
+    items[0] = items[e - 1];
+    items[e - 1] = ti;
+    sift_down(items, scores, e - 1, 0);
+  }
+  return n;
+}
+
+size_t ials_topk(const ials_model *m, const float *uvec, size_t k, int (*skip)(void *arg, uint32_t item), void *arg,
+                 uint32_t *items, float *scores) {
+  return topk_core(m, uvec, k, skip, arg, 0, UINT32_MAX, items, scores);
+}
+
+size_t ials_similar(const ials_model *m, uint32_t item, size_t k, uint32_t *items, float *scores) {
+  if (item >= m->nitems || m->inv_norm[item] == 0) return 0;
+  size_t n = topk_core(m, m->V + (size_t)item * m->param.factors, k, NULL, NULL, 1, item, items, scores);
+  for (size_t j = 0; j < n; j++) scores[j] *= m->inv_norm[item];
+  return n;
+}
