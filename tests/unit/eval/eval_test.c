@@ -162,7 +162,7 @@ START_TEST(blend_beats_popularity_on_movielens) {
   recd_config base, cp, cb;
   config_defaults(&base);
   const char *statics = "trending_window=0,popularity_half_life=36500d,affinity_half_life=36500d,"
-                        "covis_half_life=36500d,covis_max_gap=36500d,new_arrival_window=0";
+                        "covis_half_life=36500d,covis_max_gap=36500d,new_arrival_window=0,model=none";
   char pop[512], blend[512];
   snprintf(pop, sizeof pop, "%s,w_covis=0,w_content=0,w_category=0,w_new=0,w_trending=1", statics);
   snprintf(blend, sizeof blend, "%s", statics);
