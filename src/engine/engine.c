@@ -234,6 +234,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
            strmap_count(&e->items), (unsigned long long)atomic_load(&e->n_events), (unsigned long long)r.n,
            store_path(e->st), (clock_mono_ns() - t0) / 1e9);
   engine__models_open(e);
+  e->last_train_seq = e->next_seq;
   e->opened = 1;
   if ((rc = engine__writer_start(e))) {
     snprintf(err, errlen, "cannot start the writer thread: %s", recd_strerror(rc));
@@ -255,6 +256,7 @@ int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t err
 void engine_free(recd_engine *e) {
   if (!e) return;
   engine__writer_stop(e);
+  engine__models_close(e);
   if (e->snap_pid > 0) waitpid(e->snap_pid, NULL, 0); /* a background snapshot still running */
   /* a clean stop leaves a snapshot of everything, so the next start replays nothing */
   if (e->opened && e->cfg.snapshot_every && !atomic_load(&e->fatal) && e->next_seq != e->last_snap_seq)

@@ -164,6 +164,12 @@ int engine_promote(recd_engine *e, uint64_t version, json_t **meta_out, recd_fai
 int engine_rollback(recd_engine *e, json_t **meta_out, recd_fail *fail);
 /* {"production": N|null, "models": [meta...]} (new reference) */
 json_t *engine_models(recd_engine *e);
+/* Start a training on a background thread; *job_id identifies it. Fails with
+ * 409 training_busy while one runs. */
+int engine_train_start(recd_engine *e, const recd_train_request *rq, uint64_t *job_id, recd_fail *fail);
+/* {"job_id", "status": "running"|"succeeded"|"failed", "model": meta, "error": {...}}
+ * (new reference), or NULL for an unknown job. */
+json_t *engine_train_job(recd_engine *e, uint64_t job_id);
 
 const recd_config *engine_config(const recd_engine *e);
 

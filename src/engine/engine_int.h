@@ -96,8 +96,12 @@ struct recd_engine {
   pthread_mutex_t train_lock;     /* one training at a time */
   model_set *models;              /* production, or NULL */
   uint64_t model_next_version;
-  pthread_t trainer;              /* automatic training (train_every) */
-  int trainer_started;
+  pthread_t job_thread;           /* the background training job, if any */
+  int job_started;                /* a thread to join */
+  uint64_t job_id;                /* last job started (0: none) */
+  int job_status;                 /* 0 running, 1 succeeded, 2 failed */
+  json_t *job_result;             /* meta or error, under models_lock */
+  recd_train_request job_rq;
   uint64_t last_train_seq;
 
   /* counters */
@@ -141,6 +145,8 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
 model_set *engine__models(recd_engine *e);  /* retained production set or NULL */
 void engine__models_release(model_set *m);
 void engine__models_open(recd_engine *e);
+void engine__models_close(recd_engine *e);  /* joins a running training job */
+void engine__train_tick(recd_engine *e);    /* writer thread: automatic training */
 size_t engine__model_topk(const model_set *m, const uint32_t *items, const float *r, size_t n, size_t k,
                           int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores);
 

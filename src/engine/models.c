@@ -255,7 +255,7 @@ size_t engine__model_topk(const model_set *m, const uint32_t *items, const float
     if (ials_fold_in(m->ials, items, r, n, vec)) return 0;
     return ials_topk(m->ials, vec, k, skip, arg, out, scores);
   }
-  if (m->ease) return ease_topk(m->ease, items, r, n, k, skip, arg, out, scores);
+  if (m->ease) return ease_topk(m->ease, items, NULL, n, k, skip, arg, out, scores); /* trained binary */
   return 0;
 }
 
@@ -359,7 +359,8 @@ int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out
     ease_default_param(&p);
     p.lambda = (float)e->cfg.ease_lambda;
     p.threads = 2;
-    ease_problem pr = {.nusers = t.nusers, .nitems = t.nitems, .indptr = t.indptr, .indices = t.indices, .values = t.values};
+    /* binary X: on MovieLens it beats strength-weighted X at every lambda tried */
+    ease_problem pr = {.nusers = t.nusers, .nitems = t.nitems, .indptr = t.indptr, .indices = t.indices, .values = NULL};
     m->ease = ease_train(&pr, &p, err, sizeof err);
     json_object_set_new(params, "lambda", json_real(p.lambda));
   }
@@ -496,4 +497,90 @@ json_t *engine_models(recd_engine *e) {
                         "models", list, "default_kind", e->cfg.model);
   engine__models_release(cur);
   return o;
+}
+
+/* ---- background jobs ---- */
+
+static void *job_main(void *arg) {
+  recd_engine *e = arg;
+  json_t *meta = NULL;
+  recd_fail f = {.index = -1};
+  int rc = engine_train(e, &e->job_rq, &meta, &f);
+  json_t *res = rc ? json_pack("{s:i,s:s,s:s}", "status", f.status, "code", f.code, "message", f.message) : meta;
+  pthread_mutex_lock(&e->models_lock);
+  json_decref(e->job_result);
+  e->job_result = res;
+  e->job_status = rc ? 2 : 1;
+  pthread_mutex_unlock(&e->models_lock);
+  return NULL;
+}
+
+int engine_train_start(recd_engine *e, const recd_train_request *rq, uint64_t *job_id, recd_fail *fail) {
+  pthread_mutex_lock(&e->models_lock);
+  if (e->job_id && e->job_status == 0) {
+    pthread_mutex_unlock(&e->models_lock);
+    recd_fail_set(fail, 409, "training_busy", -1, "", "training job %llu is still running",
+                  (unsigned long long)e->job_id);
+    return RECD_EEXISTS;
+  }
+  int joinable = e->job_started;
+  pthread_t old = e->job_thread;
+  e->job_started = 0;
+  pthread_mutex_unlock(&e->models_lock);
+  if (joinable) pthread_join(old, NULL); /* finished already: status != running */
+  const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
+  if (strcmp(kind, "ials") && strcmp(kind, "ease")) {
+    recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials or ease", kind);
+    return RECD_EINVAL;
+  }
+  pthread_mutex_lock(&e->models_lock);
+  e->job_rq = *rq;
+  e->job_rq.kind = !strcmp(kind, "ials") ? "ials" : "ease"; /* static storage */
+  e->job_status = 0;
+  json_decref(e->job_result);
+  e->job_result = NULL;
+  *job_id = ++e->job_id;
+  int rc = pthread_create(&e->job_thread, NULL, job_main, e);
+  e->job_started = rc == 0;
+  if (rc) e->job_status = 2;
+  pthread_mutex_unlock(&e->models_lock);
+  if (rc) {
+    recd_fail_set(fail, 500, "internal", -1, "", "cannot start a training thread: %s", strerror(rc));
+    return -rc;
+  }
+  return 0;
+}
+
+json_t *engine_train_job(recd_engine *e, uint64_t job_id) {
+  pthread_mutex_lock(&e->models_lock);
+  json_t *o = NULL;
+  if (job_id && job_id == e->job_id) {
+    static const char *st[] = {"running", "succeeded", "failed"};
+    o = json_pack("{s:I,s:s}", "job_id", (json_int_t)job_id, "status", st[e->job_status]);
+    if (e->job_status == 1) json_object_set(o, "model", e->job_result);
+    if (e->job_status == 2 && e->job_result) json_object_set(o, "error", e->job_result);
+  }
+  pthread_mutex_unlock(&e->models_lock);
+  return o;
+}
+
+void engine__models_close(recd_engine *e) {
+  if (e->job_started) pthread_join(e->job_thread, NULL);
+  e->job_started = 0;
+  json_decref(e->job_result);
+  e->job_result = NULL;
+}
+
+void engine__train_tick(recd_engine *e) {
+  if (!e->cfg.train_every || !strcmp(e->cfg.model, "none") || !e->opened) return;
+  uint64_t seq = atomic_load(&e->committed_seq);
+  if (seq - e->last_train_seq < (uint64_t)e->cfg.train_every) return;
+  recd_train_request rq = {.kind = NULL, .promote = RECD_PROMOTE_IF_BETTER};
+  uint64_t id;
+  recd_fail f;
+  if (!engine_train_start(e, &rq, &id, &f)) {
+    e->last_train_seq = seq;
+    log_info("models: automatic training job %llu started after %llu new events", (unsigned long long)id,
+             (unsigned long long)e->cfg.train_every);
+  }
 }

@@ -330,7 +330,7 @@ static int mf_skip(void *arg, uint32_t iid) {
   return seen;
 }
 
-#define MF_MAX_ITEMS 512 /* a user's items folded in (all of them for most users) */
+#define MF_MAX_ITEMS 4096 /* a user's items folded in (all of them for most users) */
 
 static void src_mf(cand_set *cs, const user_ctx *u, const model_set *m) {
   if (!m || !u->nanchors) return;

@@ -447,6 +447,7 @@ static void *writer_main(void *arg) {
     }
     free(sc);
     snapshot_tick(e);
+    engine__train_tick(e);
   }
   return NULL;
 }

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,9 +76,9 @@ typedef struct {
   const char *name;
 } kernels;
 
-/* The residual pass is the first touch of a row's y_j this half-sweep: they
- * are scattered (L3 at best), so fetch PREFETCH rows ahead; later passes
- * find them in L1/L2. */
+/* A row's y_j are scattered over the other side's factors (L3 at best, and
+ * a popular item's users overflow L2 on every pass), so the passes fetch
+ * PREFETCH rows ahead. */
 #define PREFETCH 8
 static inline void prefetch_row(const float *y, int f) {
   for (int k = 0; k < f; k += 16) __builtin_prefetch(y + k);
@@ -251,7 +252,10 @@ T512 static void pass_ax_512(const float *const *rows, const float *w, uint32_t 
   uint32_t B = (uint32_t)(BLOCK_FLOATS / f);
   for (uint32_t j0 = 0; j0 < n; j0 += B) {
     uint32_t m = n - j0 < B ? n - j0 : B;
-    for (uint32_t j = 0; j < m; j++) t[j] = w[j0 + j] * dot_512(rows[j0 + j], v, f);
+    for (uint32_t j = 0; j < m; j++) {
+      if (j0 + j + PREFETCH < n) prefetch_row(rows[j0 + j + PREFETCH], f);
+      t[j] = w[j0 + j] * dot_512(rows[j0 + j], v, f);
+    }
     accum_512(rows + j0, t, m, out, f);
   }
 }
@@ -376,12 +380,23 @@ struct ials_model {
   const kernels *k;
 };
 
+/* 64-byte aligned floats; big arrays (the factor matrices, read in random
+ * row order) are 2 MiB aligned and asked to be backed by huge pages, which
+ * saves the TLB misses of those scattered reads */
 static float *falloc(size_t n) {
+  size_t bytes = n ? n * sizeof(float) : 64, align = 64;
+  if (bytes >= (4u << 20)) {
+    align = 2u << 20;
+    bytes = (bytes + align - 1) & ~(align - 1);
+  }
   void *p = NULL;
-  if (posix_memalign(&p, 64, n ? n * sizeof(float) : 64)) {
-    fprintf(stderr, "recd: out of memory allocating %zu floats\n", n);
+  if (posix_memalign(&p, align, bytes)) {
+    fprintf(stderr, "recd: out of memory allocating %zu bytes\n", bytes);
     abort();
   }
+#ifdef MADV_HUGEPAGE
+  if (align > 64) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
   return p;
 }
 
