@@ -35,7 +35,8 @@ void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, in
   }
   struct evkeyvalq *h = evhttp_request_get_output_headers(req);
   evhttp_add_header(h, "Content-Type", "application/json");
-  static const char *reasons[] = {[200] = "OK", [400] = "Bad Request", [404] = "Not Found",
+  static const char *reasons[] = {[200] = "OK", [202] = "Accepted", [409] = "Conflict", [422] = "Unprocessable Entity",
+                                  [400] = "Bad Request", [404] = "Not Found",
                                   [405] = "Method Not Allowed", [413] = "Payload Too Large",
                                   [415] = "Unsupported Media Type", [500] = "Internal Server Error",
                                   [503] = "Service Unavailable"};
@@ -607,6 +608,136 @@ static void h_root(http_worker *w, struct evhttp_request *req, route_id r, int64
   http__reply_json(w, req, r, t0, 200, o);
 }
 
+/* ---- models ---- */
+
+static int parse_version(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m,
+                         const char *what, uint64_t *out) {
+  const char *a = m->arg;
+  if (a[0] == 'v') a++;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(a, &end, 10);
+  if (!*a || *end || errno || !v) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", what, "%s: '%.32s' is not a version number like 3 or v3", what,
+                m->arg);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static void h_models(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  http__reply_json(w, req, r, t0, 200, engine_models(w->srv->e));
+}
+
+typedef struct {
+  http_worker *w;
+  struct evhttp_request *req;
+  route_id r;
+  int64_t t0;
+  uint64_t job;
+  struct event *ev;
+} train_wait;
+
+/* polls the job from the worker's own loop: no thread ever calls back into the server */
+static void train_poll(evutil_socket_t fd, short what, void *arg) {
+  train_wait *tw = arg;
+  (void)fd;
+  (void)what;
+  json_t *j = engine_train_job(tw->w->srv->e, tw->job);
+  const char *st = j ? json_string_value(json_object_get(j, "status")) : "failed";
+  if (st && !strcmp(st, "running")) {
+    json_decref(j);
+    struct timeval tv = {0, 50000};
+    evtimer_add(tw->ev, &tv);
+    return;
+  }
+  if (st && !strcmp(st, "succeeded")) {
+    http__reply_json(tw->w, tw->req, tw->r, tw->t0, 200, json_incref(json_object_get(j, "model")));
+  } else {
+    json_t *er = j ? json_object_get(j, "error") : NULL;
+    int status = er ? (int)json_integer_value(json_object_get(er, "status")) : 500;
+    http__error(tw->w, tw->req, tw->r, tw->t0, status ? status : 500,
+                er ? json_string_value(json_object_get(er, "code")) : "internal", "", "%s",
+                er ? json_string_value(json_object_get(er, "message")) : "training failed");
+  }
+  json_decref(j);
+  event_free(tw->ev);
+  free(tw);
+}
+
+static void h_models_train(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  static const char *const allowed[] = {"wait", "kind", "promote", NULL};
+  query q;
+  if (parse_query(w, req, r, t0, &q, allowed)) return;
+  const char *wait = query_get(&q, "wait"), *kind = query_get(&q, "kind"), *promote = query_get(&q, "promote");
+  recd_train_request rq = {.kind = NULL, .promote = RECD_PROMOTE_IF_BETTER};
+  int dowait = 0;
+  if (wait && strcmp(wait, "true") && strcmp(wait, "false")) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", "wait", "wait: must be true or false");
+    goto out;
+  }
+  dowait = wait && !strcmp(wait, "true");
+  if (kind && strcmp(kind, "ials") && strcmp(kind, "ease")) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", "kind", "kind: '%.32s' is not ials or ease", kind);
+    goto out;
+  }
+  rq.kind = kind ? (!strcmp(kind, "ials") ? "ials" : "ease") : NULL;
+  if (promote) {
+    if (!strcmp(promote, "if_better")) rq.promote = RECD_PROMOTE_IF_BETTER;
+    else if (!strcmp(promote, "always")) rq.promote = RECD_PROMOTE_ALWAYS;
+    else if (!strcmp(promote, "never")) rq.promote = RECD_PROMOTE_NEVER;
+    else {
+      http__error(w, req, r, t0, 400, "invalid_parameter", "promote", "promote: must be if_better, always or never");
+      goto out;
+    }
+  }
+  uint64_t job;
+  recd_fail f;
+  if (engine_train_start(w->srv->e, &rq, &job, &f)) {
+    http__reply_error(w, req, r, t0, &f);
+    goto out;
+  }
+  if (!dowait) {
+    char poll[96];
+    snprintf(poll, sizeof poll, "/api/v1/models/jobs/%llu", (unsigned long long)job);
+    http__reply_json(w, req, r, t0, 202, json_pack("{s:I,s:s,s:s}", "job_id", (json_int_t)job, "status", "running",
+                                                   "poll", poll));
+    goto out;
+  }
+  train_wait *tw = xcalloc(1, sizeof *tw);
+  *tw = (train_wait){.w = w, .req = req, .r = r, .t0 = t0, .job = job};
+  tw->ev = evtimer_new(w->base, train_poll, tw);
+  struct timeval tv = {0, 20000};
+  evtimer_add(tw->ev, &tv);
+out:
+  query_free(&q);
+}
+
+static void h_model_job(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+  uint64_t v;
+  if (parse_version(w, req, r, t0, m, "job_id", &v)) return;
+  json_t *j = engine_train_job(w->srv->e, v);
+  if (!j) http__error(w, req, r, t0, 404, "not_found", "job_id", "job %llu is not the latest training job", (unsigned long long)v);
+  else http__reply_json(w, req, r, t0, 200, j);
+}
+
+static void h_model_promote(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+  uint64_t v;
+  json_t *meta;
+  recd_fail f;
+  if (parse_version(w, req, r, t0, m, "version", &v)) return;
+  if (engine_promote(w->srv->e, v, &meta, &f)) http__reply_error(w, req, r, t0, &f);
+  else http__reply_json(w, req, r, t0, 200, meta ? meta : json_object());
+}
+
+static void h_models_rollback(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+  json_t *meta;
+  recd_fail f;
+  if (engine_rollback(w->srv->e, &meta, &f)) http__reply_error(w, req, r, t0, &f);
+  else http__reply_json(w, req, r, t0, 200, meta ? meta : json_object());
+}
+
 static int method_bit(enum evhttp_cmd_type t) {
   switch (t) {
     case EVHTTP_REQ_GET: return M_GET;
@@ -643,7 +774,7 @@ void http__dispatch(http_worker *w, struct evhttp_request *req) {
     return;
   }
   /* only a few routes take query parameters; the rest refuse any */
-  if (m.id != R_RECS_USER && m.id != R_POPULAR && m.id != R_ITEM_SIMILAR) {
+  if (m.id != R_RECS_USER && m.id != R_POPULAR && m.id != R_ITEM_SIMILAR && m.id != R_MODELS_TRAIN) {
     query q;
     if (parse_query(w, req, m.id, t0, &q, NULL)) return;
     query_free(&q);
@@ -661,6 +792,11 @@ void http__dispatch(http_worker *w, struct evhttp_request *req) {
     case R_RECS_USER: h_recs_user(w, req, m.id, t0, &m); break;
     case R_RECS_ANON: h_recs_anon(w, req, m.id, t0); break;
     case R_POPULAR: h_popular(w, req, m.id, t0); break;
+    case R_MODELS: h_models(w, req, m.id, t0); break;
+    case R_MODELS_TRAIN: h_models_train(w, req, m.id, t0); break;
+    case R_MODELS_ROLLBACK: h_models_rollback(w, req, m.id, t0); break;
+    case R_MODEL_PROMOTE: h_model_promote(w, req, m.id, t0, &m); break;
+    case R_MODEL_JOB: h_model_job(w, req, m.id, t0, &m); break;
     default: http__error(w, req, m.id, t0, 404, "not_found", "path", "no such endpoint");
   }
 }

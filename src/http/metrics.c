@@ -6,16 +6,17 @@
 
 #include "util/mem.h"
 
-static const int statuses[METRICS_NSTATUS] = {200, 400, 404, 405, 413, 415, 500, 503, 0, 0};
+static const int statuses[METRICS_NSTATUS] = {200, 400, 404, 405, 413, 415, 500, 503, 202, 409};
 static const double buckets[METRICS_NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                  0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
 
 void metrics_init(metrics *m) { memset(m, 0, sizeof *m); }
 
+/* slots 0..7 and 8..9 are named statuses; "other" shares the last counter row */
 static int status_slot(int status) {
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < METRICS_NSTATUS; i++)
     if (statuses[i] == status) return i;
-  return 8; /* other */
+  return METRICS_NSTATUS; /* other */
 }
 
 void metrics_observe(metrics *m, route_id r, int status, int64_t ns) {
@@ -57,10 +58,10 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
   sb_printf(&b, "# HELP recd_http_requests_total HTTP requests by route and status.\n"
                 "# TYPE recd_http_requests_total counter\n");
   for (int r = 0; r < R_COUNT; r++)
-    for (int s = 0; s < 9; s++) {
+    for (int s = 0; s <= METRICS_NSTATUS; s++) {
       uint64_t v = atomic_load(&m->count[r][s]);
       if (!v) continue;
-      if (s < 8) sb_printf(&b, "recd_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_name(r), statuses[s], (unsigned long long)v);
+      if (s < METRICS_NSTATUS) sb_printf(&b, "recd_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_name(r), statuses[s], (unsigned long long)v);
       else sb_printf(&b, "recd_http_requests_total{route=\"%s\",status=\"other\"} %llu\n", route_name(r), (unsigned long long)v);
     }
   sb_printf(&b, "# HELP recd_http_request_duration_seconds HTTP request latency by route.\n"

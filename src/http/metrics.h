@@ -14,7 +14,7 @@
 #define METRICS_NBUCKETS 14
 
 typedef struct {
-  _Atomic uint64_t count[R_COUNT][METRICS_NSTATUS];
+  _Atomic uint64_t count[R_COUNT][METRICS_NSTATUS + 1]; /* + other */
   _Atomic uint64_t hist[R_COUNT][METRICS_NBUCKETS + 1];
   _Atomic uint64_t sum_us[R_COUNT];
   _Atomic uint64_t total[R_COUNT];

@@ -23,6 +23,11 @@ static const struct {
     [R_RECS_ANON] = {"recommendations_anonymous", M_POST, "POST"},
     [R_POPULAR] = {"popular", M_GET | M_HEAD, "GET, HEAD"},
     [R_USER_FEATURES] = {"user_features", M_GET | M_HEAD, "GET, HEAD"},
+    [R_MODELS] = {"models", M_GET | M_HEAD, "GET, HEAD"},
+    [R_MODELS_TRAIN] = {"models_train", M_POST, "POST"},
+    [R_MODELS_ROLLBACK] = {"models_rollback", M_POST, "POST"},
+    [R_MODEL_PROMOTE] = {"model_promote", M_POST, "POST"},
+    [R_MODEL_JOB] = {"model_job", M_GET | M_HEAD, "GET, HEAD"},
 };
 
 int route_methods(route_id id) { return id < R_COUNT ? routes[id].methods : 0; }
@@ -96,6 +101,11 @@ int route_match_path(const char *path, route_match *m, char *err, size_t errlen)
     else if (n == 5 && IS(2, "items") && IS(4, "features")) m->id = R_ITEM_FEATURES, argseg = 3;
     else if (n == 4 && IS(2, "recommendations")) m->id = R_RECS_USER, argseg = 3;
     else if (n == 5 && IS(2, "users") && IS(4, "features")) m->id = R_USER_FEATURES, argseg = 3;
+    else if (n == 3 && IS(2, "models")) m->id = R_MODELS;
+    else if (n == 4 && IS(2, "models") && IS(3, "train")) m->id = R_MODELS_TRAIN;
+    else if (n == 4 && IS(2, "models") && IS(3, "rollback")) m->id = R_MODELS_ROLLBACK;
+    else if (n == 5 && IS(2, "models") && IS(4, "promote")) m->id = R_MODEL_PROMOTE, argseg = 3;
+    else if (n == 5 && IS(2, "models") && IS(3, "jobs")) m->id = R_MODEL_JOB, argseg = 4;
     if (argseg >= 0) {
       if (decode(seg[argseg], seglen[argseg], m->arg, sizeof m->arg, &m->arg_len)) {
         snprintf(err, errlen, "path: the id segment is not valid percent-encoding or is too long");

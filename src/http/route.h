@@ -19,6 +19,11 @@ typedef enum {
   R_RECS_ANON,
   R_POPULAR,
   R_USER_FEATURES,
+  R_MODELS,
+  R_MODELS_TRAIN,
+  R_MODELS_ROLLBACK,
+  R_MODEL_PROMOTE,
+  R_MODEL_JOB,
   R_COUNT
 } route_id;
 

@@ -301,6 +301,71 @@ START_TEST(snapshot_equals_replay) {
 }
 END_TEST
 
+START_TEST(models_train_promote_restart_corrupt) {
+  char *dir = unit_tmpdir();
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  char id[32], user[32];
+  /* two tastes: users 0..59 like a0..a19, users 60..119 like b0..b19 */
+  int64_t t = 1700000000000LL;
+  for (int u = 0; u < 120; u++)
+    for (int k = 0; k < 8; k++) {
+      snprintf(user, sizeof user, "u%d", u);
+      snprintf(id, sizeof id, "%c%d", u < 60 ? 'a' : 'b', (u * 7 + k * 3) % 20);
+      event(e, user, id, 1, t++);
+    }
+  recd_train_request rq = {.kind = "ials", .promote = RECD_PROMOTE_IF_BETTER};
+  json_t *meta;
+  recd_fail f;
+  ck_assert_int_eq(engine_train(e, &rq, &meta, &f), 0);
+  ck_assert_str_eq(json_string_value(json_object_get(meta, "stage")), "production");
+  ck_assert_int_eq(json_integer_value(json_object_get(meta, "version")), 1);
+  double ndcg = json_real_value(json_object_get(json_object_get(meta, "metrics"), "ndcg_at_10"));
+  ck_assert_msg(ndcg > 0.2, "held-out nDCG@10 %.3f", ndcg);
+  json_decref(meta);
+  /* a new user with one event gets the model's block at once (fold-in) */
+  event(e, "fresh", "a3", 1, t++);
+  recd_rec_request rr = {.user_id = "fresh", .n = 5};
+  recd_rec_result res;
+  ck_assert_int_eq(engine_recommend(e, &rr, &res), 0);
+  for (size_t i = 0; i < res.count; i++) ck_assert_msg(res.items[i].item_id[0] == 'a', "%s", res.items[i].item_id);
+  int mf = 0;
+  for (int k = 0; k < res.items[0].nreasons; k++) mf |= strstr(res.items[0].reasons[k], "taste") != NULL;
+  ck_assert(mf);
+  engine_result_release(&res);
+  /* a second model, never promoted, stays a candidate */
+  rq.promote = RECD_PROMOTE_NEVER;
+  rq.kind = "ease";
+  ck_assert_int_eq(engine_train(e, &rq, &meta, &f), 0);
+  ck_assert_str_eq(json_string_value(json_object_get(meta, "stage")), "candidate");
+  json_decref(meta);
+  /* corrupt v2's file: promoting it is refused and v1 keeps serving */
+  char path[700];
+  snprintf(path, sizeof path, "%s/models/v2/model.bin", dir);
+  FILE *fp = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(fp);
+  fseek(fp, 100, SEEK_SET);
+  fputc('X', fp);
+  fclose(fp);
+  ck_assert_int_ne(engine_promote(e, 2, &meta, &f), 0);
+  ck_assert_str_eq(f.code, "model_corrupt");
+  json_t *list = engine_models(e);
+  ck_assert_int_eq(json_integer_value(json_object_get(list, "production")), 1);
+  json_decref(list);
+  ck_assert_int_ne(engine_rollback(e, &meta, &f), 0); /* nothing before v1 */
+  engine_free(e);
+  /* a restart serves the production version */
+  e = reopen(dir, 1);
+  list = engine_models(e);
+  ck_assert_int_eq(json_integer_value(json_object_get(list, "production")), 1);
+  ck_assert_uint_eq(json_array_size(json_object_get(list, "models")), 2);
+  json_decref(list);
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 Suite *engine_suite(void) {
   Suite *s = suite_create("engine");
   TCase *tc = tcase_create("core");
@@ -308,6 +373,7 @@ Suite *engine_suite(void) {
   tcase_add_test(tc, read_your_writes_rules_restart);
   tcase_add_test(tc, diversity_and_filters);
   tcase_add_test(tc, snapshot_equals_replay);
+  tcase_add_test(tc, models_train_promote_restart_corrupt);
   suite_add_tcase(s, tc);
   return s;
 }
