@@ -454,14 +454,14 @@ int engine_promote(recd_engine *e, uint64_t version, json_t **meta_out, recd_fai
   *meta_out = NULL;
   json_t *meta = read_meta(e, version);
   if (!meta) {
-    recd_fail_set(fail, 404, "not_found", -1, "version", "model v%llu does not exist", (unsigned long long)version);
+    recd_fail_set(fail, 404, "not_found", -1, "version", "version: model v%llu does not exist", (unsigned long long)version);
     return RECD_ENOTFOUND;
   }
   json_decref(meta);
   char err[512];
   model_set *m = load_set(e, version, err, sizeof err);
   if (!m) {
-    recd_fail_set(fail, 422, "model_corrupt", -1, "version", "%s; the current production model keeps serving", err);
+    recd_fail_set(fail, 422, "model_corrupt", -1, "version", "version: %s; the current production model keeps serving", err);
     return RECD_ECORRUPT;
   }
   int rc = promote_set(e, m, "promoted on request");

@@ -718,7 +718,7 @@ static void h_model_job(http_worker *w, struct evhttp_request *req, route_id r, 
   uint64_t v;
   if (parse_version(w, req, r, t0, m, "job_id", &v)) return;
   json_t *j = engine_train_job(w->srv->e, v);
-  if (!j) http__error(w, req, r, t0, 404, "not_found", "job_id", "job %llu is not the latest training job", (unsigned long long)v);
+  if (!j) http__error(w, req, r, t0, 404, "not_found", "job_id", "job_id: job %llu is not the latest training job", (unsigned long long)v);
   else http__reply_json(w, req, r, t0, 200, j);
 }
 

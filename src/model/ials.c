@@ -495,7 +495,14 @@ typedef struct {
   const float **rows;    /* maxlen pointers */
   float *w;              /* maxlen confidences - 1 */
   float *r, *p, *ap;     /* f each */
+  float *buf;            /* gathered rows of a long row (maxlen x f), lazily */
 } worker;
+
+/* A row whose y_j take more than this many floats (512 KiB) overflows L2 on
+ * every CG pass; its y_j are copied once into a contiguous buffer so that
+ * only the first pass gathers from scattered memory and the other passes
+ * stream sequentially. */
+#define GATHER_FLOATS (128u * 1024u)
 
 /* x <- cg_steps CG steps on A x = b from the current x; returns the row's
  * objective terms at the incoming x: x'Gx + sum_j c_j(1-d_j)^2 - d_j^2 */
@@ -510,6 +517,14 @@ static double solve_row(worker *wk, uint32_t row) {
   for (uint32_t j = 0; j < n; j++) {
     wk->rows[j] = sw->Y + (size_t)s->indices[lo + j] * f;
     wk->w[j] = sw->alpha * s->values[lo + j];
+  }
+  if ((uint64_t)n * f >= GATHER_FLOATS) {
+    if (!wk->buf) wk->buf = falloc((size_t)s->maxlen * f);
+    for (uint32_t j = 0; j < n; j++) {
+      if (j + PREFETCH < n) prefetch_row(wk->rows[j + PREFETCH], f);
+      memcpy(wk->buf + (size_t)j * f, wk->rows[j], (size_t)f * sizeof(float));
+      wk->rows[j] = wk->buf + (size_t)j * f;
+    }
   }
   /* r = b - A x = -G x + sum_j (c_j - (c_j - 1) y_j.x) y_j */
   k->gemv(sw->G, x, ap, f);
@@ -725,6 +740,7 @@ ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progr
     free(wks[t].rows);
     free(wks[t].w);
     free(wks[t].r);
+    free(wks[t].buf);
   }
   free(wks);
   free(su.chunk);

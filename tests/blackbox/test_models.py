@@ -1,0 +1,83 @@
+"""Learned models over HTTP: train (wait and job polling), registry, promote,
+rollback, errors, a restart serving the production version, and the model
+changing a new user's list after one event (fold-in)."""
+
+import time
+
+from harness import API, RecdTestCase, ev, item_ids
+
+
+class ModelsTest(RecdTestCase):
+    @classmethod
+    def prepare(cls):
+        # two tastes: users 0..59 like a0..a19, users 60..119 like b0..b19
+        evs = []
+        for u in range(120):
+            for k in range(8):
+                block = "a" if u < 60 else "b"
+                evs.append(ev("mu%d" % u, "%s%d" % (block, (u * 7 + k * 3) % 20), "click"))
+        r = cls.server.post(API + "/events", {"events": evs})
+        assert r.status == 200, r.describe()
+
+    def test_1_empty_registry(self):
+        d = self.ok(self.server.get(API + "/models"))
+        self.assertIsNone(d["production"])
+        self.assertEqual(d["models"], [])
+
+    def test_2_train_wait_promotes_first_model_and_serves_it(self):
+        r = self.server.post(API + "/models/train?wait=true&kind=ials")
+        m = self.ok(r)
+        self.assertEqual(m["kind"], "ials")
+        self.assertEqual(m["stage"], "production")
+        self.assertGreater(m["metrics"]["holdout_users"], 0)
+        self.assertGreater(m["metrics"]["ndcg_at_10"], 0.1, m)
+        self.assertEqual(m["data"]["events_seq"], 960)
+        d = self.ok(self.server.get(API + "/models"))
+        self.assertEqual(d["production"], m["version"])
+        # a brand-new user: one event, and the model's block follows at once
+        self.ok(self.server.post(API + "/events", ev("mnew", "a3", "click")))
+        rec = self.ok(self.server.get(API + "/recommendations/mnew?n=5"))
+        ids = item_ids(rec)
+        self.assertTrue(all(i.startswith("a") for i in ids), rec)
+        self.assertTrue(any("taste" in x for it in rec["items"] for x in it["reasons"]), rec)
+
+    def test_3_job_polling_candidate_promote_rollback(self):
+        r = self.server.post(API + "/models/train?kind=ease&promote=never")
+        self.assertEqual(r.status, 202, r.describe())
+        job = r.json["job_id"]
+        for _ in range(600):
+            j = self.ok(self.server.get(API + "/models/jobs/%d" % job))
+            if j["status"] != "running":
+                break
+            time.sleep(0.05)
+        self.assertEqual(j["status"], "succeeded", j)
+        v = j["model"]["version"]
+        self.assertEqual(j["model"]["stage"], "candidate")
+        prod = self.ok(self.server.get(API + "/models"))["production"]
+        self.assertNotEqual(prod, v)
+        m = self.ok(self.server.post(API + "/models/v%d/promote" % v))
+        self.assertEqual(m["stage"], "production")
+        self.assertEqual(self.ok(self.server.get(API + "/models"))["production"], v)
+        m = self.ok(self.server.post(API + "/models/rollback"))
+        self.assertEqual(m["version"], prod)
+        self.assertEqual(self.ok(self.server.get(API + "/models"))["production"], prod)
+
+    def test_4_errors(self):
+        self.assertError(self.server.post(API + "/models/train?kind=svd"), 400, "invalid_parameter", field="kind")
+        self.assertError(self.server.post(API + "/models/train?wait=maybe"), 400, "invalid_parameter", field="wait")
+        self.assertError(self.server.post(API + "/models/train?promote=sometimes"), 400, "invalid_parameter",
+                         field="promote")
+        self.assertError(self.server.post(API + "/models/train?colour=red"), 400, "invalid_parameter", field="colour")
+        self.assertError(self.server.post(API + "/models/99/promote"), 404, "not_found", field="version")
+        self.assertError(self.server.post(API + "/models/x1/promote"), 400, "invalid_parameter", field="version")
+        self.assertError(self.server.get(API + "/models/jobs/999"), 404, "not_found", field="job_id")
+        self.assertError(self.server.get(API + "/models/train"), 405, "method_not_allowed")
+
+    def test_5_restart_serves_production(self):
+        before = self.ok(self.server.get(API + "/models"))["production"]
+        self.assertIsNotNone(before)
+        self.server.stop()
+        self.server.start()
+        self.assertEqual(self.ok(self.server.get(API + "/models"))["production"], before)
+        rec = self.ok(self.server.get(API + "/recommendations/mnew?n=5"))
+        self.assertTrue(any("taste" in x for it in rec["items"] for x in it["reasons"]), rec)
