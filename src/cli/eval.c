@@ -32,7 +32,7 @@ static void help(void) {
          "  --max-k N             compute curves for k = 1..N (default: k)\n"
          "  --like-threshold X    ratings >= X become 'like' events and replay positives; others 'view' (default 4)\n"
          "  --model NAME=OPTS     a configuration: engine options name=value,name=value (repeatable;\n"
-         "                        default: popularity, content, covisitation, blend, blend-wide)\n"
+         "                        default: popularity, content, covisitation, blend, ials, ease, blend+ease)\n"
          "  --json FILE           write the results as JSON\n"
          "  --plot FILE.svg       write metric-vs-k curves (P, R, nDCG, MAP; HR for replay) for all models\n\n"
          "A rating data set has no live clock, so time decay and windows are off unless a model sets them.\n");
@@ -119,7 +119,9 @@ int cmd_eval(int argc, char **argv) {
         {"content", "w_covis=0,w_category=0,w_new=0,w_trending=0"},
         {"covisitation", "w_content=0,w_category=0,w_new=0,w_trending=0"},
         {"blend", ""},
-        {"blend-wide", "covis_max_neighbors=1024"},
+        {"ials", "model=ials,w_covis=0,w_content=0,w_category=0,w_new=0,w_trending=0,diversity=1"},
+        {"ease", "model=ease,w_covis=0,w_content=0,w_category=0,w_new=0,w_trending=0,diversity=1"},
+        {"blend+ease", "model=ease,w_mf=3,diversity=1"},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
       names[nm] = xstrdup(defs[i][0]);
