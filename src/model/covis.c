@@ -110,7 +110,7 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
     return;
   }
   if (l->n > INDEX_MIN) {
-    if (!l->hcap || (unsigned)l->n * 2 > l->hcap) index_build(l, pow2_at_least((unsigned)l->n * 4));
+    if (!l->hcap || (unsigned)l->n * 4 > l->hcap * 3) index_build(l, pow2_at_least((unsigned)l->n * 2));
     else index_put(l, nb, i);
   }
 }
@@ -119,7 +119,7 @@ void covis_reindex(covis_list *l) {
   free(l->h);
   l->h = NULL;
   l->hcap = 0;
-  if (l->n > INDEX_MIN) index_build(l, pow2_at_least((unsigned)l->n * 4));
+  if (l->n > INDEX_MIN) index_build(l, pow2_at_least((unsigned)l->n * 2));
 }
 
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms) {

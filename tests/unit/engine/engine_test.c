@@ -251,6 +251,8 @@ START_TEST(snapshot_equals_replay) {
   char *before = features_of(e, "u3", "p7");
   recd_rec_result r0;
   recommend(e, "u3", 10, &r0);
+  char ids0[10][32]; /* item ids point into the engine: copy them before it goes */
+  for (size_t i = 0; i < r0.count; i++) snprintf(ids0[i], sizeof ids0[i], "%s", r0.items[i].item_id);
   engine_free(e); /* writes state.snap */
   char snap[600];
   snprintf(snap, sizeof snap, "%s/state.snap", dir);
@@ -263,7 +265,7 @@ START_TEST(snapshot_equals_replay) {
   recd_rec_result r1;
   recommend(e, "u3", 10, &r1);
   ck_assert_uint_eq(r1.count, r0.count);
-  for (size_t i = 0; i < r0.count; i++) ck_assert_str_eq(r1.items[i].item_id, r0.items[i].item_id);
+  for (size_t i = 0; i < r0.count; i++) ck_assert_str_eq(r1.items[i].item_id, ids0[i]);
   engine_result_release(&r1);
   engine_result_release(&r0);
   event(e, "u3", "p1", 4, t + 999999);

@@ -287,7 +287,29 @@ START_TEST(ials_kernels_agree) {
     m[c] = ials_train(&g->prob, &p, NULL, NULL, err, sizeof err);
     ck_assert_ptr_nonnull(m[c]);
   }
+  /* serving: the same model loaded under each kernel folds in and ranks alike */
+  char *dir = unit_tmpdir(), path[300];
+  snprintf(path, sizeof path, "%s/m.ials", dir);
+  ck_assert_int_eq(ials_save(m[0], path), 0);
+  uint32_t its[5] = {1, 4, 9, 12, 17};
+  float r[5] = {1, 2, 1, 3, 1}, x[3][32];
+  uint32_t top[3][10];
+  float sc[3][10];
+  for (int c = 0; c < 3; c++) {
+    setenv("RECD_IALS_KERNEL", caps[c], 1);
+    ials_model *l = ials_load(path, err, sizeof err);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(ials_fold_in(l, its, r, 5, x[c]), 0);
+    ck_assert_uint_eq(ials_topk(l, x[c], 10, NULL, NULL, top[c], sc[c]), 10);
+    ials_free(l);
+  }
   unsetenv("RECD_IALS_KERNEL");
+  for (int c = 1; c < 3; c++) {
+    ck_assert_double_gt(cosine(x[0], x[c], 32), 0.99999);
+    for (int j = 0; j < 10; j++) ck_assert_float_eq_tol(sc[0][j], sc[c][j], 1e-4);
+  }
+  unit_rmrf(dir);
+  free(dir);
   for (int c = 1; c < 3; c++) {
     for (uint32_t u = 0; u < NU - 1; u++)
       ck_assert_double_gt(cosine(ials_user_vec(m[0], u), ials_user_vec(m[c], u), 32), 0.9999);
