@@ -87,17 +87,19 @@ void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, i
   int fresh = userprof_apply(p, &e->upp, iid, type, w, ts, cats, ncats, session);
   pthread_mutex_unlock(ul);
 
-  if (fresh) {
+  if (fresh && np) {
+    double pw[100];
     for (int k = 0; k < np; k++) {
-      double pw = sqrt((double)w * partners[k].w);
+      pw[k] = sqrt((double)w * partners[k].w);
       pthread_mutex_t *pl = engine__ilock(e, partners[k].iid);
       pthread_mutex_lock(pl);
-      covis_add(item_covis(e, partners[k].iid, ts), &e->cvp, iid, pw, ts);
+      covis_add(item_covis(e, partners[k].iid, ts), &e->cvp, iid, pw[k], ts);
       pthread_mutex_unlock(pl);
-      pthread_mutex_lock(il);
-      covis_add(item_covis(e, iid, ts), &e->cvp, partners[k].iid, pw, ts);
-      pthread_mutex_unlock(il);
     }
+    pthread_mutex_lock(il); /* the item's own list: one lock for all its new pairs */
+    covis_list *own = item_covis(e, iid, ts);
+    for (int k = 0; k < np; k++) covis_add(own, &e->cvp, partners[k].iid, pw[k], ts);
+    pthread_mutex_unlock(il);
   }
   int64_t now = atomic_load(&e->now_ms);
   while (ts > now && !atomic_compare_exchange_weak(&e->now_ms, &now, ts)) {

@@ -62,14 +62,33 @@ static int find(const covis_list *l, uint32_t iid) {
   }
 }
 
-static int cmp_w_desc(const void *a, const void *b) {
-  float x = ((const covis_ent *)a)->w, y = ((const covis_ent *)b)->w;
-  return x < y ? 1 : x > y ? -1 : 0;
+static void swap_ent(covis_ent *a, covis_ent *b) {
+  covis_ent t = *a;
+  *a = *b;
+  *b = t;
+}
+
+/* Partition so that e[0..keep) hold the `keep` heaviest entries (any order):
+ * quickselect, O(n) on average, instead of sorting on every prune. */
+static void select_heaviest(covis_ent *e, int n, int keep) {
+  int lo = 0, hi = n - 1;
+  while (lo < hi) {
+    float pivot = e[lo + (hi - lo) / 2].w;
+    int i = lo, j = hi;
+    while (i <= j) {
+      while (e[i].w > pivot) i++;
+      while (e[j].w < pivot) j--;
+      if (i <= j) swap_ent(&e[i++], &e[j--]);
+    }
+    if (keep - 1 <= j) hi = j;
+    else if (keep - 1 >= i) lo = i;
+    else break;
+  }
 }
 
 /* keep the `keep` heaviest entries; raise the floor to the heaviest dropped */
 static void prune(covis_list *l, int keep) {
-  qsort(l->e, l->n, sizeof *l->e, cmp_w_desc);
+  select_heaviest(l->e, l->n, keep);
   for (int i = keep; i < l->n; i++)
     if (l->e[i].w > l->floor) l->floor = l->e[i].w;
   l->n = (uint16_t)keep;

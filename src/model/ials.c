@@ -65,69 +65,111 @@
 
 /* ---- kernels ------------------------------------------------------------ */
 
+/* The ISA-specific primitives. Everything else is written once on top. */
 typedef struct {
   /* out = G v (G symmetric f x f, row-major) */
   void (*gemv)(const float *G, const float *v, float *out, int f);
-  /* out += sum_j w_j (y_j.v) y_j */
-  void (*pass_ax)(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f);
-  /* out += sum_j (1 + w_j - w_j (y_j.v)) y_j; returns sum_j c_j (1 - d_j)^2 - d_j^2 */
-  double (*pass_res)(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f);
+  /* d[j] = rows[j].v for j < m; prefetches rows[j + PREFETCH] while that is
+   * < avail (0 = no prefetching) */
+  void (*dots)(const float *const *rows, uint32_t m, uint32_t avail, const float *v, float *d, int f);
+  /* out += sum_j t[j] rows[j] for j < m */
+  void (*accum)(const float *const *rows, const float *t, uint32_t m, float *out, int f);
   float (*dot)(const float *a, const float *b, int f);
+  /* Row i of the upper Cholesky factor, left-looking, in double: A holds the
+   * finished rows q < i (zero left of their diagonal) and the matrix's row i;
+   * sets A[i][j] = A[i][j] - sum_{q<i} A[q][i] A[q][j] for j >= i (columns
+   * left of i in the same vector may be overwritten: the caller zeroes them).
+   * t is scratch for f doubles. */
+  void (*chol_row)(double *A, int i, int f, double *t);
   const char *name;
 } kernels;
 
-/* A row's y_j are scattered over the other side's factors (L3 at best, and
- * a popular item's users overflow L2 on every pass), so the passes fetch
- * PREFETCH rows ahead. */
+/* A row's y_j are scattered over the other side's factors (L3 at best), so
+ * the residual pass, their first touch, fetches PREFETCH rows ahead. Later
+ * passes find them in L1/L2 unless the row is long (a popular item's users
+ * overflow L2 on every pass): those prefetch on every pass. A prefetch of a
+ * line already in L1 is not free (about a cycle per line). */
 #define PREFETCH 8
+#define PREFETCH_ALWAYS (64u * 1024u) /* floats: 256 KiB of y_j */
 static inline void prefetch_row(const float *y, int f) {
   for (int k = 0; k < f; k += 16) __builtin_prefetch(y + k);
 }
 
+/* Passes work in blocks of rows that fit L1 (32 KiB): first the block's dot
+ * products (independent, so they overlap), then one register-resident
+ * accumulation over the block, re-reading the rows from L1. */
+#define BLOCK_FLOATS 8192
+#define BLOCK_ROWS_MAX 512
+static uint32_t block_rows(int f) {
+  int b = BLOCK_FLOATS / f;
+  return (uint32_t)(b < 4 ? 4 : b > BLOCK_ROWS_MAX ? BLOCK_ROWS_MAX : b);
+}
+
+/* portable C with GCC/clang vector extensions: 4-float vectors become SSE
+ * on any x86-64 and NEON on arm64 */
+typedef float v4f __attribute__((vector_size(16)));
+static inline v4f ld4(const float *p) {
+  v4f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void st4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
 static void gemv_c(const float *G, const float *v, float *out, int f) {
   for (int k = 0; k < f; k++) out[k] = 0;
+  int f4 = f & ~3;
   for (int l = 0; l < f; l++) {
     const float *g = G + (size_t)l * f;
     float a = v[l];
-    for (int k = 0; k < f; k++) out[k] += a * g[k];
+    for (int k = 0; k < f4; k += 4) st4(out + k, ld4(out + k) + a * ld4(g + k));
+    for (int k = f4; k < f; k++) out[k] += a * g[k];
   }
 }
 
 static float dot_c(const float *a, const float *b, int f) {
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  v4f s0 = {0, 0, 0, 0}, s1 = s0;
   int k = 0;
-  for (; k + 4 <= f; k += 4) {
-    s0 += a[k] * b[k];
-    s1 += a[k + 1] * b[k + 1];
-    s2 += a[k + 2] * b[k + 2];
-    s3 += a[k + 3] * b[k + 3];
+  for (; k + 8 <= f; k += 8) {
+    s0 += ld4(a + k) * ld4(b + k);
+    s1 += ld4(a + k + 4) * ld4(b + k + 4);
   }
-  for (; k < f; k++) s0 += a[k] * b[k];
-  return (s0 + s1) + (s2 + s3);
+  if (k + 4 <= f) {
+    s0 += ld4(a + k) * ld4(b + k);
+    k += 4;
+  }
+  s0 += s1;
+  float r = (s0[0] + s0[1]) + (s0[2] + s0[3]);
+  for (; k < f; k++) r += a[k] * b[k];
+  return r;
 }
 
-static void pass_ax_c(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
-  for (uint32_t j = 0; j < n; j++) {
+static void dots_c(const float *const *rows, uint32_t m, uint32_t avail, const float *v, float *d, int f) {
+  for (uint32_t j = 0; j < m; j++) {
+    if (j + PREFETCH < avail) prefetch_row(rows[j + PREFETCH], f);
+    d[j] = dot_c(rows[j], v, f);
+  }
+}
+
+static void accum_c(const float *const *rows, const float *t, uint32_t m, float *out, int f) {
+  int f4 = f & ~3;
+  for (uint32_t j = 0; j < m; j++) {
     const float *y = rows[j];
-    float a = w[j] * dot_c(y, v, f);
-    for (int k = 0; k < f; k++) out[k] += a * y[k];
+    float a = t[j];
+    for (int k = 0; k < f4; k += 4) st4(out + k, ld4(out + k) + a * ld4(y + k));
+    for (int k = f4; k < f; k++) out[k] += a * y[k];
   }
 }
 
-static double pass_res_c(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
-  double loss = 0;
-  for (uint32_t j = 0; j < n; j++) {
-    if (j + PREFETCH < n) prefetch_row(rows[j + PREFETCH], f);
-    const float *y = rows[j];
-    float d = dot_c(y, v, f);
-    float a = 1 + w[j] - w[j] * d;
-    for (int k = 0; k < f; k++) out[k] += a * y[k];
-    loss += (double)(1 + w[j]) * (1 - d) * (1 - d) - (double)d * d;
+static void chol_row_c(double *A, int i, int f, double *t) {
+  double *ri = A + (size_t)i * f;
+  for (int q = 0; q < i; q++) t[q] = A[(size_t)q * f + i];
+  for (int q = 0; q < i; q++) {
+    const double *rq = A + (size_t)q * f;
+    for (int j = i; j < f; j++) ri[j] -= t[q] * rq[j];
   }
-  return loss;
 }
 
-static const kernels kern_c = {gemv_c, pass_ax_c, pass_res_c, dot_c, "generic"};
+static const kernels kern_c = {gemv_c, dots_c, accum_c, dot_c, chol_row_c, "generic"};
 
 #ifdef IALS_X86
 /* AVX-512F, f % 16 == 0 */
@@ -142,12 +184,6 @@ T512 static inline float dot_512(const float *a, const float *b, int f) {
   }
   if (k < f) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
   return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-}
-
-T512 static inline void axpy_512(float a, const float *x, float *y, int f) {
-  __m512 va = _mm512_set1_ps(a);
-  for (int k = 0; k < f; k += 16)
-    _mm512_storeu_ps(y + k, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
 }
 
 T512 static float dot_512_fn(const float *a, const float *b, int f) { return dot_512(a, b, f); }
@@ -196,16 +232,46 @@ T512 static void gemv_512(const float *G, const float *v, float *out, int f) {
   }
 }
 
-/* out += sum_j t[j] y_j over a block of rows, out held in registers (two
- * accumulator sets, even and odd rows, to hide FMA latency) */
-T512 static void accum_512(const float *const *rows, const float *t, uint32_t n, float *out, int f) {
+/* the lane sums of four vectors, as one 4-float vector */
+T512 static inline __m128 reduce4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
+  __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  __m512d abd = _mm512_castps_pd(ab), cdd = _mm512_castps_pd(cd);
+  /* 64-bit moves pair up (a,b) with (c,d); the adds stay on floats */
+  __m512 s = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)), _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+T512 static void dots_512(const float *const *rows, uint32_t m, uint32_t avail, const float *v, float *d, int f) {
+  uint32_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    for (uint32_t q = j; q < j + 4; q++)
+      if (q + PREFETCH < avail) prefetch_row(rows[q + PREFETCH], f);
+    const float *y0 = rows[j], *y1 = rows[j + 1], *y2 = rows[j + 2], *y3 = rows[j + 3];
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    for (int k = 0; k < f; k += 16) {
+      __m512 vk = _mm512_loadu_ps(v + k);
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(y0 + k), vk, a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(y1 + k), vk, a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(y2 + k), vk, a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(y3 + k), vk, a3);
+    }
+    _mm_storeu_ps(d + j, reduce4_512(a0, a1, a2, a3));
+  }
+  for (; j < m; j++) d[j] = dot_512(rows[j], v, f);
+}
+
+/* out held in registers, 64 columns at a time, two accumulator sets (even
+ * and odd rows) to hide FMA latency */
+T512 static void accum_512(const float *const *rows, const float *t, uint32_t m, float *out, int f) {
   int c = 0;
   for (; c + 64 <= f; c += 64) {
     __m512 a0 = _mm512_loadu_ps(out + c), a1 = _mm512_loadu_ps(out + c + 16);
     __m512 a2 = _mm512_loadu_ps(out + c + 32), a3 = _mm512_loadu_ps(out + c + 48);
     __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
     uint32_t j = 0;
-    for (; j + 2 <= n; j += 2) {
+    for (; j + 2 <= m; j += 2) {
       const float *y = rows[j] + c, *z = rows[j + 1] + c;
       __m512 p = _mm512_set1_ps(t[j]), q = _mm512_set1_ps(t[j + 1]);
       a0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y), a0);
@@ -217,7 +283,7 @@ T512 static void accum_512(const float *const *rows, const float *t, uint32_t n,
       b2 = _mm512_fmadd_ps(q, _mm512_loadu_ps(z + 32), b2);
       b3 = _mm512_fmadd_ps(q, _mm512_loadu_ps(z + 48), b3);
     }
-    if (j < n) {
+    if (j < m) {
       const float *y = rows[j] + c;
       __m512 p = _mm512_set1_ps(t[j]);
       a0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(y), a0);
@@ -233,62 +299,62 @@ T512 static void accum_512(const float *const *rows, const float *t, uint32_t n,
   for (; c < f; c += 16) {
     __m512 a0 = _mm512_loadu_ps(out + c), b0 = _mm512_setzero_ps();
     uint32_t j = 0;
-    for (; j + 2 <= n; j += 2) {
+    for (; j + 2 <= m; j += 2) {
       a0 = _mm512_fmadd_ps(_mm512_set1_ps(t[j]), _mm512_loadu_ps(rows[j] + c), a0);
       b0 = _mm512_fmadd_ps(_mm512_set1_ps(t[j + 1]), _mm512_loadu_ps(rows[j + 1] + c), b0);
     }
-    if (j < n) a0 = _mm512_fmadd_ps(_mm512_set1_ps(t[j]), _mm512_loadu_ps(rows[j] + c), a0);
+    if (j < m) a0 = _mm512_fmadd_ps(_mm512_set1_ps(t[j]), _mm512_loadu_ps(rows[j] + c), a0);
     _mm512_storeu_ps(out + c, _mm512_add_ps(a0, b0));
   }
 }
 
-/* Both passes work in blocks of rows that fit L1 (32 KiB): first all the
- * block's dot products (independent, so they overlap), then one
- * register-resident accumulation over the block, re-reading rows from L1. */
-#define BLOCK_FLOATS 8192
-
-T512 static void pass_ax_512(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
-  float t[BLOCK_FLOATS / 16];
-  uint32_t B = (uint32_t)(BLOCK_FLOATS / f);
-  for (uint32_t j0 = 0; j0 < n; j0 += B) {
-    uint32_t m = n - j0 < B ? n - j0 : B;
-    for (uint32_t j = 0; j < m; j++) {
-      if (j0 + j + PREFETCH < n) prefetch_row(rows[j0 + j + PREFETCH], f);
-      t[j] = w[j0 + j] * dot_512(rows[j0 + j], v, f);
+/* f % 16 == 0 here: rows are whole 8-double vectors; row i is updated from
+ * the vector holding column i on, 32 columns per register-resident block */
+T512 static void chol_row_512(double *A, int i, int f, double *t) {
+  double *ri = A + (size_t)i * f;
+  for (int q = 0; q < i; q++) t[q] = A[(size_t)q * f + i];
+  int c = i & ~7;
+  for (; c + 32 <= f; c += 32) {
+    __m512d a0 = _mm512_loadu_pd(ri + c), a1 = _mm512_loadu_pd(ri + c + 8);
+    __m512d a2 = _mm512_loadu_pd(ri + c + 16), a3 = _mm512_loadu_pd(ri + c + 24);
+    __m512d b0 = _mm512_setzero_pd(), b1 = _mm512_setzero_pd(), b2 = _mm512_setzero_pd(), b3 = _mm512_setzero_pd();
+    int q = 0;
+    for (; q + 2 <= i; q += 2) { /* even q into a, odd q into b: two FMA chains */
+      const double *rq = A + (size_t)q * f + c, *rr = rq + f;
+      __m512d u = _mm512_set1_pd(t[q]), v = _mm512_set1_pd(t[q + 1]);
+      a0 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq), a0);
+      a1 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq + 8), a1);
+      a2 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq + 16), a2);
+      a3 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq + 24), a3);
+      b0 = _mm512_fnmadd_pd(v, _mm512_loadu_pd(rr), b0);
+      b1 = _mm512_fnmadd_pd(v, _mm512_loadu_pd(rr + 8), b1);
+      b2 = _mm512_fnmadd_pd(v, _mm512_loadu_pd(rr + 16), b2);
+      b3 = _mm512_fnmadd_pd(v, _mm512_loadu_pd(rr + 24), b3);
     }
-    accum_512(rows + j0, t, m, out, f);
+    if (q < i) {
+      const double *rq = A + (size_t)q * f + c;
+      __m512d u = _mm512_set1_pd(t[q]);
+      a0 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq), a0);
+      a1 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq + 8), a1);
+      a2 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq + 16), a2);
+      a3 = _mm512_fnmadd_pd(u, _mm512_loadu_pd(rq + 24), a3);
+    }
+    _mm512_storeu_pd(ri + c, _mm512_add_pd(a0, b0));
+    _mm512_storeu_pd(ri + c + 8, _mm512_add_pd(a1, b1));
+    _mm512_storeu_pd(ri + c + 16, _mm512_add_pd(a2, b2));
+    _mm512_storeu_pd(ri + c + 24, _mm512_add_pd(a3, b3));
+  }
+  for (; c < f; c += 8) {
+    __m512d a0 = _mm512_loadu_pd(ri + c);
+    for (int q = 0; q < i; q++) a0 = _mm512_fnmadd_pd(_mm512_set1_pd(t[q]), _mm512_loadu_pd(A + (size_t)q * f + c), a0);
+    _mm512_storeu_pd(ri + c, a0);
   }
 }
 
-T512 static double pass_res_512(const float *const *rows, const float *w, uint32_t n, const float *v, float *out,
-                                int f) {
-  float t[BLOCK_FLOATS / 16];
-  uint32_t B = (uint32_t)(BLOCK_FLOATS / f);
-  double loss = 0;
-  for (uint32_t j0 = 0; j0 < n; j0 += B) {
-    uint32_t m = n - j0 < B ? n - j0 : B;
-    for (uint32_t j = 0; j < m; j++) {
-      if (j0 + j + PREFETCH < n) prefetch_row(rows[j0 + j + PREFETCH], f);
-      float d = dot_512(rows[j0 + j], v, f), wj = w[j0 + j];
-      t[j] = 1 + wj - wj * d;
-      loss += (double)(1 + wj) * (1 - d) * (1 - d) - (double)d * d;
-    }
-    accum_512(rows + j0, t, m, out, f);
-  }
-  return loss;
-}
-
-static const kernels kern_512 = {gemv_512, pass_ax_512, pass_res_512, dot_512_fn, "avx512"};
+static const kernels kern_512 = {gemv_512, dots_512, accum_512, dot_512_fn, chol_row_512, "avx512"};
 
 /* AVX2 + FMA, f % 8 == 0 */
 #define T256 __attribute__((target("avx2,fma")))
-
-T256 static inline float hsum_256(__m256 s) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
-}
 
 T256 static inline float dot_256(const float *a, const float *b, int f) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -298,13 +364,11 @@ T256 static inline float dot_256(const float *a, const float *b, int f) {
     s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
   }
   if (k < f) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-  return hsum_256(_mm256_add_ps(s0, s1));
-}
-
-T256 static inline void axpy_256(float a, const float *x, float *y, int f) {
-  __m256 va = _mm256_set1_ps(a);
-  for (int k = 0; k < f; k += 8)
-    _mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+  __m256 s = _mm256_add_ps(s0, s1);
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
 }
 
 T256 static float dot_256_fn(const float *a, const float *b, int f) { return dot_256(a, b, f); }
@@ -334,28 +398,149 @@ T256 static void gemv_256(const float *G, const float *v, float *out, int f) {
   }
 }
 
-T256 static void pass_ax_256(const float *const *rows, const float *w, uint32_t n, const float *v, float *out, int f) {
-  for (uint32_t j = 0; j < n; j++) {
-    const float *y = rows[j];
-    axpy_256(w[j] * dot_256(y, v, f), y, out, f);
+T256 static void dots_256(const float *const *rows, uint32_t m, uint32_t avail, const float *v, float *d, int f) {
+  uint32_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    for (uint32_t q = j; q < j + 4; q++)
+      if (q + PREFETCH < avail) prefetch_row(rows[q + PREFETCH], f);
+    const float *y0 = rows[j], *y1 = rows[j + 1], *y2 = rows[j + 2], *y3 = rows[j + 3];
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int k = 0; k < f; k += 8) {
+      __m256 vk = _mm256_loadu_ps(v + k);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(y0 + k), vk, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(y1 + k), vk, a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(y2 + k), vk, a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(y3 + k), vk, a3);
+    }
+    /* hadd twice leaves [a b c d] in each 128-bit half, partially summed */
+    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    _mm_storeu_ps(d + j, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  }
+  for (; j < m; j++) d[j] = dot_256(rows[j], v, f);
+}
+
+T256 static void accum_256(const float *const *rows, const float *t, uint32_t m, float *out, int f) {
+  int c = 0;
+  for (; c + 32 <= f; c += 32) {
+    __m256 a0 = _mm256_loadu_ps(out + c), a1 = _mm256_loadu_ps(out + c + 8);
+    __m256 a2 = _mm256_loadu_ps(out + c + 16), a3 = _mm256_loadu_ps(out + c + 24);
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    uint32_t j = 0;
+    for (; j + 2 <= m; j += 2) {
+      const float *y = rows[j] + c, *z = rows[j + 1] + c;
+      __m256 p = _mm256_set1_ps(t[j]), q = _mm256_set1_ps(t[j + 1]);
+      a0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y), a0);
+      a1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y + 8), a1);
+      a2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y + 16), a2);
+      a3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y + 24), a3);
+      b0 = _mm256_fmadd_ps(q, _mm256_loadu_ps(z), b0);
+      b1 = _mm256_fmadd_ps(q, _mm256_loadu_ps(z + 8), b1);
+      b2 = _mm256_fmadd_ps(q, _mm256_loadu_ps(z + 16), b2);
+      b3 = _mm256_fmadd_ps(q, _mm256_loadu_ps(z + 24), b3);
+    }
+    if (j < m) {
+      const float *y = rows[j] + c;
+      __m256 p = _mm256_set1_ps(t[j]);
+      a0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y), a0);
+      a1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y + 8), a1);
+      a2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y + 16), a2);
+      a3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(y + 24), a3);
+    }
+    _mm256_storeu_ps(out + c, _mm256_add_ps(a0, b0));
+    _mm256_storeu_ps(out + c + 8, _mm256_add_ps(a1, b1));
+    _mm256_storeu_ps(out + c + 16, _mm256_add_ps(a2, b2));
+    _mm256_storeu_ps(out + c + 24, _mm256_add_ps(a3, b3));
+  }
+  for (; c < f; c += 8) {
+    __m256 a0 = _mm256_loadu_ps(out + c), b0 = _mm256_setzero_ps();
+    uint32_t j = 0;
+    for (; j + 2 <= m; j += 2) {
+      a0 = _mm256_fmadd_ps(_mm256_set1_ps(t[j]), _mm256_loadu_ps(rows[j] + c), a0);
+      b0 = _mm256_fmadd_ps(_mm256_set1_ps(t[j + 1]), _mm256_loadu_ps(rows[j + 1] + c), b0);
+    }
+    if (j < m) a0 = _mm256_fmadd_ps(_mm256_set1_ps(t[j]), _mm256_loadu_ps(rows[j] + c), a0);
+    _mm256_storeu_ps(out + c, _mm256_add_ps(a0, b0));
   }
 }
 
-T256 static double pass_res_256(const float *const *rows, const float *w, uint32_t n, const float *v, float *out,
-                                int f) {
+T256 static void chol_row_256(double *A, int i, int f, double *t) {
+  double *ri = A + (size_t)i * f;
+  for (int q = 0; q < i; q++) t[q] = A[(size_t)q * f + i];
+  int c = i & ~3;
+  for (; c + 16 <= f; c += 16) {
+    __m256d a0 = _mm256_loadu_pd(ri + c), a1 = _mm256_loadu_pd(ri + c + 4);
+    __m256d a2 = _mm256_loadu_pd(ri + c + 8), a3 = _mm256_loadu_pd(ri + c + 12);
+    __m256d b0 = _mm256_setzero_pd(), b1 = _mm256_setzero_pd(), b2 = _mm256_setzero_pd(), b3 = _mm256_setzero_pd();
+    int q = 0;
+    for (; q + 2 <= i; q += 2) {
+      const double *rq = A + (size_t)q * f + c, *rr = rq + f;
+      __m256d u = _mm256_set1_pd(t[q]), v = _mm256_set1_pd(t[q + 1]);
+      a0 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq), a0);
+      a1 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq + 4), a1);
+      a2 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq + 8), a2);
+      a3 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq + 12), a3);
+      b0 = _mm256_fnmadd_pd(v, _mm256_loadu_pd(rr), b0);
+      b1 = _mm256_fnmadd_pd(v, _mm256_loadu_pd(rr + 4), b1);
+      b2 = _mm256_fnmadd_pd(v, _mm256_loadu_pd(rr + 8), b2);
+      b3 = _mm256_fnmadd_pd(v, _mm256_loadu_pd(rr + 12), b3);
+    }
+    if (q < i) {
+      const double *rq = A + (size_t)q * f + c;
+      __m256d u = _mm256_set1_pd(t[q]);
+      a0 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq), a0);
+      a1 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq + 4), a1);
+      a2 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq + 8), a2);
+      a3 = _mm256_fnmadd_pd(u, _mm256_loadu_pd(rq + 12), a3);
+    }
+    _mm256_storeu_pd(ri + c, _mm256_add_pd(a0, b0));
+    _mm256_storeu_pd(ri + c + 4, _mm256_add_pd(a1, b1));
+    _mm256_storeu_pd(ri + c + 8, _mm256_add_pd(a2, b2));
+    _mm256_storeu_pd(ri + c + 12, _mm256_add_pd(a3, b3));
+  }
+  for (; c < f; c += 4) {
+    __m256d a0 = _mm256_loadu_pd(ri + c);
+    for (int q = 0; q < i; q++) a0 = _mm256_fnmadd_pd(_mm256_set1_pd(t[q]), _mm256_loadu_pd(A + (size_t)q * f + c), a0);
+    _mm256_storeu_pd(ri + c, a0);
+  }
+}
+
+static const kernels kern_256 = {gemv_256, dots_256, accum_256, dot_256_fn, chol_row_256, "avx2"};
+#endif
+
+/* out += sum_j w_j (y_j.v) y_j */
+static void pass_ax(const kernels *k, const float *const *rows, const float *w, uint32_t n, const float *v, float *out,
+                    int f) {
+  float t[BLOCK_ROWS_MAX];
+  uint32_t B = block_rows(f);
+  int pf = (uint64_t)n * f >= PREFETCH_ALWAYS;
+  for (uint32_t j0 = 0; j0 < n; j0 += B) {
+    uint32_t m = n - j0 < B ? n - j0 : B;
+    k->dots(rows + j0, m, pf ? n - j0 : 0, v, t, f);
+    for (uint32_t j = 0; j < m; j++) t[j] *= w[j0 + j];
+    k->accum(rows + j0, t, m, out, f);
+  }
+}
+
+/* out += sum_j (1 + w_j - w_j (y_j.v)) y_j, the data part of the residual
+ * b - A v; returns sum_j c_j (1 - d_j)^2 - d_j^2 (d_j = y_j.v, c_j = 1 + w_j),
+ * the observed cells' share of the objective */
+static double pass_res(const kernels *k, const float *const *rows, const float *w, uint32_t n, const float *v,
+                       float *out, int f) {
+  float t[BLOCK_ROWS_MAX];
+  uint32_t B = block_rows(f);
   double loss = 0;
-  for (uint32_t j = 0; j < n; j++) {
-    if (j + PREFETCH < n) prefetch_row(rows[j + PREFETCH], f);
-    const float *y = rows[j];
-    float d = dot_256(y, v, f);
-    axpy_256(1 + w[j] - w[j] * d, y, out, f);
-    loss += (double)(1 + w[j]) * (1 - d) * (1 - d) - (double)d * d;
+  for (uint32_t j0 = 0; j0 < n; j0 += B) {
+    uint32_t m = n - j0 < B ? n - j0 : B;
+    k->dots(rows + j0, m, n - j0, v, t, f);
+    for (uint32_t j = 0; j < m; j++) {
+      float d = t[j], wj = w[j0 + j];
+      t[j] = 1 + wj - wj * d;
+      loss += (double)(1 + wj) * (1 - d) * (1 - d) - (double)d * d;
+    }
+    k->accum(rows + j0, t, m, out, f);
   }
   return loss;
 }
-
-static const kernels kern_256 = {gemv_256, pass_ax_256, pass_res_256, dot_256_fn, "avx2"};
-#endif
 
 /* RECD_IALS_KERNEL=generic|avx2|avx512 caps the choice (tests, benchmarks) */
 static const kernels *pick_kernels(int f) {
@@ -495,14 +680,7 @@ typedef struct {
   const float **rows;    /* maxlen pointers */
   float *w;              /* maxlen confidences - 1 */
   float *r, *p, *ap;     /* f each */
-  float *buf;            /* gathered rows of a long row (maxlen x f), lazily */
 } worker;
-
-/* A row whose y_j take more than this many floats (512 KiB) overflows L2 on
- * every CG pass; its y_j are copied once into a contiguous buffer so that
- * only the first pass gathers from scattered memory and the other passes
- * stream sequentially. */
-#define GATHER_FLOATS (128u * 1024u)
 
 /* x <- cg_steps CG steps on A x = b from the current x; returns the row's
  * objective terms at the incoming x: x'Gx + sum_j c_j(1-d_j)^2 - d_j^2 */
@@ -518,14 +696,6 @@ static double solve_row(worker *wk, uint32_t row) {
     wk->rows[j] = sw->Y + (size_t)s->indices[lo + j] * f;
     wk->w[j] = sw->alpha * s->values[lo + j];
   }
-  if ((uint64_t)n * f >= GATHER_FLOATS) {
-    if (!wk->buf) wk->buf = falloc((size_t)s->maxlen * f);
-    for (uint32_t j = 0; j < n; j++) {
-      if (j + PREFETCH < n) prefetch_row(wk->rows[j + PREFETCH], f);
-      memcpy(wk->buf + (size_t)j * f, wk->rows[j], (size_t)f * sizeof(float));
-      wk->rows[j] = wk->buf + (size_t)j * f;
-    }
-  }
   /* r = b - A x = -G x + sum_j (c_j - (c_j - 1) y_j.x) y_j */
   k->gemv(sw->G, x, ap, f);
   double loss = k->dot(x, ap, f);
@@ -534,12 +704,12 @@ static double solve_row(worker *wk, uint32_t row) {
     memset(x, 0, (size_t)f * sizeof *x); /* the exact solution */
     return loss;
   }
-  loss += k->pass_res(wk->rows, wk->w, n, x, r, f);
+  loss += pass_res(k, wk->rows, wk->w, n, x, r, f);
   memcpy(p, r, (size_t)f * sizeof *p);
   float rs = k->dot(r, r, f);
   for (int it = 0; it < sw->steps && rs > 1e-20f; it++) {
     k->gemv(sw->G, p, ap, f);
-    k->pass_ax(wk->rows, wk->w, n, p, ap, f);
+    pass_ax(k, wk->rows, wk->w, n, p, ap, f);
     float pap = k->dot(p, ap, f);
     if (!(pap > 0)) break;
     float a = rs / pap;
@@ -740,7 +910,6 @@ ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progr
     free(wks[t].rows);
     free(wks[t].w);
     free(wks[t].r);
-    free(wks[t].buf);
   }
   free(wks);
   free(su.chunk);
@@ -992,11 +1161,13 @@ static int cmp_entry(const void *a, const void *b) {
 
 int ials_fold_in(const ials_model *m, const uint32_t *items, const float *r, size_t n, float *out) {
   int f = m->param.factors;
+  const kernels *k = m->k;
   memset(out, 0, (size_t)f * sizeof *out);
   for (size_t j = 0; j < n; j++)
     if (!(r[j] >= 0) || !isfinite(r[j])) return RECD_EINVAL;
-  entry *e = malloc((n ? n : 1) * sizeof *e);
-  double *A = malloc((size_t)f * f * sizeof *A + 2 * (size_t)f * sizeof *A);
+  size_t ff = (size_t)f * f;
+  entry *e = malloc((n ? n : 1) * (sizeof *e + sizeof(float *) + 2 * sizeof(float)));
+  double *A = malloc((ff + 2 * (size_t)f) * sizeof(double) + (ff + (size_t)f) * sizeof(float) + 64);
   if (!e || !A) {
     free(e);
     free(A);
@@ -1006,64 +1177,78 @@ int ials_fold_in(const ials_model *m, const uint32_t *items, const float *r, siz
   for (size_t j = 0; j < n; j++)
     if (items[j] < m->nitems) e[ne++] = (entry){items[j], r[j]};
   qsort(e, ne, sizeof *e, cmp_entry);
-  size_t w = 0;
+  size_t u = 0;
   for (size_t j = 0; j < ne; j++) {
-    if (w && e[w - 1].item == e[j].item) e[w - 1].r += e[j].r;
-    else e[w++] = e[j];
+    if (u && e[u - 1].item == e[j].item) e[u - 1].r += e[j].r;
+    else e[u++] = e[j];
   }
-  ne = w;
-  if (!ne) goto done;
-  /* A = G + sum (c-1) y y' (lower triangle), b = sum c y */
-  double *b = A + (size_t)f * f, *z = b + f;
-  for (int a = 0; a < f; a++) {
-    b[a] = 0;
-    for (int c = 0; c <= a; c++) A[(size_t)a * f + c] = m->G[(size_t)a * f + c];
-  }
-  for (size_t j = 0; j < ne; j++) {
-    const float *y = m->V + (size_t)e[j].item * f;
-    double cm1 = (double)m->param.alpha * e[j].r;
-    for (int a = 0; a < f; a++) {
-      double ya = cm1 * y[a];
-      double *row = A + (size_t)a * f;
-      for (int c = 0; c <= a; c++) row[c] += ya * y[c];
-      b[a] += (1 + cm1) * y[a];
+  ne = u;
+  int rc = 0;
+  if (ne) {
+    const float **rows = (const float **)(e + ne);
+    float *w = (float *)(rows + ne), *c = w + ne;
+    double *z = A + ff, *x = z + f;
+    float *Af = (float *)(x + f), *bf = Af + ff;
+    for (size_t j = 0; j < ne; j++) {
+      rows[j] = m->V + (size_t)e[j].item * f;
+      w[j] = m->param.alpha * e[j].r;
+      c[j] = 1 + w[j];
     }
-  }
-  /* Cholesky A = L L' in place (lower) */
-  for (int a = 0; a < f; a++) {
-    double *ra = A + (size_t)a * f;
-    for (int c = 0; c <= a; c++) {
-      const double *rc = A + (size_t)c * f;
-      double s = ra[c];
-      for (int q = 0; q < c; q++) s -= ra[q] * rc[q];
-      if (c == a) {
-        if (!(s > 0)) {
-          free(e);
-          free(A);
-          return RECD_EINVAL; /* not positive definite: cannot happen with reg > 0 */
-        }
-        ra[a] = sqrt(s);
-      } else {
-        ra[c] = s / rc[c];
+    /* Af = G + sum_j w_j y_j y_j' (row a gets sum_j (w_j y_j[a]) y_j), bf = sum_j c_j y_j */
+    memcpy(Af, m->G, ff * sizeof *Af);
+    memset(bf, 0, (size_t)f * sizeof *bf);
+    float t[BLOCK_ROWS_MAX];
+    uint32_t B = block_rows(f);
+    for (size_t j0 = 0; j0 < ne; j0 += B) {
+      uint32_t mb = (uint32_t)(ne - j0 < B ? ne - j0 : B);
+      for (int a = 0; a < f; a++) {
+        for (uint32_t j = 0; j < mb; j++) t[j] = w[j0 + j] * rows[j0 + j][a];
+        k->accum(rows + j0, t, mb, Af + (size_t)a * f, f);
       }
+      k->accum(rows + j0, c + j0, mb, bf, f);
+    }
+    /* Cholesky A = U'U in double (upper triangle, row-major, row by row),
+     * then U'z = b, U x = z */
+    for (size_t q = 0; q < ff; q++) A[q] = Af[q];
+    for (int i = 0; i < f; i++) {
+      double *rw = A + (size_t)i * f;
+      k->chol_row(A, i, f, z);
+      for (int j = 0; j < i; j++) rw[j] = 0;
+      double d = rw[i];
+      if (!(d > 0)) {
+        rc = RECD_EINVAL; /* not positive definite: cannot happen with reg > 0 */
+        break;
+      }
+      d = sqrt(d);
+      rw[i] = d;
+      for (int j = i + 1; j < f; j++) rw[j] /= d;
+    }
+    if (!rc) {
+      for (int a = 0; a < f; a++) z[a] = bf[a];
+      for (int a = 0; a < f; a++) {
+        const double *rw = A + (size_t)a * f;
+        z[a] /= rw[a];
+        for (int j = a + 1; j < f; j++) z[j] -= z[a] * rw[j];
+      }
+      for (int a = f - 1; a >= 0; a--) {
+        const double *rw = A + (size_t)a * f;
+        double s0 = z[a], s1 = 0, s2 = 0, s3 = 0; /* four chains */
+        int j = a + 1;
+        for (; j + 4 <= f; j += 4) {
+          s0 -= rw[j] * x[j];
+          s1 -= rw[j + 1] * x[j + 1];
+          s2 -= rw[j + 2] * x[j + 2];
+          s3 -= rw[j + 3] * x[j + 3];
+        }
+        for (; j < f; j++) s0 -= rw[j] * x[j];
+        x[a] = ((s0 + s1) + (s2 + s3)) / rw[a];
+      }
+      for (int a = 0; a < f; a++) out[a] = (float)x[a];
     }
   }
-  /* L z = b, L' x = z */
-  for (int a = 0; a < f; a++) {
-    double s = b[a];
-    for (int q = 0; q < a; q++) s -= A[(size_t)a * f + q] * z[q];
-    z[a] = s / A[(size_t)a * f + a];
-  }
-  for (int a = f - 1; a >= 0; a--) {
-    double s = z[a];
-    for (int q = a + 1; q < f; q++) s -= A[(size_t)q * f + a] * b[q];
-    b[a] = s / A[(size_t)a * f + a]; /* b reused as x: b[q > a] already solved */
-  }
-  for (int a = 0; a < f; a++) out[a] = (float)b[a];
-done:
   free(e);
   free(A);
-  return 0;
+  return rc;
 }
 
 /* min-heap on (score, then higher id = worse) of the best so far */
@@ -1099,29 +1284,40 @@ static void sift_up(uint32_t *it, float *sc, size_t i) {
   }
 }
 
-/* top-k by q.y_i (times inv_norm[i] if cosine), excluding `self` */
+/* top-k by q.y_i (times inv_norm[i] if cosine), excluding `self`; scores
+ * are computed 64 items at a time with the dots kernel */
 static size_t topk_core(const ials_model *m, const float *q, size_t k, int (*skip)(void *, uint32_t), void *arg,
                         int cosine, uint32_t self, uint32_t *items, float *scores) {
   if (k > m->nitems) k = m->nitems;
   if (!k) return 0;
   int f = m->param.factors;
   size_t n = 0;
-  for (uint32_t i = 0; i < m->nitems; i++) {
-    if (i == self) continue;
-    if (cosine && m->inv_norm[i] == 0) continue;
-    float s = m->k->dot(q, m->V + (size_t)i * f, f);
-    if (cosine) s *= m->inv_norm[i];
-    if (!isfinite(s)) continue;
-    if (n == k && !worse(scores[0], items[0], s, i)) continue;
-    if (skip && skip(arg, i)) continue;
-    if (n < k) {
-      items[n] = i;
-      scores[n] = s;
-      sift_up(items, scores, n++);
-    } else {
-      items[0] = i;
-      scores[0] = s;
-      sift_down(items, scores, n, 0);
+  const float *rows[64];
+  float sc[64];
+  for (uint32_t i0 = 0; i0 < m->nitems; i0 += 64) {
+    uint32_t mb = m->nitems - i0 < 64 ? m->nitems - i0 : 64;
+    for (uint32_t j = 0; j < mb; j++) rows[j] = m->V + (size_t)(i0 + j) * f;
+    m->k->dots(rows, mb, 0, q, sc, f);
+    for (uint32_t j = 0; j < mb; j++) {
+      uint32_t i = i0 + j;
+      float s = sc[j];
+      if (i == self) continue;
+      if (cosine) {
+        if (m->inv_norm[i] == 0) continue;
+        s *= m->inv_norm[i];
+      }
+      if (!isfinite(s)) continue;
+      if (n == k && !worse(scores[0], items[0], s, i)) continue;
+      if (skip && skip(arg, i)) continue;
+      if (n < k) {
+        items[n] = i;
+        scores[n] = s;
+        sift_up(items, scores, n++);
+      } else {
+        items[0] = i;
+        scores[0] = s;
+        sift_down(items, scores, n, 0);
+      }
     }
   }
   /* heap sort: repeatedly move the worst to the end */
