@@ -33,45 +33,24 @@
 #include "engine/engine_int.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 #define SNAP_MAGIC "RECDSNP1"
 #define SNAP_END "RECDEND1"
 
-/* ---- hashing: 64-bit, 8 bytes at a time; catches corruption, not attacks ---- */
-static uint64_t mix(uint64_t h, uint64_t w) {
-  h ^= w * 0x9e3779b97f4a7c15ULL;
-  h = (h << 27) | (h >> 37);
-  return h * 0xff51afd7ed558ccdULL + 0x4cf5ad432745937fULL;
-}
-
-static uint64_t hash_bytes(uint64_t h, const unsigned char *p, size_t n) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    h = mix(h, w);
-  }
-  uint64_t w = 0;
-  if (i < n) {
-    memcpy(&w, p + i, n - i);
-    h = mix(h, w ^ ((uint64_t)(n - i) << 56));
-  }
-  return h;
-}
-
 uint64_t engine__fingerprint(const recd_engine *e) {
   const recd_config *c = &e->cfg;
   uint64_t h = 1469598103934665603ULL;
   for (int i = 0; i < e->ntypes; i++) {
-    h = hash_bytes(h, (const unsigned char *)e->types[i].name, strlen(e->types[i].name));
-    h = mix(h, (uint64_t)(e->types[i].weight * 1000));
+    h = fileio_hash(h, (const unsigned char *)e->types[i].name, strlen(e->types[i].name));
+    uint64_t w = (uint64_t)(e->types[i].weight * 1000);
+    h = fileio_hash(h, &w, sizeof w);
   }
   int64_t v[] = {c->recent_items,        c->popularity_half_life_ms, c->affinity_half_life_ms,
                  c->engagement_half_life_ms, c->covis_max_neighbors, c->covis_window,
                  c->covis_max_gap_ms,    c->covis_half_life_ms,      e->ntypes};
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) h = mix(h, (uint64_t)v[i]);
-  return h;
+  return fileio_hash(h, v, sizeof v);
 }
 
 /* ---- writing ---- */
@@ -86,17 +65,8 @@ typedef struct {
 
 static void w_flush(wbuf *w) {
   /* hash in whole 8-byte words: flushes happen at multiples of 8 except the last */
-  w->hash = hash_bytes(w->hash, w->buf, w->n);
-  size_t off = 0;
-  while (off < w->n && !w->err) {
-    ssize_t r = write(w->fd, w->buf + off, w->n - off);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      w->err = -errno;
-    } else {
-      off += (size_t)r;
-    }
-  }
+  w->hash = fileio_hash(w->hash, w->buf, w->n);
+  if (!w->err) w->err = fileio_write_all(w->fd, w->buf, w->n);
   w->total += w->n;
   w->n = 0;
 }
@@ -170,16 +140,12 @@ static void put_item(wbuf *w, const itemstats *s, const covis_list *l, int ntype
 /* Serialise the state as of `seq` to `path`. Runs on the writer thread (at
  * shutdown) or in a forked child; takes no locks. */
 static int snapshot_write(recd_engine *e, const char *path, uint64_t seq) {
-  char tmp[1100];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -errno;
+  char *tmp;
+  int fd = fileio_create_tmp(path, &tmp);
+  if (fd < 0) return fd;
   wbuf w = {.fd = fd, .cap = 1 << 20, .hash = 0x5eed};
   w.buf = malloc(w.cap);
-  if (!w.buf) {
-    close(fd);
-    return RECD_ENOMEM;
-  }
+  if (!w.buf) return fileio_commit(fd, tmp, path, RECD_ENOMEM);
   uint64_t nusers = strmap_count(&e->users), nitems = strmap_count(&e->items);
   uint64_t fp = engine__fingerprint(e), events = atomic_load(&e->n_events);
   int64_t now = atomic_load(&e->now_ms);
@@ -214,12 +180,7 @@ static int snapshot_write(recd_engine *e, const char *path, uint64_t seq) {
   w_put(&w, SNAP_END, 8);
   w_flush(&w);
   free(w.buf);
-  int rc = w.err;
-  if (!rc && fsync(fd)) rc = -errno;
-  if (close(fd) && !rc) rc = -errno;
-  if (!rc && rename(tmp, path)) rc = -errno;
-  if (rc) unlink(tmp);
-  return rc;
+  return fileio_commit(fd, tmp, path, w.err);
 }
 
 int engine__snapshot_save(recd_engine *e) {
@@ -383,7 +344,7 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
     snprintf(why, whylen, "%s is not a complete snapshot", path);
     goto out;
   }
-  if (hash_bytes(0x5eed, m, size - 16) != h) {
+  if (fileio_hash(0x5eed, m, size - 16) != h) {
     snprintf(why, whylen, "%s fails its checksum", path);
     goto out;
   }

@@ -47,6 +47,7 @@
 
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -488,35 +489,6 @@ size_t ease_topk(const ease_model *m, const uint32_t *items, const float *vals, 
 
 /* ---- the file ---- */
 
-/* 64-bit hash, four independent lanes of 8-byte words; catches corruption,
- * not attacks */
-static uint64_t mix(uint64_t h, uint64_t w) {
-  h ^= w * 0x9e3779b97f4a7c15ULL;
-  h = (h << 27) | (h >> 37);
-  return h * 0xff51afd7ed558ccdULL + 0x4cf5ad432745937fULL;
-}
-
-static uint64_t hash_bytes(uint64_t h, const void *buf, size_t n) {
-  const unsigned char *p = buf;
-  uint64_t l[4] = {h, h ^ 0x243f6a8885a308d3ULL, h ^ 0x13198a2e03707344ULL, h ^ 0xa4093822299f31d0ULL};
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    uint64_t w[4];
-    memcpy(w, p + i, 32);
-    for (int q = 0; q < 4; q++) l[q] = mix(l[q], w[q]);
-  }
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    l[0] = mix(l[0], w);
-  }
-  uint64_t w = 0;
-  if (i < n) memcpy(&w, p + i, n - i);
-  h = mix(l[0], w ^ ((uint64_t)(n - i) << 56));
-  for (int q = 1; q < 4; q++) h = mix(h, l[q]);
-  return mix(h, (uint64_t)n);
-}
-
 static void put_header(unsigned char *hdr, const ease_model *m) {
   uint32_t ver = EASE_VERSION;
   uint64_t bytes = (uint64_t)m->na * sizeof(uint32_t) + (uint64_t)m->na * m->na * sizeof(float);
@@ -529,76 +501,23 @@ static void put_header(unsigned char *hdr, const ease_model *m) {
 }
 
 static uint64_t file_hash(const unsigned char *hdr, const ease_model *m) {
-  uint64_t h = hash_bytes(0, hdr, EASE_HDR);
-  h = hash_bytes(h, m->act, (size_t)m->na * sizeof *m->act);
-  return hash_bytes(h, m->b, (size_t)m->na * m->na * sizeof *m->b);
-}
-
-static int write_all(int fd, const void *buf, size_t n) {
-  const char *p = buf;
-  while (n) {
-    ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int read_all(int fd, void *buf, size_t n) {
-  char *p = buf;
-  while (n) {
-    ssize_t r = read(fd, p, n > (1u << 30) ? (1u << 30) : n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (r == 0) return RECD_ECORRUPT;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
+  uint64_t h = fileio_hash(0, hdr, EASE_HDR);
+  h = fileio_hash(h, m->act, (size_t)m->na * sizeof *m->act);
+  return fileio_hash(h, m->b, (size_t)m->na * m->na * sizeof *m->b);
 }
 
 int ease_save(const ease_model *m, const char *path) {
-  size_t plen = strlen(path);
-  char *tmp = xmalloc(plen + 5);
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp", 5);
   unsigned char hdr[EASE_HDR];
   put_header(hdr, m);
   uint64_t h = file_hash(hdr, m);
-  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = -errno;
-    free(tmp);
-    return rc;
-  }
-  if (!rc) rc = write_all(fd, hdr, sizeof hdr);
-  if (!rc) rc = write_all(fd, m->act, (size_t)m->na * sizeof *m->act);
-  if (!rc) rc = write_all(fd, m->b, (size_t)m->na * m->na * sizeof *m->b);
-  if (!rc) rc = write_all(fd, &h, sizeof h);
-  if (!rc && fsync(fd)) rc = -errno;
-  if (close(fd) && !rc) rc = -errno;
-  if (!rc && rename(tmp, path)) rc = -errno;
-  if (rc) unlink(tmp);
-  free(tmp);
-  if (rc) return rc;
-  /* make the rename durable too */
-  char *dir = xstrdup(path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir) slash[1] = 0;
-  else if (slash) *slash = 0;
-  int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    if (fsync(dfd)) rc = -errno;
-    close(dfd);
-  }
-  free(dir);
-  return rc;
+  char *tmp;
+  int fd = fileio_create_tmp(path, &tmp);
+  if (fd < 0) return fd;
+  int rc = fileio_write_all(fd, hdr, sizeof hdr);
+  if (!rc) rc = fileio_write_all(fd, m->act, (size_t)m->na * sizeof *m->act);
+  if (!rc) rc = fileio_write_all(fd, m->b, (size_t)m->na * m->na * sizeof *m->b);
+  if (!rc) rc = fileio_write_all(fd, &h, sizeof h);
+  return fileio_commit(fd, tmp, path, rc);
 }
 
 ease_model *ease_load(const char *path, char *err, size_t errlen) {
@@ -619,7 +538,7 @@ ease_model *ease_load(const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "ease: %s is too short for an EASE model (%lld bytes)", path, (long long)st.st_size);
     goto done;
   }
-  if ((rc = read_all(fd, hdr, sizeof hdr))) {
+  if ((rc = fileio_read_all(fd, hdr, sizeof hdr))) {
     snprintf(err, errlen, "ease: reading %s: %s", path, recd_strerror(rc));
     goto done;
   }
@@ -656,8 +575,8 @@ ease_model *ease_load(const char *path, char *err, size_t errlen) {
     goto done;
   }
   uint64_t h;
-  if ((rc = read_all(fd, tmp.act, (size_t)tmp.na * sizeof *tmp.act)) ||
-      (rc = read_all(fd, tmp.b, (size_t)tmp.na * tmp.na * sizeof *tmp.b)) || (rc = read_all(fd, &h, sizeof h))) {
+  if ((rc = fileio_read_all(fd, tmp.act, (size_t)tmp.na * sizeof *tmp.act)) ||
+      (rc = fileio_read_all(fd, tmp.b, (size_t)tmp.na * tmp.na * sizeof *tmp.b)) || (rc = fileio_read_all(fd, &h, sizeof h))) {
     snprintf(err, errlen, "ease: reading %s: %s", path, recd_strerror(rc));
     goto done;
   }

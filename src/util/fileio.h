@@ -1,0 +1,26 @@
+/* fileio.h — small helpers shared by every file format of recd (snapshots,
+ * model files): whole reads and writes, a 64-bit checksum, and the atomic
+ * replace (write path.tmp, fsync, rename, fsync the directory). Thread-safe. */
+#ifndef RECD_UTIL_FILEIO_H
+#define RECD_UTIL_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 0 or -errno; retries short writes and EINTR */
+int fileio_write_all(int fd, const void *buf, size_t n);
+/* 0, -errno, or RECD_ECORRUPT when the file ends first */
+int fileio_read_all(int fd, void *buf, size_t n);
+
+/* A 64-bit checksum (catches corruption, not attacks). Hashing a buffer in
+ * pieces gives the same value as in one go when every piece but the last is
+ * a multiple of 8 bytes long. */
+uint64_t fileio_hash(uint64_t h, const void *buf, size_t n);
+
+/* "path.tmp" opened for writing (O_TRUNC); *tmp gets the xmalloc'ed name. -errno on failure. */
+int fileio_create_tmp(const char *path, char **tmp);
+/* fsync and close fd, rename tmp over path, fsync the directory; frees tmp.
+ * On failure the tmp file is removed and path is untouched. */
+int fileio_commit(int fd, char *tmp, const char *path, int rc);
+
+#endif
