@@ -20,9 +20,9 @@ enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC
 
 #define MAX_ANCHORS 30     /* at most this many distinct recent items are anchors */
 #define COVIS_PER_ANCHOR 50 /* strongest co-visited neighbours taken from each anchor */
-#define CONTENT_ANCHORS 3
+#define CONTENT_ANCHORS 2
 #define TOP_CATS 3
-#define SCAN_CAP 500       /* postings scanned per category/tag, newest first */
+#define SCAN_CAP 200       /* postings scanned per category/tag, newest first */
 #define REASON_SHARE 0.15  /* a source is named when it gives this share of the score */
 
 typedef struct {
@@ -241,12 +241,11 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
 
 static void src_covis(cand_set *cs, const user_ctx *u) {
   recd_engine *e = cs->e;
-  pop_list top;
-  pop_list_init(&top, COVIS_PER_ANCHOR);
+  covis_ent top[COVIS_PER_ANCHOR];
   for (int a = 0; a < u->nanchors; a++) {
     uint32_t r = u->anchors[a].iid;
     double f = 0;
-    top.n = 0;
+    int n = 0;
     pthread_mutex_t *l = engine__ilock(e, r);
     pthread_mutex_lock(l);
     covis_list *cl = ptrvec_get(&e->covis, r);
@@ -254,12 +253,11 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
       /* P(j | r): the share of r's co-visits that went to j (the guaranteed part w - err) */
       double scale = covis_scale(cl, cs->now, e->cfg.covis_half_life_ms), nr = cl->norm * scale;
       f = u->anchors[a].w * scale / (nr > 0 ? nr : 1);
-      for (int k = 0; k < cl->n; k++) pop_list_offer(&top, cl->e[k].iid, cl->e[k].w - cl->e[k].err);
+      n = covis_top(cl, COVIS_PER_ANCHOR, top);
     }
     pthread_mutex_unlock(l);
-    for (uint32_t k = 0; k < top.n; k++) cand_add(cs, top.e[k].iid, SRC_COVIS, (float)(f * top.e[k].score), r);
+    for (int k = 0; k < n; k++) cand_add(cs, top[k].iid, SRC_COVIS, (float)(f * top[k].w), r);
   }
-  pop_list_release(&top);
 }
 
 static void src_content(cand_set *cs, const user_ctx *u) {
@@ -642,6 +640,7 @@ int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_resul
   }
   cand_set cs = {.e = e, .now = now};
   u32map_init(&cs.idx);
+  u32map_reserve(&cs.idx, 2048);
   model_set *ms = e->cfg.w_mf > 0 ? engine__models(e) : NULL;
   float wsrc[NSRC] = {(float)e->cfg.w_covis,    (float)e->cfg.w_content, (float)e->cfg.w_category,
                       (float)e->cfg.w_trending, (float)e->cfg.w_new,     (float)(ms ? e->cfg.w_mf : 0)};

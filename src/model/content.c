@@ -131,6 +131,7 @@ size_t content_similar(const content_index *c, const uint32_t *cats, int ncats, 
                        int ntags, uint32_t self, size_t k, size_t scan_cap, content_hit *out) {
   u32map idx;
   u32map_init(&idx);
+  u32map_reserve(&idx, (uint32_t)(scan_cap * 2));
   content_hit *hits = NULL;
   size_t nh = 0, cap = 0;
   double qnorm = 0;

@@ -44,6 +44,9 @@ covis_list *covis_new(int64_t t0);
 void covis_free(covis_list *l);
 /* rebuild the index after entries were filled in directly (snapshot load) */
 void covis_reindex(covis_list *l);
+/* the k entries with the largest guaranteed weight (w - err), in no order,
+ * into out (room for k); returns how many */
+int covis_top(const covis_list *l, int k, covis_ent *out);
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts);
 /* decay multiplier turning stored weights into weights as of `now` */
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms);

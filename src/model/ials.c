@@ -5,12 +5,18 @@
  *     row x of the other side from
  *         A x = b,   A = G + Y_u'(C_u - I)Y_u,   b = Y_u'C_u 1,   G = Y'Y + reg I
  *     (the Gram trick: the all-cells term Y'Y is shared, only a row's observed
- *     entries add to it). G comes from one cblas_ssyrk per half-sweep.
+ *     entries add to it). G comes from one cblas_ssyrk per half-sweep (on
+ *     OpenBLAS's own threads, whose count is OpenBLAS's process-wide setting).
  *  2. A is never formed. Each row runs `cg_steps` conjugate-gradient steps
  *     warm-started from its previous x: the residual b - A x costs one pass
  *     over the row's entries plus G x, each step one more pass plus G p.
- *     A pass is "for each observed j: d = y_j.v; out += coef(d) y_j", with the
- *     dot and the axpy of a row back to back so y_j is read from L1 twice.
+ *     A pass is "for each observed j: d_j = y_j.v; out += coef(d_j) y_j",
+ *     done in L1-sized blocks of j: the block's dot products (four rows at a
+ *     time), then one accumulation with `out` held in registers.
+ *     Memory, not arithmetic, is the limit: a row's y_j are scattered rows of
+ *     the other side's factors, so passes prefetch a few rows ahead and the
+ *     factor matrices are backed by huge pages where the kernel allows
+ *     (madvise), which removes most TLB misses of those scattered reads.
  *  3. Rows of a side are cut into chunks of about equal work (entries plus the
  *     G-product cost) whose boundaries depend only on the data, never on the
  *     thread count; workers take chunks from an atomic counter. Every row's
@@ -19,21 +25,24 @@
  *  4. The reported loss is the exact objective at (U_t, V_{t-1}), i.e. after
  *     the user half-sweep of iteration t: the item half-sweep's residual pass
  *     already computes every d = x_u.y_i and G y_i it needs, so it is free.
- *  5. The hot primitives (G-product, pass, dot) exist as AVX-512, AVX2+FMA and
- *     portable C versions, picked once per model from the CPU and `factors`
+ *  5. The hot primitives (G-product, block dots, block accumulation, dot, a
+ *     Cholesky row) exist as AVX-512, AVX2+FMA and portable C (vector
+ *     extensions) versions, picked once per model from the CPU and `factors`
  *     (AVX-512 needs factors % 16 == 0, AVX2 factors % 8 == 0; the environment
  *     variable RECD_IALS_KERNEL=generic|avx2 caps the choice, for tests and
  *     benchmarks). Different versions round differently: models are
  *     reproducible per machine.
- *  6. Serving (fold-in, top-k, similar) never calls BLAS, so a request thread
- *     never wakes OpenBLAS's thread pool; fold-in does its own small Cholesky
- *     in double precision.
+ *  6. Serving (fold-in, top-k, similar) never calls BLAS, so a request
+ *     thread never wakes OpenBLAS's thread pool; fold-in does its own small
+ *     Cholesky in double precision (left-looking, row by row, on the same
+ *     kernels): at f <= 128 that is tens of microseconds.
  */
 #include "model/ials.h"
 
 #include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -605,15 +614,6 @@ const char *ials_check_param(const ials_param *p) {
   return NULL;
 }
 
-/* G = Y'Y + reg I, full symmetric */
-static void gram(const float *Y, uint32_t n, int f, float reg, float *G) {
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, (int)n, 1.0f, Y, f, 0.0f, G, f);
-  for (int a = 0; a < f; a++) {
-    for (int b = 0; b < a; b++) G[(size_t)a * f + b] = G[(size_t)b * f + a];
-    G[(size_t)a * f + a] += reg;
-  }
-}
-
 static void item_norms(ials_model *m) {
   int f = m->param.factors;
   for (uint32_t i = 0; i < m->nitems; i++) {
@@ -624,15 +624,6 @@ static void item_norms(ials_model *m) {
   }
 }
 
-/* the derived parts: G and item norms */
-static void finish_model(ials_model *m) {
-  int f = m->param.factors;
-  m->k = pick_kernels(f);
-  m->G = falloc((size_t)f * f);
-  gram(m->V, m->nitems, f, m->param.reg, m->G);
-  m->inv_norm = falloc(m->nitems);
-  item_norms(m);
-}
 
 void ials_free(ials_model *m) {
   if (!m) return;
@@ -663,29 +654,105 @@ typedef struct {
   uint32_t maxlen;   /* longest row */
 } side;
 
+typedef struct worker worker;
+
+/* a parallel loop over chunks 0..nchunks-1, taken from an atomic counter */
+typedef struct job job;
+struct job {
+  void (*run)(job *jb, worker *wk, uint32_t chunk);
+  uint32_t nchunks;
+  atomic_uint next;
+};
+
+struct worker {
+  job *jb;
+  const float **rows;    /* longest row's y_j pointers */
+  float *w;              /* its confidences - 1 */
+  float *r, *p, *ap;     /* f each */
+};
+
+static worker *workers_new(int threads, uint32_t maxlen, int f) {
+  worker *wks = xcalloc((size_t)threads, sizeof *wks);
+  size_t cap = (size_t)maxlen + 1;
+  for (int t = 0; t < threads; t++) {
+    wks[t].rows = xmalloc(cap * sizeof *wks[t].rows);
+    wks[t].w = xmalloc(cap * sizeof *wks[t].w);
+    wks[t].r = falloc((size_t)f * 3);
+    wks[t].p = wks[t].r + f;
+    wks[t].ap = wks[t].p + f;
+  }
+  return wks;
+}
+
+static void workers_free(worker *wks, int threads) {
+  for (int t = 0; t < threads; t++) {
+    free(wks[t].rows);
+    free(wks[t].w);
+    free(wks[t].r);
+  }
+  free(wks);
+}
+
+static void *job_worker(void *arg) {
+  worker *wk = arg;
+  job *jb = wk->jb;
+  for (;;) {
+    unsigned c = atomic_fetch_add_explicit(&jb->next, 1, memory_order_relaxed);
+    if (c >= jb->nchunks) break;
+    jb->run(jb, wk, c);
+  }
+  return NULL;
+}
+
+/* run a job on `threads` threads, the caller being one of them */
+static void run_job(job *jb, worker *wks, int threads) {
+  atomic_store(&jb->next, 0);
+  pthread_t tid[256];
+  int started = 0;
+  for (int t = 1; t < threads; t++) {
+    wks[t].jb = jb;
+    if (pthread_create(&tid[started], NULL, job_worker, &wks[t]) == 0) started++;
+  }
+  wks[0].jb = jb;
+  job_worker(&wks[0]);
+  for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+}
+
+/* G = Y'Y + reg I, full symmetric (OpenBLAS, with its own thread pool) */
+static void gram(const float *Y, uint32_t n, int f, float reg, float *G) {
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, (int)n, 1.0f, Y, f, 0.0f, G, f);
+  for (int a = 0; a < f; a++) {
+    for (int b = 0; b < a; b++) G[(size_t)a * f + b] = G[(size_t)b * f + a];
+    G[(size_t)a * f + a] += reg;
+  }
+}
+
+/* the derived parts of a model: G = V'V + reg I and item norms */
+static void finish_model(ials_model *m) {
+  int f = m->param.factors;
+  m->k = pick_kernels(f);
+  m->G = falloc((size_t)f * f);
+  gram(m->V, m->nitems, f, m->param.reg, m->G);
+  m->inv_norm = falloc(m->nitems);
+  item_norms(m);
+}
+
+/* one half-sweep: solve every row of X against fixed Y */
 typedef struct {
+  job jb;
   const side *s;
   float *X;              /* rows being solved */
   const float *Y;        /* fixed factors */
   const float *G;        /* Y'Y + reg I */
   int f, steps;
-  float alpha, reg;
+  float alpha;
   const kernels *k;
-  atomic_uint next;      /* next chunk to take */
   double *chunk_loss;    /* per chunk: sum of row losses (residual-pass form) */
 } sweep;
 
-typedef struct {
-  sweep *sw;
-  const float **rows;    /* maxlen pointers */
-  float *w;              /* maxlen confidences - 1 */
-  float *r, *p, *ap;     /* f each */
-} worker;
-
 /* x <- cg_steps CG steps on A x = b from the current x; returns the row's
  * objective terms at the incoming x: x'Gx + sum_j c_j(1-d_j)^2 - d_j^2 */
-static double solve_row(worker *wk, uint32_t row) {
-  const sweep *sw = wk->sw;
+static double solve_row(const sweep *sw, worker *wk, uint32_t row) {
   const side *s = sw->s;
   const kernels *k = sw->k;
   int f = sw->f;
@@ -725,18 +792,11 @@ static double solve_row(worker *wk, uint32_t row) {
   return loss;
 }
 
-static void *sweep_worker(void *arg) {
-  worker *wk = arg;
-  sweep *sw = wk->sw;
-  const side *s = sw->s;
-  for (;;) {
-    unsigned c = atomic_fetch_add_explicit(&sw->next, 1, memory_order_relaxed);
-    if (c >= s->nchunks) break;
-    double loss = 0;
-    for (uint32_t row = s->chunk[c]; row < s->chunk[c + 1]; row++) loss += solve_row(wk, row);
-    sw->chunk_loss[c] = loss;
-  }
-  return NULL;
+static void sweep_chunk(job *jb, worker *wk, uint32_t c) {
+  sweep *sw = (sweep *)jb;
+  double loss = 0;
+  for (uint32_t row = sw->s->chunk[c]; row < sw->s->chunk[c + 1]; row++) loss += solve_row(sw, wk, row);
+  sw->chunk_loss[c] = loss;
 }
 
 /* chunk boundaries by work (entries + G-product cost), independent of threads */
@@ -764,19 +824,11 @@ static void make_chunks(side *s, int f) {
   s->nchunks = nc;
 }
 
-/* run one half-sweep on `threads` threads (the caller is one of them);
- * returns the sum of row losses */
+/* one half-sweep on `threads` threads; returns the sum of row losses */
 static double run_sweep(sweep *sw, worker *wks, int threads) {
-  atomic_store(&sw->next, 0);
-  pthread_t tid[256];
-  int started = 0;
-  for (int t = 1; t < threads; t++) {
-    wks[t].sw = sw;
-    if (pthread_create(&tid[started], NULL, sweep_worker, &wks[t]) == 0) started++;
-  }
-  wks[0].sw = sw;
-  sweep_worker(&wks[0]);
-  for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+  sw->jb.run = sweep_chunk;
+  sw->jb.nchunks = sw->s->nchunks;
+  run_job(&sw->jb, wks, threads);
   double loss = 0;
   for (uint32_t c = 0; c < sw->s->nchunks; c++) loss += sw->chunk_loss[c];
   return loss;
@@ -805,6 +857,7 @@ static const char *check_problem(const ials_problem *prob, double *rsum) {
       (!prob->values && prob->indptr[prob->nusers]))
     return "problem has NULL arrays";
   if (!prob->nusers || !prob->nitems) return "problem has no users or no items";
+  if (prob->nusers > INT_MAX || prob->nitems > INT_MAX) return "problem has more than 2^31 - 1 users or items";
   if (prob->indptr[0] != 0) return "problem indptr[0] is not 0";
   for (uint32_t u = 0; u < prob->nusers; u++)
     if (prob->indptr[u + 1] < prob->indptr[u]) return "problem indptr decreases";
@@ -865,14 +918,7 @@ ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progr
   const kernels *k = pick_kernels(f);
 
   uint32_t maxlen = su.maxlen > si.maxlen ? su.maxlen : si.maxlen;
-  worker *wks = xcalloc((size_t)threads, sizeof *wks);
-  for (int t = 0; t < threads; t++) {
-    wks[t].rows = xmalloc(((size_t)maxlen + 1) * sizeof *wks[t].rows);
-    wks[t].w = xmalloc(((size_t)maxlen + 1) * sizeof *wks[t].w);
-    wks[t].r = falloc((size_t)f * 3);
-    wks[t].p = wks[t].r + f;
-    wks[t].ap = wks[t].p + f;
-  }
+  worker *wks = workers_new(threads, maxlen, f);
   float *G = falloc((size_t)f * f);
   uint32_t maxchunks = su.nchunks > si.nchunks ? su.nchunks : si.nchunks;
   double *chunk_loss = xcalloc(maxchunks, sizeof *chunk_loss);
@@ -881,8 +927,7 @@ ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progr
 
   for (int it = 1; it <= p->iterations; it++) {
     int64_t t0 = clock_mono_ns();
-    sweep sw = {.f = f, .steps = p->cg_steps, .alpha = p->alpha, .reg = p->reg, .k = k, .G = G,
-                .chunk_loss = chunk_loss};
+    sweep sw = {.f = f, .steps = p->cg_steps, .alpha = p->alpha, .k = k, .G = G, .chunk_loss = chunk_loss};
     /* users against fixed items */
     gram(m->V, ni, f, p->reg, G);
     sw.s = &su;
@@ -904,20 +949,15 @@ ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progr
     }
   }
 
+  finish_model(m);
   free(chunk_loss);
   free(G);
-  for (int t = 0; t < threads; t++) {
-    free(wks[t].rows);
-    free(wks[t].w);
-    free(wks[t].r);
-  }
-  free(wks);
+  workers_free(wks, threads);
   free(su.chunk);
   free(si.chunk);
   free(iptr);
   free(iidx);
   free(ival);
-  finish_model(m);
   return m;
 }
 
@@ -1165,9 +1205,12 @@ int ials_fold_in(const ials_model *m, const uint32_t *items, const float *r, siz
   memset(out, 0, (size_t)f * sizeof *out);
   for (size_t j = 0; j < n; j++)
     if (!(r[j] >= 0) || !isfinite(r[j])) return RECD_EINVAL;
-  size_t ff = (size_t)f * f;
-  entry *e = malloc((n ? n : 1) * (sizeof *e + sizeof(float *) + 2 * sizeof(float)));
-  double *A = malloc((ff + 2 * (size_t)f) * sizeof(double) + (ff + (size_t)f) * sizeof(float) + 64);
+  size_t ff = (size_t)f * f, per = sizeof(entry) + sizeof(float *) + 2 * sizeof(float);
+  if (n > SIZE_MAX / per) return RECD_ENOMEM;
+  /* e: the entries, then (once merged) row pointers, w and c for each;
+   * A: the double matrix, z and x, then the float matrix and b */
+  entry *e = malloc((n ? n : 1) * per);
+  double *A = malloc((ff + 2 * (size_t)f) * sizeof(double) + (ff + (size_t)f) * sizeof(float));
   if (!e || !A) {
     free(e);
     free(A);

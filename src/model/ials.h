@@ -23,8 +23,10 @@
  * A trained or loaded model is immutable: every function taking a
  * `const ials_model *` may be called from any number of threads at once.
  * ials_free() must not race with them (the engine's refcounted swap ensures
- * that). Internally OpenBLAS is used for the Gram matrices only (training and
- * ials_load()), never on the request path. */
+ * that). OpenBLAS (cblas_ssyrk) computes the Gram matrices in ials_train()
+ * and ials_load() on its own thread pool, sized by OpenBLAS's process-wide
+ * setting (OPENBLAS_NUM_THREADS), not by `threads`; the request-path
+ * functions never call BLAS. */
 #ifndef RECD_MODEL_IALS_H
 #define RECD_MODEL_IALS_H
 
@@ -76,7 +78,9 @@ ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progr
 
 /* Write the model to `path` atomically: `path`.tmp is written, fsynced and
  * renamed over `path`, then the directory is fsynced. 0 or a negative error
- * (-errno, or RECD_EINVAL). On failure `path` is untouched.
+ * (-errno, or RECD_EINVAL). Whatever happens, `path` holds either the old
+ * file or the whole new one; a failure before the rename removes the .tmp.
+ * Concurrent saves to the same path must be serialised by the caller.
  * File layout (little-endian): magic "RECDIALS", u32 version (1), u32 factors,
  * u32 nusers, u32 nitems, f32 reg, f32 alpha, i32 iterations, i32 cg_steps,
  * u64 seed, then U (nusers x factors f32), V (nitems x factors f32), then a

@@ -108,8 +108,9 @@ ranker *ranker_train(const ranker_problem *prob, const ranker_problem *valid, co
  * File layout (little-endian):
  *   magic "RECDRANK", u32 version (1), u32 objective (0 rank:ndcg,
  *   1 binary:logistic), u32 model format (1 = UBJSON), u32 nfeatures,
- *   u32 rounds (trees kept), i32 max_depth, f32 eta, f32 subsample,
- *   i32 threads, i32 early_stopping, u64 seed, u64 model bytes,
+ *   u32 rounds kept (after early stopping), then the parameters: i32 rounds,
+ *   i32 max_depth, f32 eta, f32 subsample, i32 threads, i32 early_stopping,
+ *   u32 zero, u64 seed; then u64 model bytes (72 bytes so far),
  *   then per feature u16 length + name bytes, then the XGBoost model
  *   (XGBoosterSaveModelToBuffer, "ubj"), then a u64 checksum of everything
  *   before it. */
@@ -135,7 +136,11 @@ const ranker_param *ranker_params(const ranker *r);
 /* Scores for n rows (row-major n x nfeatures, columns in the ranker's feature
  * order, NAN = missing) into out[n]. Thread-safe (see the top). n = 0 is a
  * no-op. 0, or RECD_EINVAL (NULL arguments, an infinite value) or
- * RECD_ENOMEM / RECD_EIO if XGBoost fails (its message is logged). */
+ * RECD_EIO if XGBoost itself fails (its message is logged). */
 int ranker_predict(const ranker *r, const float *x, size_t n, float *out);
+
+/* internal, for tests that forge files: the checksum stored after the first
+ * n bytes of a ranker file */
+uint64_t ranker__checksum(const void *data, size_t n);
 
 #endif

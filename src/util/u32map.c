@@ -45,6 +45,22 @@ static void grow(u32map *m) {
   m->cap = ncap;
 }
 
+void u32map_reserve(u32map *m, uint32_t n) {
+  if ((n + 1) * 4 <= m->cap * 3) return;
+  if (!m->count) { /* empty: allocate the final size at once */
+    uint32_t cap = 16;
+    while ((n + 1) * 4 > cap * 3) cap *= 2;
+    free(m->keys);
+    free(m->vals);
+    m->keys = xmalloc(cap * sizeof(uint32_t));
+    m->vals = xmalloc(cap * sizeof(uint32_t));
+    memset(m->keys, 0xff, cap * sizeof(uint32_t));
+    m->cap = cap;
+    return;
+  }
+  while ((n + 1) * 4 > m->cap * 3) grow(m);
+}
+
 uint32_t *u32map_put(u32map *m, uint32_t key, uint32_t init, int *created) {
   if (created) *created = 0;
   if ((m->count + 1) * 4 > m->cap * 3) grow(m);

@@ -16,6 +16,8 @@ typedef struct {
 void u32map_init(u32map *m);
 void u32map_release(u32map *m);
 void u32map_clear(u32map *m);
+/* make room for n keys without rehashing */
+void u32map_reserve(u32map *m, uint32_t n);
 /* pointer to the value slot for key, or NULL */
 uint32_t *u32map_get(const u32map *m, uint32_t key);
 /* pointer to the value slot, inserting it with value `init` if absent */
