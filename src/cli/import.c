@@ -2072,6 +2072,9 @@ int cmd_import(int argc, char **argv) {
 
   int64_t t0 = clock_mono_ns();
   recd_engine *e;
+  /* a bulk load takes no background snapshots (each fork would copy-on-write
+   * pages under the load); closing writes one, so the server starts at once */
+  if (cfg.snapshot_every) cfg.snapshot_every = INT64_MAX / 4;
   if (engine_open(&cfg, &e, err, sizeof err)) {
     fprintf(stderr, "recd import: %s\n", err);
     return 1;
