@@ -16,6 +16,8 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 # OpenBLAS + LAPACKE (src/model/ease.c); cblas.h sits in an openblas include dir
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas lapacke 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas lapacke 2>/dev/null)
+# XGBoost C API (src/model/ranker.c; Debian libxgboost-dev, header in /usr/include)
+XGB_LIBS    := -lxgboost
 
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 ifeq ($(WERROR),1)
@@ -36,7 +38,7 @@ endif
 
 CFLAGS  += $(BASE_CFLAGS) $(OPT)
 LDLIBS  := $(PKG_LIBS) -lm -pthread
-LDLIBS  += $(BLAS_LIBS)
+LDLIBS  += $(BLAS_LIBS) $(XGB_LIBS)
 
 VERSION := $(shell cat VERSION)
 CFLAGS  += -DRECD_VERSION=\"$(VERSION)\"

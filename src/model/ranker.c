@@ -41,6 +41,7 @@
 #include <xgboost/c_api.h>
 
 #include "util/err.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -454,8 +455,9 @@ int ranker_predict(const ranker *r, const float *x, size_t n, float *out) {
   for (size_t i = 0; i < cells; i++)
     if (isinf(x[i])) return RECD_EINVAL;
   /* numpy's __array_interface__, version 3: address, read-only, shape, f32 */
-  char iface[160];
-  snprintf(iface, sizeof iface, "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", \"version\": 3}",
+  char iface[192];
+  snprintf(iface, sizeof iface,
+           "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", \"version\": 3}",
            (uintptr_t)x, n, r->nfeatures);
   const bst_ulong *shape = NULL;
   bst_ulong dim = 0;
@@ -476,37 +478,8 @@ int ranker_predict(const ranker *r, const float *x, size_t n, float *out) {
 
 /* ---- save / load -------------------------------------------------------- */
 
-/* 64-bit checksum over 8-byte words: each step is a bijection of the state
- * for a fixed word and of the word for a fixed state, so changing any one
- * word changes the result. Catches corruption, not attacks. */
-static uint64_t sum_bytes(uint64_t h, const void *data, size_t n) {
-  const unsigned char *b = data;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, b + i, 8);
-    h = (h ^ (w * 0xFF51AFD7ED558CCDULL)) * 0x9E3779B97F4A7C15ULL;
-    h ^= h >> 29;
-  }
-  if (i < n) {
-    uint64_t w = (uint64_t)(n - i) << 56;
-    memcpy(&w, b + i, n - i); /* n - i <= 7 bytes: the length byte survives */
-    h = (h ^ (w * 0xFF51AFD7ED558CCDULL)) * 0x9E3779B97F4A7C15ULL;
-    h ^= h >> 29;
-  }
-  return h;
-}
-
-static uint64_t sum_final(uint64_t h, uint64_t len) {
-  h ^= len * 0xC4CEB9FE1A85EC53ULL;
-  h ^= h >> 33;
-  h *= 0xFF51AFD7ED558CCDULL;
-  return h ^ (h >> 33);
-}
-
-#define SUM_SEED 0x72616e6bULL
-
-uint64_t ranker__checksum(const void *data, size_t n) { return sum_final(sum_bytes(SUM_SEED, data, n), n); }
+/* the checksum after the first n bytes of a file: util/fileio's, seeded */
+uint64_t ranker__checksum(const void *data, size_t n) { return fileio_hash(0x52414e4bULL, data, n); }
 
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
@@ -542,20 +515,6 @@ static void put_header(unsigned char h[HDR_SIZE], uint32_t obj, uint32_t nfeat, 
   put64(h + 64, model_len);
 }
 
-static int write_all(int fd, const void *data, size_t n) {
-  const char *p = data;
-  while (n) {
-    ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* The whole file image: header, names, model bytes, checksum. Separate from
  * ranker_save() so tests can write envelopes around other bytes. */
 static unsigned char *envelope(uint32_t obj, const ranker_param *p, uint32_t rounds, char *const *names,
@@ -577,73 +536,20 @@ static unsigned char *envelope(uint32_t obj, const ranker_param *p, uint32_t rou
   return b;
 }
 
-static int write_file(const char *path, const unsigned char *data, size_t n) {
-  size_t plen = strlen(path);
-  char *tmp = xmalloc(plen + 5);
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp", 5);
-  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = -errno;
-    free(tmp);
-    return rc;
-  }
-  if ((rc = write_all(fd, data, n))) goto fail;
-  if (fsync(fd)) {
-    rc = -errno;
-    goto fail;
-  }
-  if (close(fd)) {
-    fd = -1;
-    rc = -errno;
-    goto fail;
-  }
-  fd = -1;
-  if (rename(tmp, path)) {
-    rc = -errno;
-    goto fail;
-  }
-  /* make the rename durable: fsync the directory */
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  free(dir);
-  if (dfd >= 0) {
-    if (fsync(dfd)) rc = -errno;
-    close(dfd);
-  }
-  free(tmp);
-  return rc;
-fail:
-  if (fd >= 0) close(fd);
-  unlink(tmp);
-  free(tmp);
-  return rc;
-}
-
 int ranker_save(const ranker *r, const char *path) {
   if (!r || !path) return RECD_EINVAL;
   size_t n;
   unsigned char *b = envelope((uint32_t)r->obj, &r->param, (uint32_t)r->rounds, r->names, r->nfeatures, r->model,
                               r->model_len, &n);
-  int rc = write_file(path, b, n);
+  char *tmp;
+  int fd = fileio_create_tmp(path, &tmp);
+  if (fd < 0) {
+    free(b);
+    return fd;
+  }
+  int rc = fileio_commit(fd, tmp, path, fileio_write_all(fd, b, n));
   free(b);
   return rc;
-}
-
-static int read_all(int fd, void *data, size_t n) {
-  char *p = data;
-  while (n) {
-    ssize_t got = read(fd, p, n > (1u << 30) ? (1u << 30) : n);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (got == 0) return RECD_ECORRUPT;
-    p += got;
-    n -= (size_t)got;
-  }
-  return 0;
 }
 
 /* Check an envelope image and build the ranker from it. `path` is only for
@@ -806,10 +712,11 @@ ranker *ranker_load(const char *path, char *err, size_t errlen) {
   }
   size_t size = (size_t)st.st_size;
   unsigned char *b = xmalloc(size);
-  int rc = read_all(fd, b, size);
+  int rc = fileio_read_all(fd, b, size);
   close(fd);
   if (rc) {
-    snprintf(err, errlen, "cannot read %s: %s", path, rc == RECD_ECORRUPT ? "file shrank while reading" : recd_strerror(rc));
+    snprintf(err, errlen, "cannot read %s: %s", path,
+             rc == RECD_ECORRUPT ? "file shrank while reading" : recd_strerror(rc));
     free(b);
     return NULL;
   }

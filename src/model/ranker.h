@@ -29,7 +29,9 @@
  *    nthread is 1 after training/loading): a request thread never wakes an
  *    OpenMP pool, and N request threads use N cores.
  *  - ranker_free() must not race with any of them (the engine's refcounted
- *    swap ensures that).
+ *    swap ensures that). XGBoost drops a booster's per-thread prediction
+ *    buffer only on the freeing thread: every other thread that predicted
+ *    keeps its last output (n floats) for that booster until it exits.
  * Nothing else is thread-safe. */
 #ifndef RECD_MODEL_RANKER_H
 #define RECD_MODEL_RANKER_H

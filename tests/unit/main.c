@@ -25,6 +25,7 @@ static const struct {
     {"popularity", popularity_suite},
     {"ials", ials_suite},
     {"ease", ease_suite},
+    {"ranker", ranker_suite},
     {"eventparse", eventparse_suite},
     {"engine", engine_suite},
     {"route", route_suite},

@@ -22,6 +22,7 @@ Suite *content_suite(void);
 Suite *popularity_suite(void);
 Suite *ials_suite(void);
 Suite *ease_suite(void);
+Suite *ranker_suite(void);
 Suite *engine_suite(void);
 Suite *eventparse_suite(void);
 Suite *route_suite(void);
