@@ -64,16 +64,20 @@ static void generate(matrix *m, uint32_t nusers, uint32_t nitems, uint64_t nnz_t
     deg[u] = 1.0 / pow(1.0 - unif(&st), 1.0 / 1.5);
     dsum += deg[u];
   }
-  double scale = (double)nnz_target / dsum;
   m->nusers = nusers;
   m->nitems = nitems;
   m->indptr = xmalloc(((size_t)nusers + 1) * sizeof *m->indptr);
   m->indptr[0] = 0;
-  for (uint32_t u = 0; u < nusers; u++) {
-    double d = floor(deg[u] * scale + 0.5);
-    if (d < 1) d = 1;
-    if (d > cap) d = cap;
-    m->indptr[u + 1] = m->indptr[u] + (uint64_t)d;
+  /* scale to the target; the cap loses some mass, so rescale a few times */
+  double scale = (double)nnz_target / dsum;
+  for (int pass = 0; pass < 4; pass++) {
+    for (uint32_t u = 0; u < nusers; u++) {
+      double d = floor(deg[u] * scale + 0.5);
+      if (d < 1) d = 1;
+      if (d > cap) d = cap;
+      m->indptr[u + 1] = m->indptr[u] + (uint64_t)d;
+    }
+    scale *= (double)nnz_target / (double)m->indptr[nusers];
   }
   uint64_t nnz = m->indptr[nusers];
   m->indices = xmalloc(nnz * sizeof *m->indices);
@@ -124,13 +128,13 @@ static double it_secs[MAXIT], it_cpu[MAXIT], cpu_mark;
  * shows how much of the wall time the shared machine actually gave us */
 static void on_progress(void *arg, int iter, double secs, double loss) {
   (void)arg;
-  double now = cpu_secs();
+  double now = cpu_secs(), cpu = now - cpu_mark;
   if (iter <= MAXIT) {
     it_secs[iter - 1] = secs;
-    it_cpu[iter - 1] = now - cpu_mark;
+    it_cpu[iter - 1] = cpu;
   }
   cpu_mark = now;
-  printf("  iteration %2d  %.3f s wall  %.3f s CPU  loss %.6f\n", iter, secs, it_cpu[iter - 1], loss);
+  printf("  iteration %2d  %.3f s wall  %.3f s CPU  loss %.6f\n", iter, secs, cpu, loss);
   fflush(stdout);
 }
 

@@ -60,6 +60,7 @@
 
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/fileio.h"
 #include "util/mem.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -247,7 +248,8 @@ T512 static inline __m128 reduce4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
   __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
   __m512d abd = _mm512_castps_pd(ab), cdd = _mm512_castps_pd(cd);
   /* 64-bit moves pair up (a,b) with (c,d); the adds stay on floats */
-  __m512 s = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)), _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
+  __m512 lo = _mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)), hi = _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd));
+  __m512 s = _mm512_add_ps(lo, hi);
   __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
@@ -963,37 +965,14 @@ ials_model *ials_train(const ials_problem *prob, const ials_param *p, ials_progr
 
 /* ---- save / load -------------------------------------------------------- */
 
-/* 64-bit checksum, 8 bytes a step; each step is a bijection of the state and
- * of the word, so any change to a single word always changes the result.
- * Catches corruption, not attacks. */
-static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
-  const unsigned char *b = data;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, b + i, 8);
-    h ^= w * 0x9E3779B97F4A7C15ULL;
-    h = ((h << 27) | (h >> 37)) * 0xC2B2AE3D27D4EB4FULL;
-  }
-  if (i < n) {
-    uint64_t w = 0;
-    memcpy(&w, b + i, n - i);
-    h ^= (w ^ ((uint64_t)(n - i) << 56)) * 0x9E3779B97F4A7C15ULL;
-    h = ((h << 27) | (h >> 37)) * 0xC2B2AE3D27D4EB4FULL;
-  }
-  return h;
-}
-
-static uint64_t hash_final(uint64_t h, uint64_t len) {
-  h ^= len;
-  h ^= h >> 33;
-  h *= 0xFF51AFD7ED558CCDULL;
-  h ^= h >> 33;
-  h *= 0xC4CEB9FE1A85EC53ULL;
-  return h ^ (h >> 33);
-}
-
 #define HASH_SEED 0x1a15c0deULL
+
+/* checksum of a model file's contents: header, U, V hashed as three pieces */
+static uint64_t model_hash(const unsigned char *hdr, const float *U, size_t ub, const float *V, size_t vb) {
+  uint64_t h = fileio_hash(HASH_SEED, hdr, HDR_SIZE);
+  h = fileio_hash(h, U, ub);
+  return fileio_hash(h, V, vb);
+}
 
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 static uint32_t get32(const unsigned char *p) {
@@ -1018,88 +997,21 @@ static void header(const ials_model *m, unsigned char h[HDR_SIZE]) {
   memcpy(h + 48, &m->param.seed, 8);
 }
 
-static int write_all(int fd, const void *data, size_t n) {
-  const char *p = data;
-  while (n) {
-    ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int read_all(int fd, void *data, size_t n) {
-  char *p = data;
-  while (n) {
-    ssize_t r = read(fd, p, n > (1u << 30) ? (1u << 30) : n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (r == 0) return RECD_ECORRUPT;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
 int ials_save(const ials_model *m, const char *path) {
   if (!m || !path) return RECD_EINVAL;
-  size_t plen = strlen(path);
-  char *tmp = xmalloc(plen + 5);
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp", 5);
-  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = -errno;
-    free(tmp);
-    return rc;
-  }
+  char *tmp;
+  int fd = fileio_create_tmp(path, &tmp);
+  if (fd < 0) return fd;
   int f = m->param.factors;
   unsigned char h[HDR_SIZE];
   header(m, h);
   size_t ub = (size_t)m->nusers * f * sizeof(float), vb = (size_t)m->nitems * f * sizeof(float);
-  uint64_t sum = hash_bytes(HASH_SEED, h, HDR_SIZE);
-  sum = hash_bytes(sum, m->U, ub);
-  sum = hash_bytes(sum, m->V, vb);
-  sum = hash_final(sum, HDR_SIZE + ub + vb);
-  if ((rc = write_all(fd, h, HDR_SIZE)) || (rc = write_all(fd, m->U, ub)) || (rc = write_all(fd, m->V, vb)) ||
-      (rc = write_all(fd, &sum, 8)))
-    goto fail;
-  if (fsync(fd)) {
-    rc = -errno;
-    goto fail;
-  }
-  if (close(fd)) {
-    fd = -1;
-    rc = -errno;
-    goto fail;
-  }
-  fd = -1;
-  if (rename(tmp, path)) {
-    rc = -errno;
-    goto fail;
-  }
-  /* make the rename durable: fsync the directory */
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  free(dir);
-  if (dfd >= 0) {
-    if (fsync(dfd)) rc = -errno;
-    close(dfd);
-  }
-  free(tmp);
-  return rc;
-fail:
-  if (fd >= 0) close(fd);
-  unlink(tmp);
-  free(tmp);
-  return rc;
+  uint64_t sum = model_hash(h, m->U, ub, m->V, vb);
+  int rc = fileio_write_all(fd, h, HDR_SIZE);
+  if (!rc) rc = fileio_write_all(fd, m->U, ub);
+  if (!rc) rc = fileio_write_all(fd, m->V, vb);
+  if (!rc) rc = fileio_write_all(fd, &sum, sizeof sum);
+  return fileio_commit(fd, tmp, path, rc);
 }
 
 ials_model *ials_load(const char *path, char *err, size_t errlen) {
@@ -1124,7 +1036,7 @@ ials_model *ials_load(const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "%s is too short (%lld bytes) to be an iALS model", path, (long long)st.st_size);
     goto fail;
   }
-  int rc = read_all(fd, h, HDR_SIZE);
+  int rc = fileio_read_all(fd, h, HDR_SIZE);
   if (rc) {
     snprintf(err, errlen, "cannot read %s: %s", path, recd_strerror(rc));
     goto fail;
@@ -1148,8 +1060,8 @@ ials_model *ials_load(const char *path, char *err, size_t errlen) {
   memcpy(&p.seed, h + 48, 8);
   uint32_t nu = get32(h + 16), ni = get32(h + 20);
   const char *bad = ials_check_param(&p);
-  if (bad || !nu || !ni) {
-    snprintf(err, errlen, "%s has a bad header: %s", path, bad ? bad : "no users or no items");
+  if (bad || !nu || !ni || nu > INT_MAX || ni > INT_MAX) {
+    snprintf(err, errlen, "%s has a bad header: %s", path, bad ? bad : "user or item count out of range");
     goto fail;
   }
   uint64_t ub = (uint64_t)nu * p.factors * sizeof(float), vb = (uint64_t)ni * p.factors * sizeof(float);
@@ -1166,15 +1078,13 @@ ials_model *ials_load(const char *path, char *err, size_t errlen) {
   m->U = falloc((size_t)nu * p.factors);
   m->V = falloc((size_t)ni * p.factors);
   uint64_t stored;
-  if ((rc = read_all(fd, m->U, ub)) || (rc = read_all(fd, m->V, vb)) || (rc = read_all(fd, &stored, 8))) {
-    snprintf(err, errlen, "cannot read %s: %s", path, rc == RECD_ECORRUPT ? "file shrank while reading" : recd_strerror(rc));
+  if ((rc = fileio_read_all(fd, m->U, ub)) || (rc = fileio_read_all(fd, m->V, vb)) ||
+      (rc = fileio_read_all(fd, &stored, sizeof stored))) {
+    snprintf(err, errlen, "cannot read %s: %s", path,
+             rc == RECD_ECORRUPT ? "file shrank while reading" : recd_strerror(rc));
     goto fail;
   }
-  uint64_t sum = hash_bytes(HASH_SEED, h, HDR_SIZE);
-  sum = hash_bytes(sum, m->U, ub);
-  sum = hash_bytes(sum, m->V, vb);
-  sum = hash_final(sum, HDR_SIZE + ub + vb);
-  if (sum != stored) {
+  if (model_hash(h, m->U, ub, m->V, vb) != stored) {
     snprintf(err, errlen, "%s fails its checksum (corrupt or partly written)", path);
     goto fail;
   }
