@@ -598,13 +598,15 @@ static void h_metrics(http_worker *w, struct evhttp_request *req, route_id r, in
 }
 
 static void h_root(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
-  json_t *o = json_pack("{s:s,s:s,s:[s,s,s,s,s,s,s,s,s,s,s],s:s}", "name", "recd", "version", RECD_VERSION,
-                        "endpoints", "POST /api/v1/events", "PUT|GET|DELETE /api/v1/items/{item_id}",
+  json_t *o = json_pack("{s:s,s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s],s:s}", "name", "recd", "version",
+                        RECD_VERSION, "endpoints", "POST /api/v1/events", "PUT|GET|DELETE /api/v1/items/{item_id}",
                         "POST /api/v1/items", "GET /api/v1/recommendations/{user_id}?n=10",
                         "POST /api/v1/recommendations", "GET /api/v1/items/{item_id}/similar",
                         "GET /api/v1/items/{item_id}/features", "GET /api/v1/popular",
-                        "GET /api/v1/users/{user_id}/features", "GET /api/v1/health", "GET /metrics", "docs",
-                        "docs/api.md in the source tree");
+                        "GET /api/v1/users/{user_id}/features", "GET /api/v1/models",
+                        "POST /api/v1/models/train?wait=true", "GET /api/v1/models/jobs/{job_id}",
+                        "POST /api/v1/models/{version}/promote", "POST /api/v1/models/rollback",
+                        "GET /api/v1/health", "GET /metrics", "docs", "docs/api.md in the source tree");
   http__reply_json(w, req, r, t0, 200, o);
 }
 
