@@ -111,31 +111,42 @@ static int get_id(json_t *obj, const char *key, const char *what, long index, in
   return 0;
 }
 
-int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t now_ms, recd_event *ev,
-                       recd_fail *fail) {
-  static const char *known[] = {"user_id", "item_id", "event_type", "timestamp", "value", "session_id",
-                                "recommendation_id"};
+/* The object shape shared by events and items: a JSON object whose keys are
+ * all in `known`. 0, or RECD_EINVAL with `fail` naming the field. */
+static int check_object(json_t *obj, const char *what, const char *noun, const char *code, const char *const *known,
+                        size_t nknown, long index, recd_fail *fail) {
   char path[96];
-  memset(ev, 0, sizeof *ev);
   if (!json_is_object(obj)) {
-    recd_fail_set(fail, 400, "invalid_event", index, "", "%s: an event must be a JSON object, not %s",
-                  index >= 0 ? (snprintf(path, sizeof path, "events[%ld]", index), path) : "body", json_kind(obj));
+    recd_fail_set(fail, 400, code, index, "", "%s: %s must be a JSON object, not %s",
+                  index >= 0 ? (snprintf(path, sizeof path, "%s[%ld]", what, index), path) : "body", noun,
+                  json_kind(obj));
     return RECD_EINVAL;
   }
   const char *key;
   json_t *v;
   json_object_foreach(obj, key, v) {
     int ok = 0;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(key, known[i]);
-    if (!ok) {
-      path_of(path, sizeof path, "events", index, key);
-      recd_fail_set(fail, 400, "invalid_event", index, key,
-                    "%s: unknown field (known: user_id, item_id, event_type, timestamp, value, session_id, "
-                    "recommendation_id)",
-                    path);
-      return RECD_EINVAL;
-    }
+    for (size_t i = 0; i < nknown; i++) ok |= !strcmp(key, known[i]);
+    if (ok) continue;
+    char list[256] = "";
+    for (size_t i = 0; i < nknown; i++)
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", known[i]);
+    path_of(path, sizeof path, what, index, key);
+    recd_fail_set(fail, 400, code, index, key, "%s: unknown field (known: %s)", path, list);
+    return RECD_EINVAL;
   }
+  return 0;
+}
+
+int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t now_ms, recd_event *ev,
+                       recd_fail *fail) {
+  static const char *known[] = {"user_id", "item_id", "event_type", "timestamp", "value", "session_id",
+                                "recommendation_id"};
+  char path[96];
+  memset(ev, 0, sizeof *ev);
+  if (check_object(obj, "events", "an event", "invalid_event", known, sizeof known / sizeof known[0], index, fail))
+    return RECD_EINVAL;
+  json_t *v;
   if (get_id(obj, "user_id", "events", index, 1, &ev->user_id, fail) ||
       get_id(obj, "item_id", "events", index, 1, &ev->item_id, fail))
     return RECD_EINVAL;
@@ -227,23 +238,9 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
   memset(it, 0, sizeof *it);
   it->available = 1;
   it->created_at_ms = -1;
-  if (!json_is_object(obj)) {
-    recd_fail_set(fail, 400, "invalid_item", index, "", "%s: an item must be a JSON object, not %s",
-                  index >= 0 ? (snprintf(path, sizeof path, "items[%ld]", index), path) : "body", json_kind(obj));
+  if (check_object(obj, "items", "an item", "invalid_item", known, sizeof known / sizeof known[0], index, fail))
     return RECD_EINVAL;
-  }
-  const char *key;
   json_t *v;
-  json_object_foreach(obj, key, v) {
-    int ok = 0;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(key, known[i]);
-    if (!ok) {
-      path_of(path, sizeof path, "items", index, key);
-      recd_fail_set(fail, 400, "invalid_item", index, key,
-                    "%s: unknown field (known: item_id, categories, tags, available, created_at, properties)", path);
-      return RECD_EINVAL;
-    }
-  }
   if (path_id) {
     const char *bid;
     if (get_id(obj, "item_id", "items", index, 0, &bid, fail)) return RECD_EINVAL;
