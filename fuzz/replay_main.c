@@ -28,6 +28,7 @@ int fuzz_route(const uint8_t *data, size_t size);
 int fuzz_event(const uint8_t *data, size_t size);
 int fuzz_rfc3339(const uint8_t *data, size_t size);
 int fuzz_config(const uint8_t *data, size_t size);
+int fuzz_model(const uint8_t *data, size_t size);
 int fuzz_csv(const uint8_t *data, size_t size);
 
 static const struct {
@@ -35,7 +36,7 @@ static const struct {
   int (*fn)(const uint8_t *, size_t);
 } drivers[] = {
     {"route_fuzz", fuzz_route},   {"event_fuzz", fuzz_event}, {"rfc3339_fuzz", fuzz_rfc3339},
-    {"config_fuzz", fuzz_config}, {"csv_fuzz", fuzz_csv},
+    {"config_fuzz", fuzz_config}, {"csv_fuzz", fuzz_csv},     {"model_fuzz", fuzz_model},
 };
 #define NDRIVERS (sizeof drivers / sizeof drivers[0])
 
