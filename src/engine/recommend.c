@@ -444,8 +444,13 @@ static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const 
         if (anonymous)
           snprintf(buf, bl, "people who viewed %s also viewed this", engine__item_key(e, c->anchor[SRC_COVIS]));
         else
-          snprintf(buf, bl, "because you %s %s", engine__type_verb(e, anchor_type(u, c->anchor[SRC_COVIS])),
-                   engine__item_key(e, c->anchor[SRC_COVIS]));
+        {
+          int at = anchor_type(u, c->anchor[SRC_COVIS]);
+          if (at == TYPE_CART)
+            snprintf(buf, bl, "because you added %s to your cart", engine__item_key(e, c->anchor[SRC_COVIS]));
+          else
+            snprintf(buf, bl, "because you %s %s", engine__type_verb(e, at), engine__item_key(e, c->anchor[SRC_COVIS]));
+        }
         break;
       case SRC_CONTENT:
         snprintf(buf, bl, "similar to %s", engine__item_key(e, c->anchor[SRC_CONTENT]));
