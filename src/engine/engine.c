@@ -275,6 +275,7 @@ void engine_free(recd_engine *e) {
   content_release(&e->content);
   trending_release(e->trend);
   engine__models_release(e->models);
+  engine__models_release(e->prev_models);
   pthread_mutex_destroy(&e->models_lock);
   pthread_mutex_destroy(&e->train_lock);
   pthread_rwlock_destroy(&e->users_lock);

@@ -95,6 +95,7 @@ struct recd_engine {
   pthread_mutex_t models_lock;    /* guards the `models` pointer and version numbers */
   pthread_mutex_t train_lock;     /* one training at a time */
   model_set *models;              /* production, or NULL */
+  model_set *prev_models;         /* the previous production, kept loaded for an instant rollback */
   uint64_t model_next_version;
   pthread_t job_thread;           /* the background training job, if any */
   int job_started;                /* a thread to join */

@@ -87,8 +87,19 @@ static int write_production(const recd_engine *e, uint64_t v) {
   return rename(tmp, path) ? -errno : 0;
 }
 
-/* load a version's model file into a new model set (refs = 1) */
+/* load a version's model file into a new model set (refs = 1); the previous
+ * production set is still in memory (verified when it was loaded) and reused */
 static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen) {
+  pthread_mutex_lock(&e->models_lock);
+  model_set *p = e->prev_models && e->prev_models->version == v ? e->prev_models : NULL;
+  if (p) __atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&e->models_lock);
+  if (p) {
+    json_decref(p->meta); /* stages on disk may have changed since */
+    json_t *meta = read_meta(e, v);
+    p->meta = meta ? meta : json_object();
+    return p;
+  }
   json_t *meta = read_meta(e, v);
   if (!meta) {
     snprintf(err, errlen, "model v%llu: no readable meta.json", (unsigned long long)v);
@@ -117,10 +128,17 @@ static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen)
 
 static void swap_in(recd_engine *e, model_set *m) {
   pthread_mutex_lock(&e->models_lock);
-  model_set *old = e->models;
+  model_set *old = e->models, *drop = NULL;
   e->models = m;
+  if (old && old != m) { /* keep the one we replaced for a rollback */
+    drop = e->prev_models;
+    e->prev_models = old;
+    old = NULL;
+  }
+  if (drop == m) drop = NULL, __atomic_sub_fetch(&m->refs, 1, __ATOMIC_RELAXED); /* it moved back to production */
   pthread_mutex_unlock(&e->models_lock);
   engine__models_release(old);
+  engine__models_release(drop);
 }
 
 void engine__models_open(recd_engine *e) {
