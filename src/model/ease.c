@@ -522,50 +522,25 @@ int ease_save(const ease_model *m, const char *path) {
 
 ease_model *ease_load(const char *path, char *err, size_t errlen) {
   ease_model *m = NULL, tmp = {0};
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, errlen, "ease: cannot open %s: %s", path, strerror(errno));
-    return NULL;
-  }
-  struct stat st;
   unsigned char hdr[EASE_HDR];
+  uint64_t size;
   int rc;
-  if (fstat(fd, &st)) {
-    snprintf(err, errlen, "ease: cannot stat %s: %s", path, strerror(errno));
-    goto done;
-  }
-  if (st.st_size < EASE_HDR + 8) {
-    snprintf(err, errlen, "ease: %s is too short for an EASE model (%lld bytes)", path, (long long)st.st_size);
-    goto done;
-  }
-  if ((rc = fileio_read_all(fd, hdr, sizeof hdr))) {
-    snprintf(err, errlen, "ease: reading %s: %s", path, recd_strerror(rc));
-    goto done;
-  }
-  if (memcmp(hdr, EASE_MAGIC, 8)) {
-    snprintf(err, errlen, "ease: %s is not an EASE model file (bad magic)", path);
-    goto done;
-  }
-  uint32_t ver;
+  int fd = fileio_open_envelope(path, EASE_MAGIC, EASE_VERSION, "EASE model", hdr, sizeof hdr, &size, err, errlen);
+  if (fd < 0) return NULL;
   uint64_t bytes;
-  memcpy(&ver, hdr + 8, 4);
   memcpy(&tmp.n, hdr + 12, 4);
   memcpy(&tmp.na, hdr + 16, 4);
   memcpy(&tmp.lambda, hdr + 20, 4);
   memcpy(&bytes, hdr + 24, 8);
-  if (ver != EASE_VERSION) {
-    snprintf(err, errlen, "ease: %s has format version %u; this build reads version %u", path, ver, EASE_VERSION);
-    goto done;
-  }
   if (tmp.n < 1 || tmp.na > tmp.n || tmp.na > EASE_MAX_ITEMS ||
       bytes != (uint64_t)tmp.na * sizeof(uint32_t) + (uint64_t)tmp.na * tmp.na * sizeof(float)) {
     snprintf(err, errlen, "ease: %s has a corrupt header (%u items, %u active, %llu bytes of weights)", path, tmp.n,
              tmp.na, (unsigned long long)bytes);
     goto done;
   }
-  if ((uint64_t)st.st_size != EASE_HDR + bytes + 8) {
+  if (size != EASE_HDR + bytes + 8) {
     snprintf(err, errlen, "ease: %s is %lld bytes, but a model of %u active items takes %llu (truncated or extended)",
-             path, (long long)st.st_size, tmp.na, (unsigned long long)(EASE_HDR + bytes + 8));
+             path, (long long)size, tmp.na, (unsigned long long)(EASE_HDR + bytes + 8));
     goto done;
   }
   tmp.act = malloc(((size_t)tmp.na + 1) * sizeof *tmp.act);

@@ -1020,36 +1020,11 @@ ials_model *ials_load(const char *path, char *err, size_t errlen) {
     err = dummy;
     errlen = sizeof dummy;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-    return NULL;
-  }
   ials_model *m = NULL;
-  struct stat st;
   unsigned char h[HDR_SIZE];
-  if (fstat(fd, &st)) {
-    snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
-    goto fail;
-  }
-  if (st.st_size < HDR_SIZE + 8) {
-    snprintf(err, errlen, "%s is too short (%lld bytes) to be an iALS model", path, (long long)st.st_size);
-    goto fail;
-  }
-  int rc = fileio_read_all(fd, h, HDR_SIZE);
-  if (rc) {
-    snprintf(err, errlen, "cannot read %s: %s", path, recd_strerror(rc));
-    goto fail;
-  }
-  if (memcmp(h, IALS_MAGIC, 8)) {
-    snprintf(err, errlen, "%s is not an iALS model (bad magic)", path);
-    goto fail;
-  }
-  uint32_t version = get32(h + 8);
-  if (version != IALS_VERSION) {
-    snprintf(err, errlen, "%s has iALS model version %u, this build reads version %u", path, version, IALS_VERSION);
-    goto fail;
-  }
+  uint64_t size;
+  int rc, fd = fileio_open_envelope(path, IALS_MAGIC, IALS_VERSION, "iALS model", h, HDR_SIZE, &size, err, errlen);
+  if (fd < 0) return NULL;
   ials_param p;
   p.factors = (int)get32(h + 12);
   memcpy(&p.reg, h + 24, 4);
@@ -1066,9 +1041,9 @@ ials_model *ials_load(const char *path, char *err, size_t errlen) {
   }
   uint64_t ub = (uint64_t)nu * p.factors * sizeof(float), vb = (uint64_t)ni * p.factors * sizeof(float);
   uint64_t want = HDR_SIZE + ub + vb + 8;
-  if ((uint64_t)st.st_size != want) {
+  if (size != want) {
     snprintf(err, errlen, "%s is %lld bytes but its header (%u users, %u items, %d factors) needs %llu", path,
-             (long long)st.st_size, nu, ni, p.factors, (unsigned long long)want);
+             (long long)size, nu, ni, p.factors, (unsigned long long)want);
     goto fail;
   }
   m = xcalloc(1, sizeof *m);

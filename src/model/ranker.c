@@ -555,20 +555,8 @@ int ranker_save(const ranker *r, const char *path) {
 /* Check an envelope image and build the ranker from it. `path` is only for
  * messages. Takes nothing over: b stays the caller's. */
 static ranker *from_envelope(const unsigned char *b, size_t size, const char *path, char *err, size_t errlen) {
-  if (size < HDR_SIZE + 8) {
-    snprintf(err, errlen, "%s is too short (%zu bytes) to be a ranker model", path, size);
+  if (fileio_check_envelope(b, size, HDR_SIZE, RANKER_MAGIC, RANKER_VERSION, "ranker model", path, err, errlen))
     return NULL;
-  }
-  if (memcmp(b, RANKER_MAGIC, 8)) {
-    snprintf(err, errlen, "%s is not a ranker model (bad magic)", path);
-    return NULL;
-  }
-  uint32_t version = get32(b + 8);
-  if (version != RANKER_VERSION) {
-    snprintf(err, errlen, "%s has ranker model version %u, this build reads version %u", path, version,
-             RANKER_VERSION);
-    return NULL;
-  }
   /* the lengths that fix the size first: a short or long file is named as such */
   uint32_t nfeat = get32(b + 20);
   uint64_t model_len = get64(b + 64);

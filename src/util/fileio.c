@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/err.h"
@@ -96,4 +97,49 @@ int fileio_commit(int fd, char *tmp, const char *path, int rc) {
   }
   free(dir);
   return rc;
+}
+
+int fileio_check_envelope(const unsigned char *hdr, uint64_t size, size_t hdrlen, const char *magic,
+                          uint32_t version, const char *what, const char *path, char *err, size_t errlen) {
+  if (size < (uint64_t)hdrlen + 8) {
+    snprintf(err, errlen, "%s is too short (%llu bytes) to be a %s", path, (unsigned long long)size, what);
+    return -1;
+  }
+  if (memcmp(hdr, magic, 8)) {
+    snprintf(err, errlen, "%s is not a %s (bad magic)", path, what);
+    return -1;
+  }
+  uint32_t v = (uint32_t)hdr[8] | (uint32_t)hdr[9] << 8 | (uint32_t)hdr[10] << 16 | (uint32_t)hdr[11] << 24;
+  if (v != version) {
+    snprintf(err, errlen, "%s has %s format version %u, this build reads version %u", path, what, v, version);
+    return -1;
+  }
+  return 0;
+}
+
+int fileio_open_envelope(const char *path, const char *magic, uint32_t version, const char *what, void *hdr,
+                         size_t hdrlen, uint64_t *size, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st)) {
+    snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  *size = (uint64_t)st.st_size;
+  int rc = 0;
+  if (*size >= (uint64_t)hdrlen + 8 && (rc = fileio_read_all(fd, hdr, hdrlen))) {
+    snprintf(err, errlen, "cannot read %s: %s", path, recd_strerror(rc));
+    close(fd);
+    return -1;
+  }
+  if (fileio_check_envelope(hdr, *size, hdrlen, magic, version, what, path, err, errlen)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }

@@ -23,4 +23,16 @@ int fileio_create_tmp(const char *path, char **tmp);
  * On failure the tmp file is removed and path is untouched. */
 int fileio_commit(int fd, char *tmp, const char *path, int rc);
 
+/* The envelope every recd model file starts with: 8 magic bytes, then a
+ * little-endian u32 format version, and at least 8 bytes (the checksum)
+ * after a header of hdrlen bytes. `what` names the kind in messages
+ * ("iALS model"). fileio_check_envelope checks a header already in memory
+ * (size = the whole file's); fileio_open_envelope opens path, checks the
+ * size, reads the header into hdr and checks it. They return 0 / an open fd,
+ * or -1 with a message in err. */
+int fileio_check_envelope(const unsigned char *hdr, uint64_t size, size_t hdrlen, const char *magic,
+                          uint32_t version, const char *what, const char *path, char *err, size_t errlen);
+int fileio_open_envelope(const char *path, const char *magic, uint32_t version, const char *what, void *hdr,
+                         size_t hdrlen, uint64_t *size, char *err, size_t errlen);
+
 #endif
