@@ -35,7 +35,8 @@ static void help(void) {
          "                        default: popularity, content, covisitation, blend, ials, ease, blend+ease)\n"
          "  --json FILE           write the results as JSON\n"
          "  --plot FILE.svg       write metric-vs-k curves (P, R, nDCG, MAP; HR for replay) for all models\n\n"
-         "A rating data set has no live clock, so time decay and windows are off unless a model sets them.\n");
+         "A rating data set has no live clock, so time decay and windows are off unless a model sets them.\n"
+         "RECD_EVAL_META=1 prints each trained model's registry metadata (JSON) to stderr.\n");
 }
 
 static void json_str(FILE *f, const char *s) {

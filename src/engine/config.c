@@ -59,7 +59,15 @@ static const opt opts[] = {
     {"w_new", T_DBL, O(w_new), 0, "0.05", "blend weight: new arrivals", 0, 100},
     {"default_n", T_INT, O(default_n), 0, "10", "items per list when n is not given", 1, 1000},
     {"max_n", T_INT, O(max_n), 0, "100", "largest n a request may ask for", 1, 10000},
-    {"model", T_STR, O(model), S(model), "ials", "learned model that training produces: ials, ease or none", 0, 0},
+    {"model", T_STR, O(model), S(model), "ials", "learned model that training produces: ials, ease, ranker (a retrieval model plus a learned reranker) or none", 0, 0},
+    {"ranker_base", T_STR, O(ranker_base), S(ranker_base), "ials", "retrieval model trained with a ranker (model = ranker): ials, ease or none", 0, 0},
+    {"ranker_depth", T_INT, O(ranker_depth), 0, "30", "blend candidates the learned ranker reorders per request; 0 = ranker off", 0, 200},
+    {"ranker_rounds", T_INT, O(ranker_rounds), 0, "100", "ranker boosting rounds (trees; early stopping on the held-out slice)", 1, 10000},
+    {"ranker_tree_depth", T_INT, O(ranker_tree_depth), 0, "6", "ranker tree depth", 1, 16},
+    {"ranker_eta", T_DBL, O(ranker_eta), 0, "0.1", "ranker learning rate", 1e-6, 1},
+    {"ranker_horizon", T_DUR, O(ranker_horizon_ms), 0, "1d", "ranker labels: the user's events within this time after a sampled request", 1, 1e13},
+    {"ranker_window", T_DBL, O(ranker_window), 0, "0.3", "share of the log (the newest events) the ranker's training requests are sampled from", 0.01, 1},
+    {"ranker_max_groups", T_SIZE, O(ranker_max_groups), 0, "20000", "training requests (query groups) sampled for the ranker at most", 10, 1e8},
     {"ials_factors", T_INT, O(ials_factors), 0, "64", "iALS latent factors", 1, 1024},
     {"ials_iterations", T_INT, O(ials_iterations), 0, "15", "iALS alternating sweeps", 1, 1000},
     {"ials_reg", T_DBL, O(ials_reg), 0, "30", "iALS L2 regularisation", 1e-9, 1e9},
@@ -117,8 +125,12 @@ static int set_opt(recd_config *c, const opt *o, const char *v, char *err, size_
         snprintf(err, errlen, "fsync: '%s' is not one of full, normal, off", v);
         return RECD_EINVAL;
       }
-      if (!strcmp(o->name, "model") && strcmp(v, "ials") && strcmp(v, "ease") && strcmp(v, "none")) {
-        snprintf(err, errlen, "model: '%s' is not one of ials, ease, none", v);
+      if (!strcmp(o->name, "model") && strcmp(v, "ials") && strcmp(v, "ease") && strcmp(v, "ranker") && strcmp(v, "none")) {
+        snprintf(err, errlen, "model: '%s' is not one of ials, ease, ranker, none", v);
+        return RECD_EINVAL;
+      }
+      if (!strcmp(o->name, "ranker_base") && strcmp(v, "ials") && strcmp(v, "ease") && strcmp(v, "none")) {
+        snprintf(err, errlen, "ranker_base: '%s' is not one of ials, ease, none", v);
         return RECD_EINVAL;
       }
       if (!strcmp(o->name, "log_level") && strcmp(v, "error") && strcmp(v, "warn") &&

@@ -52,7 +52,14 @@ typedef struct recd_config {
   /* blend weights */
   double w_covis, w_content, w_category, w_trending, w_new;
   /* learned models */
-  char model[16];          /* none | ials | ease: what training produces */
+  char model[16];          /* none | ials | ease | ranker: what training produces */
+  char ranker_base[16];    /* ials | ease | none: the retrieval model a ranker version carries */
+  int ranker_depth;        /* candidates the ranker reorders per request (0 = ranker off) */
+  int ranker_rounds, ranker_tree_depth;
+  double ranker_eta;
+  int64_t ranker_horizon_ms; /* labels: the user's events within this time after the request */
+  double ranker_window;    /* share of the log (newest) that training requests are sampled from */
+  size_t ranker_max_groups;  /* training requests sampled at most */
   int ials_factors, ials_iterations;
   double ials_reg, ials_alpha, ease_lambda;
   double w_mf;             /* blend weight of the production model's scores */

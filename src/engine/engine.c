@@ -146,8 +146,7 @@ static int replay_event(void *arg, const store_event *ev) {
   return 0;
 }
 
-static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **out, char *err, size_t errlen) {
-  *out = NULL;
+static recd_engine *engine_alloc(const recd_config *cfg) {
   recd_engine *e = xcalloc(1, sizeof *e);
   e->cfg = *cfg;
   e->started_ms = clock_now_ms();
@@ -183,6 +182,12 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   e->ipp = (itemstats_params){.popularity_half_life_ms = cfg->popularity_half_life_ms};
   e->cvp = (covis_params){.max_neighbors = cfg->covis_max_neighbors, .half_life_ms = cfg->covis_half_life_ms};
 
+  return e;
+}
+
+static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **out, char *err, size_t errlen) {
+  *out = NULL;
+  recd_engine *e = engine_alloc(cfg);
   int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
   if (rc) goto fail;
   int64_t t0 = clock_mono_ns();
@@ -247,6 +252,59 @@ store_fail:
 fail:
   engine_free(e);
   return rc ? rc : RECD_EINVAL;
+}
+
+/* A scratch engine for replaying the log point-in-time (the ranker's training
+ * data): the live engine's configuration, event types, users and catalog,
+ * read through a second read-only connection; no events applied, no writer,
+ * no snapshots, no models. The caller applies events with
+ * engine__scratch_replay() and frees it with engine_free(). */
+recd_engine *engine__scratch_open(recd_engine *live, char *err, size_t errlen) {
+  recd_engine *e = engine_alloc(&live->cfg);
+  e->cfg.train_every = 0;
+  e->cfg.snapshot_every = 0;
+  memcpy(e->types, live->types, sizeof e->types);
+  e->ntypes = live->ntypes;
+  memcpy(e->type_tid, live->type_tid, sizeof e->type_tid);
+  memcpy(e->tid_type, live->tid_type, sizeof e->tid_type);
+  int rc = store_open_reader(live->cfg.data, &e->st, err, errlen);
+  if (!rc && ((rc = store_load_users(e->st, load_user, e)) || (rc = store_load_items(e->st, load_item, e))))
+    snprintf(err, errlen, "loading the catalog for a replay: %s", recd_strerror(rc));
+  if (rc) {
+    engine_free(e);
+    return NULL;
+  }
+  return e;
+}
+
+typedef struct {
+  recd_engine *e;
+  uint64_t upto;
+  int (*before)(void *arg, const store_event *ev, int type);
+  void *arg;
+} scratch_ctx;
+
+static int scratch_event(void *arg, const store_event *ev) {
+  scratch_ctx *c = arg;
+  recd_engine *e = c->e;
+  if (ev->seq > c->upto) return RECD_ECANCELED;
+  if (ev->tid < 0 || ev->tid >= 256 || e->tid_type[ev->tid] < 0 || ev->uid >= strmap_count(&e->users) ||
+      ev->iid >= strmap_count(&e->items))
+    return 0; /* users/items/types newer than the catalog read: past `upto` anyway */
+  int type = e->tid_type[ev->tid];
+  int rc = c->before ? c->before(c->arg, ev, type) : 0;
+  if (rc) return rc;
+  engine__apply_event(e, ev->uid, ev->iid, type, ev->ts_ms, ev->session);
+  atomic_fetch_add(&e->version, 1);
+  e->next_seq = ev->seq;
+  return 0;
+}
+
+int engine__scratch_replay(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
+                           void *arg) {
+  scratch_ctx c = {e, upto, before, arg};
+  int rc = store_scan_events(e->st, 0, scratch_event, &c);
+  return rc == RECD_ECANCELED ? 0 : rc;
 }
 
 int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t errlen) {

@@ -39,9 +39,10 @@
 typedef struct model_set {
   int refs;                       /* atomic */
   uint64_t version;
-  char kind[16];                  /* "ials" | "ease" */
-  struct ials_model *ials;
+  char kind[16];                  /* "ials" | "ease" | "ranker" */
+  struct ials_model *ials;        /* the retrieval model: one of ials, ease */
   struct ease_model *ease;
+  struct ranker *ranker;          /* kind "ranker": reranks the blend's top candidates */
   json_t *meta;
 } model_set;
 
@@ -150,6 +151,34 @@ void engine__models_close(recd_engine *e);  /* joins a running training job */
 void engine__train_tick(recd_engine *e);    /* writer thread: automatic training */
 size_t engine__model_topk(const model_set *m, const uint32_t *items, const float *r, size_t n, size_t k,
                           int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores);
+
+/* engine.c: scratch engines for point-in-time replays (rankdata.c) */
+recd_engine *engine__scratch_open(recd_engine *live, char *err, size_t errlen);
+/* apply the log's events with seq <= upto, in order; `before` (may be NULL)
+ * sees each event just before it is applied and may stop the scan (nonzero) */
+int engine__scratch_replay(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
+                           void *arg);
+void engine__trending_rebuild(recd_engine *e);
+
+/* features.c: the fixed-length vectors (also the ranker's inputs) */
+size_t engine__user_vector(recd_engine *e, uint32_t uid, int64_t now, float *out); /* 0 if unknown */
+const char *engine__user_vector_name(size_t i);
+void engine__item_vector_locked(recd_engine *e, const itemstats *s, int64_t now, float *out);
+const char *engine__item_vector_name(size_t i);
+#define ENGINE_USER_VEC_N 15
+#define ENGINE_ITEM_VEC_N 12
+
+/* recommend.c: the ranker's feature rows, shared by serving and training */
+#define RANK_MAX_DEPTH 200
+size_t engine__rank_nfeatures(void);
+const char *const *engine__rank_feature_names(void);
+/* The candidate stage for a known user as of now: the first `depth`
+ * eligible candidates in blend order, their ids and feature rows
+ * (rows: depth x engine__rank_nfeatures()). Returns how many. */
+size_t engine__rank_group(recd_engine *e, uint32_t uid, size_t depth, uint32_t *iids, float *rows);
+
+/* models.c */
+struct model_set *engine__model_train_retrieval(recd_engine *e, const char *kind, char *err, size_t errlen);
 
 /* recommend.c */
 trending *engine__trending(recd_engine *e); /* retained snapshot; release it */

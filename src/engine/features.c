@@ -40,6 +40,41 @@ static const char *const user_vec_names[] = {
     "days_since_last_seen", "top_category_share", "n_categories", "log1p_session_events"};
 #define USER_VEC_N (sizeof user_vec_names / sizeof user_vec_names[0])
 
+/* the user vector of a profile (caller holds the user's lock) */
+static void user_vector(recd_engine *e, const userprof *p, int64_t now, double *v) {
+  uint32_t clicks = p->counts[TYPE_CLICK], purchases = p->counts[TYPE_PURCHASE];
+  double total_aff = 0, top = 0;
+  for (int i = 0; i < p->naff; i++) {
+    double a = userprof_affinity(p, i, now, e->cfg.affinity_half_life_ms);
+    total_aff += a;
+    if (a > top) top = a;
+  }
+  double escore = decay_read(p->eng_score, p->eng_t, now, e->cfg.engagement_half_life_ms);
+  double vals[USER_VEC_N] = {log1p(p->counts[0]), log1p(p->counts[1]), log1p(p->counts[2]), log1p(p->counts[3]),
+                             log1p(p->counts[4]), log1p(p->total), log1p(p->seen.count),
+                             decay_factor(now - p->last_ts, e->cfg.recency_half_life_ms),
+                             p->total ? (double)(clicks + purchases) / p->total : 0, log1p(escore),
+                             (now - p->first_ts) / 86400000.0, (now - p->last_ts) / 86400000.0,
+                             total_aff > 0 ? top / total_aff : 0, p->naff, log1p(p->session_events)};
+  memcpy(v, vals, sizeof vals);
+}
+
+size_t engine__user_vector(recd_engine *e, uint32_t uid, int64_t now, float *out) {
+  userprof *p = ptrvec_get(&e->uprof, uid);
+  double v[USER_VEC_N];
+  if (!p) return 0;
+  pthread_mutex_t *l = engine__ulock(e, uid);
+  pthread_mutex_lock(l);
+  int have = p->total > 0;
+  if (have) user_vector(e, p, now, v);
+  pthread_mutex_unlock(l);
+  if (!have) return 0;
+  for (size_t i = 0; i < USER_VEC_N; i++) out[i] = (float)v[i];
+  return USER_VEC_N;
+}
+
+const char *engine__user_vector_name(size_t i) { return i < USER_VEC_N ? user_vec_names[i] : NULL; }
+
 json_t *engine_user_features(recd_engine *e, const char *user_id) {
   uint32_t uid = engine__find_user(e, user_id, strlen(user_id));
   userprof *p = uid == STRMAP_NONE ? NULL : ptrvec_get(&e->uprof, uid);
@@ -94,10 +129,8 @@ json_t *engine_user_features(recd_engine *e, const char *user_id) {
                       json_pack("{s:s?,s:o,s:o,s:i,s:i}", "session_id", p->session, "started", time_json(p->session_start),
                                 "last_event", time_json(p->session_last), "events", (json_int_t)p->session_events,
                                 "sessions", (json_int_t)p->sessions));
-  double v[USER_VEC_N] = {log1p(p->counts[0]), log1p(p->counts[1]), log1p(p->counts[2]), log1p(p->counts[3]),
-                          log1p(p->counts[4]), log1p(p->total), log1p(p->seen.count), recency, erate, log1p(escore),
-                          (now - p->first_ts) / 86400000.0, (now - p->last_ts) / 86400000.0,
-                          total_aff > 0 ? top / total_aff : 0, p->naff, log1p(p->session_events)};
+  double v[USER_VEC_N];
+  user_vector(e, p, now, v);
   pthread_mutex_unlock(l);
   json_object_set_new(o, "vector", vector_json(user_vec_names, v, USER_VEC_N));
   return o;
@@ -122,6 +155,30 @@ static void cats_tags(recd_engine *e, const itemstats *s, json_t *o) {
   json_object_set_new(o, "categories", c);
   json_object_set_new(o, "tags", t);
 }
+
+/* the item vector of a stats entry (caller holds the item's lock) */
+static void item_vector(recd_engine *e, const itemstats *s, int64_t now, double *v) {
+  uint32_t views = s->counts[TYPE_VIEW];
+  double pop = itemstats_popularity(s, now, e->cfg.popularity_half_life_ms);
+  int64_t born = s->created_at != INT64_MIN ? s->created_at : s->first_ts;
+  double vals[ITEM_VEC_N] = {log1p(s->counts[0]), log1p(s->counts[1]), log1p(s->counts[2]), log1p(s->counts[3]),
+                             log1p(s->counts[4]), log1p(pop),
+                             itemstats_ratio(s->counts[TYPE_CLICK], views, CTR_PRIOR, RATIO_K),
+                             itemstats_ratio(s->counts[TYPE_PURCHASE], views, CONV_PRIOR, RATIO_K),
+                             born == INT64_MAX || born > now ? 0 : (now - born) / 86400000.0,
+                             s->last_ts == INT64_MIN ? -1 : (now - s->last_ts) / 86400000.0,
+                             log1p(itemstats_window(s, now, (int)(e->cfg.trending_window_ms / 86400000), 0)),
+                             s->available};
+  memcpy(v, vals, sizeof vals);
+}
+
+void engine__item_vector_locked(recd_engine *e, const itemstats *s, int64_t now, float *out) {
+  double v[ITEM_VEC_N];
+  item_vector(e, s, now, v);
+  for (size_t i = 0; i < ITEM_VEC_N; i++) out[i] = (float)v[i];
+}
+
+const char *engine__item_vector_name(size_t i) { return i < ITEM_VEC_N ? item_vec_names[i] : NULL; }
 
 json_t *engine_item_features(recd_engine *e, const char *item_id) {
   uint32_t iid = engine__find_item(e, item_id, strlen(item_id));
@@ -155,9 +212,8 @@ json_t *engine_item_features(recd_engine *e, const char *item_id) {
   json_object_set_new(o, "available", json_boolean(s->available));
   json_object_set_new(o, "in_catalog", json_boolean(s->in_catalog));
   cats_tags(e, s, o);
-  double v[ITEM_VEC_N] = {log1p(s->counts[0]), log1p(s->counts[1]), log1p(s->counts[2]), log1p(s->counts[3]),
-                          log1p(s->counts[4]), log1p(pop), ctr, conv, age,
-                          s->last_ts == INT64_MIN ? -1 : (now - s->last_ts) / 86400000.0, log1p(win), s->available};
+  double v[ITEM_VEC_N];
+  item_vector(e, s, now, v);
   pthread_mutex_unlock(l);
   json_object_set_new(o, "vector", vector_json(item_vec_names, v, ITEM_VEC_N));
   return o;

@@ -29,6 +29,8 @@
 #include "engine/engine_int.h"
 #include "model/ease.h"
 #include "model/ials.h"
+#include "model/ranker.h"
+#include "engine/rankdata.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -48,6 +50,7 @@ void engine__models_release(model_set *m) {
   if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL)) return;
   ials_free(m->ials);
   ease_free(m->ease);
+  ranker_free(m->ranker);
   json_decref(m->meta);
   free(m);
 }
@@ -114,10 +117,29 @@ static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen)
   m->version = v;
   m->meta = meta;
   char why[256] = "";
-  if (kind && !strcmp(kind, "ials")) m->ials = ials_load(path, why, sizeof why);
-  else if (kind && !strcmp(kind, "ease")) m->ease = ease_load(path, why, sizeof why);
-  else snprintf(why, sizeof why, "unknown kind '%s'", kind ? kind : "?");
-  if (!m->ials && !m->ease) {
+  const char *base = kind && !strcmp(kind, "ranker") ? json_string_value(json_object_get(meta, "base")) : kind;
+  int ok = 1;
+  if (base && !strcmp(base, "ials")) ok = (m->ials = ials_load(path, why, sizeof why)) != NULL;
+  else if (base && !strcmp(base, "ease")) ok = (m->ease = ease_load(path, why, sizeof why)) != NULL;
+  else if (!(kind && !strcmp(kind, "ranker") && base && !strcmp(base, "none")))
+    ok = 0, snprintf(why, sizeof why, "unknown kind '%s'", kind ? kind : "?");
+  if (ok && !strcmp(kind, "ranker")) {
+    model_dir(e, v, path, sizeof path);
+    strcat(path, "/ranker.bin");
+    ok = (m->ranker = ranker_load(path, why, sizeof why)) != NULL;
+    for (size_t i = 0; ok && i < engine__rank_nfeatures(); i++)
+      if (ranker_feature_index(m->ranker, engine__rank_feature_names()[i]) != (int)i) {
+        snprintf(why, sizeof why, "ranker features differ from this build's (feature %zu is not '%s')", i,
+                 engine__rank_feature_names()[i]);
+        ok = 0;
+      }
+    if (ok && ranker_nfeatures(m->ranker) != engine__rank_nfeatures()) {
+      snprintf(why, sizeof why, "ranker has %zu features, this build computes %zu", ranker_nfeatures(m->ranker),
+               engine__rank_nfeatures());
+      ok = 0;
+    }
+  }
+  if (!ok) {
     snprintf(err, errlen, "model v%llu refused: %s", (unsigned long long)v, why);
     engine__models_release(m);
     return NULL;
@@ -336,26 +358,12 @@ static int promote_set(recd_engine *e, model_set *m, const char *why) {
   return 0;
 }
 
-int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail) {
-  *meta_out = NULL;
-  const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
-  if (strcmp(kind, "ials") && strcmp(kind, "ease")) {
-    recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials or ease", kind);
-    return RECD_EINVAL;
-  }
-  if (pthread_mutex_trylock(&e->train_lock)) {
-    recd_fail_set(fail, 409, "training_busy", -1, "", "a training is already running; try again when it ends");
-    return RECD_EEXISTS;
-  }
-  int64_t t0 = clock_mono_ns();
-  train_data t;
-  collect(e, 1, &t);
-  int64_t t1 = clock_mono_ns();
-  char err[512] = "";
+/* a retrieval model (iALS or EASE) fitted to the training data; its
+ * parameters go into `params` when given */
+static model_set *fit(recd_engine *e, const char *kind, const train_data *t, json_t *params, char *err, size_t errlen) {
   model_set *m = xcalloc(1, sizeof *m);
   m->refs = 1;
   snprintf(m->kind, sizeof m->kind, "%s", kind);
-  json_t *params = json_object();
   if (!strcmp(kind, "ials")) {
     ials_param p;
     ials_default_param(&p);
@@ -364,37 +372,187 @@ int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out
     p.reg = (float)e->cfg.ials_reg;
     p.alpha = (float)e->cfg.ials_alpha;
     p.threads = 2;
-    ials_problem pr = {.nusers = t.nusers, .nitems = t.nitems, .indptr = t.indptr, .indices = t.indices, .values = t.values};
-    m->ials = ials_train(&pr, &p, NULL, NULL, err, sizeof err);
-    json_object_set_new(params, "factors", json_integer(p.factors));
-    json_object_set_new(params, "iterations", json_integer(p.iterations));
-    json_object_set_new(params, "reg", json_real(p.reg));
-    json_object_set_new(params, "alpha", json_real(p.alpha));
-    json_object_set_new(params, "cg_steps", json_integer(p.cg_steps));
-    json_object_set_new(params, "seed", json_integer((json_int_t)p.seed));
+    ials_problem pr = {.nusers = t->nusers, .nitems = t->nitems, .indptr = t->indptr, .indices = t->indices, .values = t->values};
+    m->ials = ials_train(&pr, &p, NULL, NULL, err, errlen);
+    if (params) {
+      json_object_set_new(params, "factors", json_integer(p.factors));
+      json_object_set_new(params, "iterations", json_integer(p.iterations));
+      json_object_set_new(params, "reg", json_real(p.reg));
+      json_object_set_new(params, "alpha", json_real(p.alpha));
+      json_object_set_new(params, "cg_steps", json_integer(p.cg_steps));
+      json_object_set_new(params, "seed", json_integer((json_int_t)p.seed));
+    }
   } else {
     ease_param p;
     ease_default_param(&p);
     p.lambda = (float)e->cfg.ease_lambda;
     p.threads = 2;
     /* binary X: on MovieLens it beats strength-weighted X at every lambda tried */
-    ease_problem pr = {.nusers = t.nusers, .nitems = t.nitems, .indptr = t.indptr, .indices = t.indices, .values = NULL};
-    m->ease = ease_train(&pr, &p, err, sizeof err);
-    json_object_set_new(params, "lambda", json_real(p.lambda));
+    ease_problem pr = {.nusers = t->nusers, .nitems = t->nitems, .indptr = t->indptr, .indices = t->indices, .values = NULL};
+    m->ease = ease_train(&pr, &p, err, errlen);
+    if (params) json_object_set_new(params, "lambda", json_real(p.lambda));
   }
   if (!m->ials && !m->ease) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+model_set *engine__model_train_retrieval(recd_engine *e, const char *kind, char *err, size_t errlen) {
+  train_data t;
+  collect(e, 0, &t);
+  model_set *m = fit(e, kind, &t, NULL, err, errlen);
+  data_release(&t);
+  return m;
+}
+
+/* scores of the rows of one group by a ranker, or by the blend's order */
+static double group_ndcg(const ranker *rk, const rank_data *d, size_t g, int blend_col) {
+  size_t s = d->gstart[g], n = d->gsize[g];
+  float *sc = xmalloc(n * sizeof *sc);
+  if (!rk || ranker_predict(rk, d->x + s * d->nfeat, n, sc))
+    for (size_t k = 0; k < n; k++) sc[k] = -d->x[(s + k) * d->nfeat + (size_t)blend_col];
+  double v = engine__rank_ndcg(d->label + s, sc, n, EVAL_K);
+  free(sc);
+  return v;
+}
+
+/* The ranker of a "ranker" version: point-in-time groups from the log, the
+ * newest fifth of them held out; metrics on the held-out groups for the new
+ * ranker, the blend's own order and production (its ranker, or the blend). */
+static int fit_ranker(recd_engine *e, uint64_t upto, model_set *m, const model_set *prod, json_t *info,
+                      double *ndcg, double *pndcg, char *err, size_t errlen) {
+  rank_data_opts o = {.upto = upto,
+                      .depth = e->cfg.ranker_depth ? (size_t)e->cfg.ranker_depth : 30,
+                      .horizon_ms = e->cfg.ranker_horizon_ms,
+                      .base = e->cfg.ranker_base};
+  uint64_t window = (uint64_t)((double)upto * e->cfg.ranker_window);
+  o.cut = upto - window;
+  o.stride = window / e->cfg.ranker_max_groups + 1;
+  rank_data d;
+  int rc = engine__rank_data(e, &o, &d, err, errlen);
+  if (rc) return rc;
+  if (d.ngroups < 10) {
+    snprintf(err, errlen,
+             "only %zu of %zu sampled requests saw a candidate used within ranker_horizon; the ranker needs 10 "
+             "(more events, or a longer ranker_horizon / ranker_window)", d.ngroups, d.sampled);
+    engine__rank_data_release(&d);
+    return RECD_EINVAL;
+  }
+  size_t nvalid = d.ngroups / 5 ? d.ngroups / 5 : 1, ntrain = d.ngroups - nvalid;
+  size_t vrow = d.gstart[ntrain];
+  ranker_param p;
+  ranker_default_param(&p);
+  p.rounds = e->cfg.ranker_rounds;
+  p.max_depth = e->cfg.ranker_tree_depth;
+  p.eta = (float)e->cfg.ranker_eta;
+  p.threads = 2;
+  p.early_stopping = 10;
+  const char *const *names = engine__rank_feature_names();
+  ranker_problem tr = {.nrows = vrow, .nfeatures = d.nfeat, .x = d.x, .label = d.label, .group_sizes = d.gsize,
+                       .ngroups = ntrain, .feature_names = names};
+  ranker_problem va = {.nrows = d.nrows - vrow, .nfeatures = d.nfeat, .x = d.x + vrow * d.nfeat,
+                       .label = d.label + vrow, .group_sizes = d.gsize + ntrain, .ngroups = nvalid,
+                       .feature_names = names};
+  int64_t t0 = clock_mono_ns();
+  m->ranker = ranker_train(&tr, &va, &p, NULL, NULL, err, errlen);
+  double train_s = (clock_mono_ns() - t0) / 1e9;
+  if (!m->ranker) {
+    engine__rank_data_release(&d);
+    return RECD_EINVAL;
+  }
+  int blend_col = -1;
+  for (size_t i = 0; i < d.nfeat; i++)
+    if (!strcmp(names[i], "blend_rank")) blend_col = (int)i;
+  double rn = 0, bn = 0, pn = 0;
+  for (size_t g = ntrain; g < d.ngroups; g++) {
+    rn += group_ndcg(m->ranker, &d, g, blend_col);
+    bn += group_ndcg(NULL, &d, g, blend_col);
+    pn += prod && prod->ranker ? group_ndcg(prod->ranker, &d, g, blend_col) : 0;
+  }
+  rn /= (double)nvalid;
+  bn /= (double)nvalid;
+  pn = prod && prod->ranker ? pn / (double)nvalid : bn;
+  *ndcg = rn;
+  *pndcg = pn;
+  json_object_set_new(info, "ndcg_at_10", json_real(rn));
+  json_object_set_new(info, "blend_ndcg_at_10", json_real(bn));
+  json_object_set_new(info, "heldout", json_string("the newest fifth of the sampled requests, by log order"));
+  json_object_set_new(info, "groups_train", json_integer((json_int_t)ntrain));
+  json_object_set_new(info, "groups_heldout", json_integer((json_int_t)nvalid));
+  json_object_set_new(info, "groups_sampled", json_integer((json_int_t)d.sampled));
+  json_object_set_new(info, "rows", json_integer((json_int_t)d.nrows));
+  json_object_set_new(info, "features", json_integer((json_int_t)d.nfeat));
+  json_object_set_new(info, "first_sampled_seq", json_integer((json_int_t)(o.cut + 1)));
+  json_object_set_new(info, "stride", json_integer((json_int_t)o.stride));
+  json_object_set_new(info, "trees", json_integer(ranker_rounds(m->ranker)));
+  json_object_set_new(info, "replay_seconds", json_real(d.replay_seconds));
+  json_object_set_new(info, "base_at_cut_seconds", json_real(d.base_seconds));
+  json_object_set_new(info, "train_seconds", json_real(train_s));
+  json_object_set_new(info, "params", json_pack("{s:s,s:i,s:i,s:f,s:f,s:i,s:I,s:I,s:f}", "objective", p.objective,
+                                                "rounds", p.rounds, "max_depth", p.max_depth, "eta", (double)p.eta,
+                                                "subsample", (double)p.subsample, "early_stopping", p.early_stopping,
+                                                "depth", (json_int_t)o.depth, "horizon_ms", (json_int_t)o.horizon_ms,
+                                                "window", e->cfg.ranker_window));
+  engine__rank_data_release(&d);
+  return 0;
+}
+
+static int valid_kind(const char *k) { return !strcmp(k, "ials") || !strcmp(k, "ease") || !strcmp(k, "ranker"); }
+
+int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail) {
+  *meta_out = NULL;
+  const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
+  if (!valid_kind(kind)) {
+    recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials, ease or ranker", kind);
+    return RECD_EINVAL;
+  }
+  if (pthread_mutex_trylock(&e->train_lock)) {
+    recd_fail_set(fail, 409, "training_busy", -1, "", "a training is already running; try again when it ends");
+    return RECD_EEXISTS;
+  }
+  int is_ranker = !strcmp(kind, "ranker");
+  const char *base = is_ranker ? e->cfg.ranker_base : kind;
+  int64_t t0 = clock_mono_ns();
+  train_data t;
+  collect(e, 1, &t);
+  int64_t t1 = clock_mono_ns();
+  char err[512] = "";
+  json_t *params = json_object();
+  model_set *m = NULL;
+  if (strcmp(base, "none")) {
+    m = fit(e, base, &t, params, err, sizeof err);
+  } else {
+    m = xcalloc(1, sizeof *m);
+    m->refs = 1;
+  }
+  model_set *prod = engine__models(e);
+  double hr = 0, ndcg = 0, phr = 0, pndcg = 0, rndcg = 0, rpndcg = 0;
+  json_t *rinfo = NULL;
+  if (m) {
+    snprintf(m->kind, sizeof m->kind, "%s", kind);
+    if (is_ranker) {
+      rinfo = json_object();
+      int rc = fit_ranker(e, t.seq, m, prod, rinfo, &rndcg, &rpndcg, err, sizeof err);
+      if (rc) {
+        engine__models_release(m);
+        m = NULL;
+      }
+    }
+  }
+  if (!m) {
     recd_fail_set(fail, 422, "training_failed", -1, "", "training %s failed: %s", kind, err);
     json_decref(params);
-    free(m);
+    json_decref(rinfo);
+    engine__models_release(prod);
     data_release(&t);
     pthread_mutex_unlock(&e->train_lock);
     return RECD_EINVAL;
   }
   int64_t t2 = clock_mono_ns();
-  double hr, ndcg, phr = 0, pndcg = 0;
-  evaluate(m, &t, &hr, &ndcg);
-  model_set *prod = engine__models(e);
-  if (prod) evaluate(prod, &t, &phr, &pndcg);
+  if (m->ials || m->ease) evaluate(m, &t, &hr, &ndcg);
+  if (prod && (prod->ials || prod->ease)) evaluate(prod, &t, &phr, &pndcg);
 
   pthread_mutex_lock(&e->models_lock);
   m->version = e->model_next_version++;
@@ -403,8 +561,14 @@ int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out
   model_dir(e, m->version, dir, sizeof dir);
   mkdir(dir, 0755);
   snprintf(path, sizeof path, "%s/model.bin", dir);
-  int rc = m->ials ? ials_save(m->ials, path) : ease_save(m->ease, path);
+  int rc = m->ials ? ials_save(m->ials, path) : m->ease ? ease_save(m->ease, path) : 0;
   struct stat st;
+  json_int_t size = m->ials || m->ease ? (stat(path, &st) ? 0 : st.st_size) : 0;
+  if (!rc && m->ranker) {
+    snprintf(path, sizeof path, "%s/ranker.bin", dir);
+    rc = ranker_save(m->ranker, path);
+    size += stat(path, &st) ? 0 : st.st_size;
+  }
   clock_format_rfc3339(clock_now_ms(), ts, sizeof ts);
   clock_format_rfc3339(t.max_ts, last, sizeof last);
   uint64_t nnz = t.indptr[t.nusers];
@@ -414,9 +578,19 @@ int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out
                       "interactions", (json_int_t)nnz, "latest_event", last, "metrics", "hr_at_10", hr, "ndcg_at_10",
                       ndcg, "holdout_users", (json_int_t)t.nho, "holdout",
                       "each sampled user's most recent item, held out of training", "train_seconds",
-                      (t2 - t1) / 1e9, "collect_seconds", (t1 - t0) / 1e9, "size_bytes",
-                      (json_int_t)(stat(path, &st) ? 0 : st.st_size));
+                      (t2 - t1) / 1e9, "collect_seconds", (t1 - t0) / 1e9, "size_bytes", size);
   json_object_set_new(m->meta, "stage", json_string("candidate"));
+  if (is_ranker) {
+    json_object_set_new(m->meta, "base", json_string(base));
+    json_object_set_new(m->meta, "ranker", rinfo);
+    rinfo = NULL;
+    /* a ranker version is judged (and promoted) by its ranker on held-out requests */
+    ndcg = rndcg;
+    pndcg = rpndcg;
+    json_object_set_new(m->meta, "promotion_metric",
+                        json_string(prod && prod->ranker ? "ranker.ndcg_at_10 vs production's ranker on the same requests"
+                                                          : "ranker.ndcg_at_10 vs the blend's order on the same requests"));
+  }
   if (prod)
     json_object_set_new(m->meta, "production_on_same_slice",
                         json_pack("{s:I,s:f,s:f}", "version", (json_int_t)prod->version, "hr_at_10", phr, "ndcg_at_10", pndcg));
@@ -547,13 +721,13 @@ int engine_train_start(recd_engine *e, const recd_train_request *rq, uint64_t *j
   pthread_mutex_unlock(&e->models_lock);
   if (joinable) pthread_join(old, NULL); /* finished already: status != running */
   const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
-  if (strcmp(kind, "ials") && strcmp(kind, "ease")) {
-    recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials or ease", kind);
+  if (!valid_kind(kind)) {
+    recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials, ease or ranker", kind);
     return RECD_EINVAL;
   }
   pthread_mutex_lock(&e->models_lock);
   e->job_rq = *rq;
-  e->job_rq.kind = !strcmp(kind, "ials") ? "ials" : "ease"; /* static storage */
+  e->job_rq.kind = !strcmp(kind, "ials") ? "ials" : !strcmp(kind, "ease") ? "ease" : "ranker"; /* static storage */
   e->job_status = 0;
   json_decref(e->job_result);
   e->job_result = NULL;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/engine_int.h"
+#include "model/ranker.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/u32map.h"
@@ -31,6 +32,7 @@ typedef struct {
   uint32_t anchor[NSRC];   /* covis/content: anchor item; category: category id */
   float anchor_w[NSRC];
   float final;
+  float out_score;         /* the score shown: the blend, or the ranker's */
   uint32_t ord;            /* insertion order: ties keep the sources' order */
   uint32_t cat0;           /* first category or UINT32_MAX */
   int ok;
@@ -40,6 +42,7 @@ typedef struct {
   uint32_t iid;
   int type;
   float w;
+  int64_t ts;              /* the user's latest event on it */
 } anchor;
 
 typedef struct {
@@ -198,6 +201,12 @@ typedef struct {
   } cats[TOP_CATS];
   int ncats;
   int known;
+  /* for the ranker's features (filled only when ranking) */
+  struct {
+    uint32_t cat;
+    float share;
+  } aff[USERPROF_MAX_AFF];
+  int naff;
 } user_ctx;
 
 static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char *session, user_ctx *u) {
@@ -219,12 +228,16 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
       if (e->types[r->type].weight > e->types[u->anchors[k].type].weight) u->anchors[k].type = r->type;
       continue;
     }
-    u->anchors[u->nanchors++] = (anchor){.iid = r->iid, .type = r->type, .w = w};
+    u->anchors[u->nanchors++] = (anchor){.iid = r->iid, .type = r->type, .w = w, .ts = r->ts};
   }
   u->uid = uid; /* no copy of a possibly large seen set: eligible() looks it up */
   u->has_uid = 1;
   double total = 0, sc[USERPROF_MAX_AFF];
   for (int i = 0; i < p->naff; i++) total += sc[i] = userprof_affinity(p, i, now, e->cfg.affinity_half_life_ms);
+  for (int i = 0; i < p->naff && total > 0; i++) {
+    u->aff[u->naff].cat = p->aff[i].cat;
+    u->aff[u->naff++].share = (float)(sc[i] / total);
+  }
   for (int k = 0; k < TOP_CATS && total > 0; k++) {
     int best = -1;
     for (int i = 0; i < p->naff; i++)
@@ -504,12 +517,220 @@ static size_t resolve_cats(recd_engine *e, const char **names, size_t n, uint32_
   return m;
 }
 
+/* ---- the learned ranker's features ----
+ * One row per candidate, the same code for serving and for the training data
+ * (rankdata.c), so what the ranker learns from is what it scores. NAN is
+ * "missing" (XGBoost learns a direction for it). Layout: */
+static const char *const src_names[NSRC] = {"covis", "content", "category", "trending", "new", "mf"};
+enum {
+  RF_SRC = 0,                     /* src_<source>: the source's score, normalised to [0, 1] in the request */
+  RF_RANK = RF_SRC + NSRC,        /* rank_<source>: 1-based rank by that source in the group, NAN if none */
+  RF_BLEND = RF_RANK + NSRC,      /* blend_score */
+  RF_BLEND_RANK,                  /* blend_rank: 1-based position in the blend's order */
+  RF_COVIS_ANCHOR,                /* covis_anchor_pos: how recent the anchor is (0 = newest), NAN if none */
+  RF_CONTENT_ANCHOR,              /* content_anchor_pos */
+  RF_AFF_MAX,                     /* cat_affinity_max: the user's largest affinity share among the item's categories */
+  RF_AFF_SUM,                     /* cat_affinity_sum */
+  RF_CAT_DAYS,                    /* days_since_cat: since the user's last recent event in one of them, NAN if none */
+  RF_NCATS,                       /* item_ncats */
+  RF_USER,                        /* u_<user vector>, NAN for anonymous users */
+  RF_ITEM = RF_USER + ENGINE_USER_VEC_N, /* i_<item vector> */
+  RF_N = RF_ITEM + ENGINE_ITEM_VEC_N
+};
+
+static char rank_name_buf[RF_N][48];
+static const char *rank_names[RF_N];
+static pthread_once_t rank_names_once = PTHREAD_ONCE_INIT;
+
+static void rank_names_init(void) {
+  for (int i = 0; i < NSRC; i++) {
+    snprintf(rank_name_buf[RF_SRC + i], 48, "src_%s", src_names[i]);
+    snprintf(rank_name_buf[RF_RANK + i], 48, "rank_%s", src_names[i]);
+  }
+  static const char *fixed[] = {"blend_score",      "blend_rank",       "covis_anchor_pos", "content_anchor_pos",
+                                "cat_affinity_max", "cat_affinity_sum", "days_since_cat",   "item_ncats"};
+  for (int i = 0; i < RF_USER - RF_BLEND; i++) snprintf(rank_name_buf[RF_BLEND + i], 48, "%s", fixed[i]);
+  for (int i = 0; i < ENGINE_USER_VEC_N; i++) snprintf(rank_name_buf[RF_USER + i], 48, "u_%s", engine__user_vector_name((size_t)i));
+  for (int i = 0; i < ENGINE_ITEM_VEC_N; i++) snprintf(rank_name_buf[RF_ITEM + i], 48, "i_%s", engine__item_vector_name((size_t)i));
+  for (int i = 0; i < RF_N; i++) rank_names[i] = rank_name_buf[i];
+}
+
+size_t engine__rank_nfeatures(void) { return RF_N; }
+
+const char *const *engine__rank_feature_names(void) {
+  pthread_once(&rank_names_once, rank_names_init);
+  return rank_names;
+}
+
+static int anchor_pos(const user_ctx *u, uint32_t iid) {
+  for (int i = 0; i < u->nanchors; i++)
+    if (u->anchors[i].iid == iid) return i;
+  return -1;
+}
+
+/* rows for the candidates cs->c[idx[0..nd)] (scores already normalised) */
+static void rank_rows(recd_engine *e, const cand_set *cs, const user_ctx *u, const size_t *idx, size_t nd,
+                      float *rows) {
+  int64_t now = cs->now;
+  float uvec[ENGINE_USER_VEC_N];
+  size_t nu = u && u->has_uid ? engine__user_vector(e, u->uid, now, uvec) : 0;
+  /* the latest time the user touched each category, from the recent anchors */
+  struct {
+    uint32_t cat;
+    int64_t ts;
+  } last[64];
+  int nlast = 0;
+  for (int a = 0; u && a < u->nanchors; a++) {
+    itemstats *s = ptrvec_get(&e->istats, u->anchors[a].iid);
+    if (!s) continue;
+    uint32_t cats[ITEM_MAX_CATS];
+    pthread_mutex_t *l = engine__ilock(e, u->anchors[a].iid);
+    pthread_mutex_lock(l);
+    int nc = s->ncats;
+    if (nc) memcpy(cats, s->cats, (size_t)nc * sizeof *cats);
+    pthread_mutex_unlock(l);
+    for (int k = 0; k < nc; k++) {
+      int j;
+      for (j = 0; j < nlast; j++)
+        if (last[j].cat == cats[k]) break;
+      if (j == nlast) {
+        if (nlast == 64) continue;
+        last[nlast].cat = cats[k];
+        last[nlast++].ts = u->anchors[a].ts;
+      } else if (u->anchors[a].ts > last[j].ts) {
+        last[j].ts = u->anchors[a].ts;
+      }
+    }
+  }
+  for (size_t k = 0; k < nd; k++) {
+    const cand *c = &cs->c[idx[k]];
+    float *x = rows + k * RF_N;
+    for (int s = 0; s < NSRC; s++) {
+      x[RF_SRC + s] = c->s[s];
+      if (!(c->s[s] > 0)) {
+        x[RF_RANK + s] = NAN;
+        continue;
+      }
+      int rank = 1;
+      for (size_t j = 0; j < nd; j++) rank += cs->c[idx[j]].s[s] > c->s[s];
+      x[RF_RANK + s] = (float)rank;
+    }
+    x[RF_BLEND] = c->final;
+    x[RF_BLEND_RANK] = (float)(k + 1);
+    int ap = c->s[SRC_COVIS] > 0 && u ? anchor_pos(u, c->anchor[SRC_COVIS]) : -1;
+    x[RF_COVIS_ANCHOR] = ap >= 0 ? (float)ap : NAN;
+    ap = c->s[SRC_CONTENT] > 0 && u ? anchor_pos(u, c->anchor[SRC_CONTENT]) : -1;
+    x[RF_CONTENT_ANCHOR] = ap >= 0 ? (float)ap : NAN;
+    for (size_t i = 0; i < ENGINE_USER_VEC_N; i++) x[RF_USER + i] = nu ? uvec[i] : NAN;
+    uint32_t cats[ITEM_MAX_CATS];
+    int nc = 0;
+    itemstats *s = ptrvec_get(&e->istats, c->iid);
+    if (s) {
+      pthread_mutex_t *l = engine__ilock(e, c->iid);
+      pthread_mutex_lock(l);
+      engine__item_vector_locked(e, s, now, x + RF_ITEM);
+      nc = s->ncats;
+      if (nc) memcpy(cats, s->cats, (size_t)nc * sizeof *cats);
+      pthread_mutex_unlock(l);
+    } else {
+      for (size_t i = 0; i < ENGINE_ITEM_VEC_N; i++) x[RF_ITEM + i] = NAN;
+    }
+    float amax = 0, asum = 0;
+    int64_t lt = INT64_MIN;
+    for (int i = 0; i < nc; i++) {
+      for (int j = 0; u && j < u->naff; j++)
+        if (u->aff[j].cat == cats[i]) {
+          asum += u->aff[j].share;
+          if (u->aff[j].share > amax) amax = u->aff[j].share;
+        }
+      for (int j = 0; j < nlast; j++)
+        if (last[j].cat == cats[i] && last[j].ts > lt) lt = last[j].ts;
+    }
+    x[RF_AFF_MAX] = amax;
+    x[RF_AFF_SUM] = asum;
+    x[RF_CAT_DAYS] = lt == INT64_MIN ? NAN : (float)((double)(now - lt) / 86400000.0);
+    x[RF_NCATS] = (float)nc;
+  }
+}
+
+/* where the training-data builder wants a group's rows instead of a list */
+typedef struct {
+  size_t depth;
+  uint32_t *iids;
+  float *rows;
+  size_t n;
+} rank_sink;
+
+typedef struct {
+  float s;
+  size_t i;
+} scored_idx;
+
+static int scored_cmp(const void *a, const void *b) {
+  const scored_idx *x = a, *y = b;
+  if (x->s != y->s) return x->s < y->s ? 1 : -1;
+  return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Rerank (or, with a sink, export) the first `depth` eligible candidates of
+ * the sorted prefix [0, pre): they move to the front in the ranker's order.
+ * ok[] (eligibility cache) moves with them. */
+static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uint8_t *ok, const ranker *rk,
+                   size_t depth, rank_sink *sink) {
+  if (depth > RANK_MAX_DEPTH) depth = RANK_MAX_DEPTH;
+  size_t idx[RANK_MAX_DEPTH], nd = 0;
+  for (size_t i = 0; i < pre && nd < depth; i++) {
+    if (!ok[i]) ok[i] = eligible(e, r, cs->c[i].iid, &cs->c[i], cs->now) ? 1 : 2;
+    if (ok[i] == 1) idx[nd++] = i;
+  }
+  if (!nd) return;
+  float *rows = sink ? sink->rows : xmalloc(nd * RF_N * sizeof *rows);
+  rank_rows(e, cs, r->u, idx, nd, rows);
+  if (sink) {
+    for (size_t k = 0; k < nd; k++) sink->iids[k] = cs->c[idx[k]].iid;
+    sink->n = nd;
+    return;
+  }
+  float sc[RANK_MAX_DEPTH];
+  int rc = ranker_predict(rk, rows, nd, sc);
+  free(rows);
+  if (rc) return; /* logged by the ranker; the blend's order stands */
+  scored_idx o[RANK_MAX_DEPTH];
+  float lo = INFINITY;
+  for (size_t k = 0; k < nd; k++) {
+    o[k] = (scored_idx){sc[k], idx[k]};
+    if (sc[k] < lo) lo = sc[k];
+  }
+  qsort(o, nd, sizeof *o, scored_cmp);
+  size_t m = cs->n;
+  cand *c2 = xmalloc(m * sizeof *c2);
+  uint8_t *ok2 = xmalloc(m), *moved = xcalloc(m, 1);
+  for (size_t k = 0; k < nd; k++) {
+    c2[k] = cs->c[o[k].i];
+    c2[k].out_score = o[k].s;
+    ok2[k] = 1;
+    moved[o[k].i] = 1;
+  }
+  size_t k = nd;
+  for (size_t i = 0; i < m; i++)
+    if (!moved[i]) {
+      c2[k] = cs->c[i];
+      c2[k].out_score = lo - 1e-3f * (float)(k - nd + 1); /* below every reranked item, in blend order */
+      ok2[k++] = ok[i];
+    }
+  memcpy(cs->c, c2, m * sizeof *c2);
+  memcpy(ok, ok2, m);
+  free(c2);
+  free(ok2);
+  free(moved);
+}
+
 /* Score, rule-filter, diversify and fill `out` from the candidate set.
  * Scores come from the sources alone (no locks); eligibility is checked
  * lazily in score order, so only about as many items as the list needs are
  * locked and looked at, however many candidates there are. */
 static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const trending *t, size_t n, const float *wsrc,
-                        int anonymous, recd_rec_result *out) {
+                        int anonymous, const ranker *rk, rank_sink *sink, recd_rec_result *out) {
   char win[32];
   window_words(e->cfg.trending_window_ms, win, sizeof win);
   float mx[NSRC] = {0};
@@ -525,10 +746,12 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
         c->s[s] /= mx[s];
         f += wsrc[s] * c->s[s];
       }
-    c->final = (float)f;
+    c->final = c->out_score = (float)f;
   }
-  /* sort a prefix big enough for the usual case; the rest only if needed */
-  size_t pre = 8 * n + 64 < m ? 8 * n + 64 : m;
+  /* sort a prefix big enough for the usual case (and the ranker); the rest only if needed */
+  size_t depth = sink ? sink->depth : rk ? (size_t)e->cfg.ranker_depth : 0;
+  size_t want = 8 * n + 64 > 4 * depth ? 8 * n + 64 : 4 * depth;
+  size_t pre = want < m ? want : m;
   if (pre) {
     /* ties keep the order in which sources added candidates (trending lists add
      * the most popular first): the heap prefers larger ids, so offer m-1-i */
@@ -554,7 +777,16 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     pop_list_release(&top);
   }
 
+  uint8_t *ok = xcalloc(m ? m : 1, 1); /* 0 unchecked, 1 eligible, 2 not */
+  if (depth) {
+    rerank(e, cs, r, pre, ok, rk, depth, sink);
+    if (sink) {
+      free(ok);
+      return;
+    }
+  }
   out->items = xcalloc(n ? n : 1, sizeof *out->items);
+  size_t *pos = xmalloc((n ? n : 1) * sizeof *pos);
   out->count = 0;
   /* diversity: at most ceil(diversity * n) per first category, relaxed if short */
   size_t maxper = (size_t)ceil(e->cfg.diversity * (double)n);
@@ -562,7 +794,6 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   u32map percat, taken;
   u32map_init(&percat);
   u32map_init(&taken);
-  uint8_t *ok = xcalloc(m ? m : 1, 1); /* 0 unchecked, 1 eligible, 2 not */
   size_t sorted_upto = pre;
   for (int pass = 0; pass < 2 && out->count < n; pass++) {
     for (size_t i = 0; i < m && out->count < n; i++) {
@@ -579,20 +810,26 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
         (*k)++;
       }
       u32map_put(&taken, c->iid, 1, NULL);
+      pos[out->count] = i;
       recd_rec_item *it = &out->items[out->count++];
       it->item_id = engine__item_key(e, c->iid);
-      it->score = c->final;
+      it->score = c->out_score;
       reasons_for(e, c, wsrc, win, it, r->u, anonymous);
     }
   }
   free(ok);
-  /* diversity may have pulled lower-scored items forward: present the chosen set by score */
+  /* diversity may have pulled lower-ranked items forward: present the chosen
+   * set in candidate order (the blend's score order, or the ranker's) */
   for (size_t i = 1; i < out->count; i++)
-    for (size_t j = i; j > 0 && out->items[j].score > out->items[j - 1].score; j--) {
+    for (size_t j = i; j > 0 && pos[j] < pos[j - 1]; j--) {
       recd_rec_item tmp = out->items[j];
       out->items[j] = out->items[j - 1];
       out->items[j - 1] = tmp;
+      size_t tp = pos[j];
+      pos[j] = pos[j - 1];
+      pos[j - 1] = tp;
     }
+  free(pos);
   /* fill: trending lists, then any eligible item (small catalogs only reach here) */
   size_t nitems = strmap_count(&e->items);
   for (int stage = 0; stage < 2 && out->count < n; stage++) {
@@ -601,9 +838,10 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       uint32_t iid = stage == 0 ? t->global.e[i].iid : (uint32_t)i;
       if (u32map_get(&taken, iid) || !eligible(e, r, iid, NULL, cs->now)) continue;
       u32map_put(&taken, iid, 1, NULL);
-      recd_rec_item *it = &out->items[out->count++];
+      recd_rec_item *it = &out->items[out->count];
+      it->score = out->count && out->items[out->count - 1].score < 0 ? out->items[out->count - 1].score : 0;
+      out->count++;
       it->item_id = engine__item_key(e, iid);
-      it->score = 0;
       it->nreasons = 1;
       snprintf(it->reasons[0], sizeof it->reasons[0], stage == 0 ? "popular %s" : "from the catalog", win);
     }
@@ -612,7 +850,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   u32map_release(&taken);
 }
 
-int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_result *out) {
+static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sink, recd_rec_result *out) {
   memset(out, 0, sizeof *out);
   new_rec_id(e, out);
   int64_t now = engine__now(e);
@@ -646,16 +884,18 @@ int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_resul
   cand_set cs = {.e = e, .now = now};
   u32map_init(&cs.idx);
   u32map_reserve(&cs.idx, 2048);
-  model_set *ms = e->cfg.w_mf > 0 ? engine__models(e) : NULL;
+  model_set *ms = engine__models(e);
+  int mf = ms && (ms->ials || ms->ease) && e->cfg.w_mf > 0;
   float wsrc[NSRC] = {(float)e->cfg.w_covis,    (float)e->cfg.w_content, (float)e->cfg.w_category,
-                      (float)e->cfg.w_trending, (float)e->cfg.w_new,     (float)(ms ? e->cfg.w_mf : 0)};
+                      (float)e->cfg.w_trending, (float)e->cfg.w_new,     (float)(mf ? e->cfg.w_mf : 0)};
   if (wsrc[SRC_COVIS] > 0) src_covis(&cs, &u);
   if (wsrc[SRC_CONTENT] > 0) src_content(&cs, &u);
-  if (ms) src_mf(&cs, &u, ms);
-  engine__models_release(ms);
+  if (mf) src_mf(&cs, &u, ms);
   src_trending(&cs, t, &u, fcats, nf);
   rules r = {.u = &u, .excl = &excl, .fcats = fcats, .nfcats = nf, .self = UINT32_MAX};
-  finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, out);
+  finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, ms && e->cfg.ranker_depth ? ms->ranker : NULL,
+              sink, out);
+  engine__models_release(ms);
   free(cs.c);
   u32map_release(&cs.idx);
 done:
@@ -663,6 +903,23 @@ done:
   u32map_release(&excl);
   u32map_release(&u.seen);
   return 0;
+}
+
+int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_result *out) {
+  return recommend(e, req, NULL, out);
+}
+
+size_t engine__rank_group(recd_engine *e, uint32_t uid, size_t depth, uint32_t *iids, float *rows) {
+  pthread_rwlock_rdlock(&e->users_lock);
+  const char *key = uid < strmap_count(&e->users) ? strmap_key(&e->users, uid) : NULL;
+  pthread_rwlock_unlock(&e->users_lock);
+  if (!key) return 0;
+  rank_sink sink = {.depth = depth > RANK_MAX_DEPTH ? RANK_MAX_DEPTH : depth, .iids = iids, .rows = rows};
+  recd_rec_request rq = {.user_id = key, .n = 10};
+  recd_rec_result res;
+  recommend(e, &rq, &sink, &res);
+  engine_result_release(&res);
+  return sink.n;
 }
 
 int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_result *out) {
@@ -701,7 +958,7 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
   u32map excl;
   u32map_init(&excl);
   rules r = {.u = NULL, .excl = &excl, .self = iid};
-  finish_list(e, &cs, &r, t, n, wsrc, 1, out);
+  finish_list(e, &cs, &r, t, n, wsrc, 1, NULL, NULL, out);
   /* rephrase anchor reasons for item pages */
   for (size_t i = 0; i < out->count; i++)
     for (int k = 0; k < out->items[i].nreasons; k++) {
@@ -783,3 +1040,5 @@ sorted:
   pop_list_release(&pl);
   return 0;
 }
+
+void engine__trending_rebuild(recd_engine *e) { rebuild_trending(e); }

@@ -146,6 +146,11 @@ static int train(const eval_data *d, const uint8_t *is_test, const recd_config *
       untrain(t);
       return rc;
     }
+    if (getenv("RECD_EVAL_META")) {
+      char *txt = json_dumps(meta, JSON_INDENT(1));
+      fprintf(stderr, "%s\n", txt);
+      free(txt);
+    }
     json_decref(meta);
   }
   return 0;

@@ -680,11 +680,11 @@ static void h_models_train(http_worker *w, struct evhttp_request *req, route_id 
     goto out;
   }
   dowait = wait && !strcmp(wait, "true");
-  if (kind && strcmp(kind, "ials") && strcmp(kind, "ease")) {
-    http__error(w, req, r, t0, 400, "invalid_parameter", "kind", "kind: '%.32s' is not ials or ease", kind);
+  if (kind && strcmp(kind, "ials") && strcmp(kind, "ease") && strcmp(kind, "ranker")) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", "kind", "kind: '%.32s' is not ials, ease or ranker", kind);
     goto out;
   }
-  rq.kind = kind ? (!strcmp(kind, "ials") ? "ials" : "ease") : NULL;
+  rq.kind = kind ? (!strcmp(kind, "ials") ? "ials" : !strcmp(kind, "ease") ? "ease" : "ranker") : NULL;
   if (promote) {
     if (!strcmp(promote, "if_better")) rq.promote = RECD_PROMOTE_IF_BETTER;
     else if (!strcmp(promote, "always")) rq.promote = RECD_PROMOTE_ALWAYS;

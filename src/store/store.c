@@ -158,6 +158,35 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
   return 0;
 }
 
+/* A second, read-only connection to a data dir that this process already
+ * owns (no lock taken): WAL lets it read a consistent snapshot while the
+ * writer keeps committing. Used by background jobs that scan the log. */
+int store_open_reader(const char *dir, store **out, char *err, size_t errlen) {
+  *out = NULL;
+  store *s = xcalloc(1, sizeof *s);
+  s->lock_fd = -1;
+  size_t n = strlen(dir) + 16;
+  s->path = xmalloc(n);
+  snprintf(s->path, n, "%s/recd.db", dir);
+  int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open %s for reading: %s", s->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    store_close(s);
+    return RECD_ESTORE;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  sqlite3_exec(s->db, "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;", NULL, NULL, NULL);
+  for (int i = 0; i < ST_COUNT; i++) {
+    if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+      snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
+      store_close(s);
+      return RECD_ESTORE;
+    }
+  }
+  *out = s;
+  return 0;
+}
+
 void store_close(store *s) {
   if (!s) return;
   for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);

@@ -43,6 +43,8 @@ typedef struct {
 } store_item;
 
 int store_open(const char *dir, const char *fsync_mode, store **out, char *err, size_t errlen);
+/* read-only second connection to a data dir this process holds open */
+int store_open_reader(const char *dir, store **out, char *err, size_t errlen);
 void store_close(store *s);   /* NULL is a no-op */
 const char *store_path(const store *s);
 int store_failed(const store *s);

@@ -19,7 +19,8 @@
   X(FATAL,    "store is in a failed state after an I/O error")    \
   X(CLOSED,   "engine is shutting down")                          \
   X(FULL,     "queue is full")                                    \
-  X(PARSE,    "parse error")
+  X(PARSE,    "parse error")                                      \
+  X(CANCELED, "stopped early")
 
 enum {
   RECD__ERRBASE = -1000,

@@ -81,3 +81,71 @@ class ModelsTest(RecdTestCase):
         self.assertEqual(self.ok(self.server.get(API + "/models"))["production"], before)
         rec = self.ok(self.server.get(API + "/recommendations/mnew?n=5"))
         self.assertTrue(any("taste" in x for it in rec["items"] for x in it["reasons"]), rec)
+
+
+class RankerTest(RecdTestCase):
+    """A "ranker" version: a retrieval model plus a learned reranker trained on
+    point-in-time requests replayed from the log."""
+
+    @classmethod
+    def prepare(cls):
+        # 80 users in two tastes browse 3 items of their taste per visit, one
+        # visit every 80 minutes, over 100 items per taste; sometimes click or buy
+        t0 = 1700000000
+        evs = []
+        for k in range(2400):
+            u = (k * 7) % 80
+            block = "a" if u < 40 else "b"
+            item = "%s%d" % (block, (u * 3 + k // 80 * 5 + k % 3) % 100)
+            etype = "purchase" if k % 11 == 0 else "click" if k % 5 == 0 else "view"
+            evs.append(ev("ru%d" % u, item, etype, ts=t0 + k * 60))
+        for s in range(0, len(evs), 1000):
+            r = cls.server.post(API + "/events", {"events": evs[s:s + 1000]})
+            assert r.status == 200, r.describe()
+
+    def test_1_train_ranker_serves_reranked_lists(self):
+        m = self.ok(self.server.post(API + "/models/train?wait=true&kind=ranker&promote=always"))
+        self.assertEqual(m["kind"], "ranker")
+        self.assertEqual(m["base"], "ials")
+        self.assertEqual(m["stage"], "production")
+        rk = m["ranker"]
+        for key in ("ndcg_at_10", "blend_ndcg_at_10", "groups_train", "groups_heldout", "rows", "features", "trees"):
+            self.assertIn(key, rk)
+        self.assertGreater(rk["groups_train"], 10, rk)
+        self.assertGreater(rk["ndcg_at_10"], 0, rk)
+        self.assertEqual(self.ok(self.server.get(API + "/models"))["production"], m["version"])
+        rec = self.ok(self.server.get(API + "/recommendations/ru7?n=8"))
+        self.assertEqual(len(rec["items"]), 8, rec)
+        scores = [it["score"] for it in rec["items"]]
+        self.assertEqual(scores, sorted(scores, reverse=True), rec)
+        seen = self.ok(self.server.get(API + "/users/ru7/features"))
+        recent = {r["item_id"] for r in seen["recent_items"]}
+        self.assertFalse(recent & set(item_ids(rec)), rec)
+        # read-your-writes holds with the ranker on: a bought item leaves the list
+        top = item_ids(rec)[0]
+        self.ok(self.server.post(API + "/events", ev("ru7", top, "purchase")))
+        self.assertNotIn(top, item_ids(self.ok(self.server.get(API + "/recommendations/ru7?n=8"))))
+
+    def test_2_restart_keeps_the_ranker(self):
+        prod = self.ok(self.server.get(API + "/models"))["production"]
+        self.server.stop()
+        self.server.start()
+        d = self.ok(self.server.get(API + "/models"))
+        self.assertEqual(d["production"], prod)
+        kinds = {m["version"]: m["kind"] for m in d["models"]}
+        self.assertEqual(kinds[prod], "ranker")
+        self.assertEqual(len(item_ids(self.ok(self.server.get(API + "/recommendations/ru9?n=5")))), 5)
+
+
+class RankerTooLittleDataTest(RecdTestCase):
+    @classmethod
+    def prepare(cls):
+        r = cls.server.post(API + "/events", {"events": [ev("x%d" % i, "i%d" % i, "view") for i in range(30)]})
+        assert r.status == 200, r.describe()
+
+    def test_ranker_needs_labelled_requests(self):
+        before = self.ok(self.server.get(API + "/models"))
+        r = self.server.post(API + "/models/train?wait=true&kind=ranker")
+        self.assertError(r, 422, "training_failed")
+        self.assertIn("ranker_horizon", r.json["error"]["message"])
+        self.assertEqual(self.ok(self.server.get(API + "/models")), before)

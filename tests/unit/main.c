@@ -28,6 +28,7 @@ static const struct {
     {"ranker", ranker_suite},
     {"eventparse", eventparse_suite},
     {"engine", engine_suite},
+    {"rankdata", rankdata_suite},
     {"route", route_suite},
     {"gen", gen_suite},
     {"import", import_suite},

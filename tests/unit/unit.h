@@ -24,6 +24,7 @@ Suite *ials_suite(void);
 Suite *ease_suite(void);
 Suite *ranker_suite(void);
 Suite *engine_suite(void);
+Suite *rankdata_suite(void);
 Suite *eventparse_suite(void);
 Suite *route_suite(void);
 Suite *gen_suite(void);
