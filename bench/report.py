@@ -170,6 +170,17 @@ def main():
                      fmt(b["recd"]["p50_ms_median"], "ms"), fmt(b["recd"]["p99_ms_median"], "ms"),
                      fmt(b["nginx"]["p99_ms_median"], "ms"), "≥ 250k durable events/s",
                      verdict(None if e is None else e >= TARGETS["batch_events_s"]), errs("batch")))
+    if "recs_ials" in tests:
+        test_row("recs_ials", "GET recs n=10, iALS in production", "(reported)", "")
+    rr = tests.get("recs_ranker")
+    if rr:
+        ri = tests.get("recs_ials")
+        cost = None
+        if ri and ri["recd"]["rps_median"] and rr["recd"]["rps_median"]:
+            cost = rr["recd"]["rps_median"] / ri["recd"]["rps_median"]
+        test_row("recs_ranker", "GET recs n=10, ranker in production", "ranker ≥ 0.5× iALS-only throughput",
+                 verdict(None if cost is None else cost >= 0.5)
+                 + ("" if cost is None else f" ({cost:.2f}× iALS-only)"))
     imp = res["import"]
     rows.append((f"recd import ({meta['events']:,} events, {imp['runs']} run{'s' if imp['runs'] != 1 else ''})", fmt(imp["events_s_median"], " events/s"),
                  "", "", "", "", "", "≥ 1M events/s",
