@@ -29,6 +29,7 @@ static const struct {
     {"eventparse", eventparse_suite},
     {"engine", engine_suite},
     {"route", route_suite},
+    {"jsonout", jsonout_suite},
     {"gen", gen_suite},
     {"import", import_suite},
     {"metrics", metrics_suite},
