@@ -163,6 +163,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   pthread_mutex_init(&e->train_lock, NULL);
   pthread_mutex_init(&e->trend_build, NULL);
   pthread_mutex_init(&e->q_lock, NULL);
+  pthread_mutex_init(&e->scratch_lock, NULL);
   pthread_cond_init(&e->q_cond, NULL);
   strmap_init(&e->users);
   strmap_init(&e->items);
@@ -288,6 +289,8 @@ void engine_free(recd_engine *e) {
   pthread_mutex_destroy(&e->trend_lock);
   pthread_mutex_destroy(&e->trend_build);
   pthread_mutex_destroy(&e->q_lock);
+  engine__scratch_free_all(e);
+  pthread_mutex_destroy(&e->scratch_lock);
   pthread_cond_destroy(&e->q_cond);
   free(e);
 }

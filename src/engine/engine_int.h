@@ -113,6 +113,10 @@ struct recd_engine {
   _Atomic uint64_t sync_sum_us;
   _Atomic int64_t now_ms;        /* latest event time seen */
   _Atomic uint64_t rec_counter;
+
+  /* request working memory (recommend.c): a free list reused by request threads */
+  pthread_mutex_t scratch_lock;
+  struct rec_scratch *scratch;
 };
 
 static inline pthread_mutex_t *engine__ulock(recd_engine *e, uint32_t uid) {
@@ -157,5 +161,6 @@ trending *engine__trending(recd_engine *e); /* retained snapshot; release it */
  * returns ms until it will be due, or -1 when nothing is pending */
 int64_t engine__trending_tick(recd_engine *e);
 const char *engine__type_verb(const recd_engine *e, int type);
+void engine__scratch_free_all(recd_engine *e); /* engine_free */
 
 #endif

@@ -12,6 +12,7 @@
 #include "engine/engine_int.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/stampmap.h"
 #include "util/u32map.h"
 
 enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC };
@@ -42,17 +43,70 @@ typedef struct {
   float w;
 } anchor;
 
+/* A request's working memory, reused by the next request instead of freed:
+ * no allocation or clearing per request in the common case. */
+typedef struct rec_scratch {
+  stampmap idx;              /* iid -> cand index */
+  cand *c;
+  size_t cap;
+  content_scratch content;
+  struct rec_scratch *next;  /* in the engine's free list */
+} rec_scratch;
+
+static rec_scratch *scratch_get(recd_engine *e) {
+  pthread_mutex_lock(&e->scratch_lock);
+  rec_scratch *s = e->scratch;
+  if (s) e->scratch = s->next;
+  pthread_mutex_unlock(&e->scratch_lock);
+  if (!s) {
+    s = xcalloc(1, sizeof *s);
+    stampmap_init(&s->idx);
+    content_scratch_init(&s->content);
+  }
+  stampmap_clear(&s->idx);
+  return s;
+}
+
+static void scratch_put(recd_engine *e, rec_scratch *s) {
+  pthread_mutex_lock(&e->scratch_lock);
+  s->next = e->scratch;
+  e->scratch = s;
+  pthread_mutex_unlock(&e->scratch_lock);
+}
+
+void engine__scratch_free_all(recd_engine *e) {
+  while (e->scratch) {
+    rec_scratch *s = e->scratch;
+    e->scratch = s->next;
+    stampmap_release(&s->idx);
+    content_scratch_release(&s->content);
+    free(s->c);
+    free(s);
+  }
+}
+
 typedef struct {
   recd_engine *e;
   int64_t now;
-  u32map idx;   /* iid -> cand index */
-  cand *c;
+  rec_scratch *scr;
+  stampmap *idx; /* iid -> cand index (the scratch's) */
+  cand *c;       /* the scratch's array: finish_list may replace it, the caller hands it back */
   size_t n, cap;
 } cand_set;
 
+static void cand_set_init(cand_set *cs, recd_engine *e, int64_t now, rec_scratch *scr) {
+  *cs = (cand_set){.e = e, .now = now, .scr = scr, .idx = &scr->idx, .c = scr->c, .cap = scr->cap};
+}
+
+/* the candidate array (possibly replaced by finish_list) goes back to the scratch */
+static void cand_set_done(cand_set *cs) {
+  cs->scr->c = cs->c;
+  cs->scr->cap = cs->cap;
+}
+
 static cand *cand_get(cand_set *cs, uint32_t iid) {
   int created;
-  uint32_t *slot = u32map_put(&cs->idx, iid, (uint32_t)cs->n, &created);
+  uint32_t *slot = stampmap_put(cs->idx, iid, (uint32_t)cs->n, &created);
   if (created) {
     if (cs->n == cs->cap) {
       cs->cap = cs->cap ? cs->cap * 2 : 256;
@@ -275,7 +329,7 @@ static void src_content(cand_set *cs, const user_ctx *u) {
     pthread_mutex_unlock(l);
     if (!nc && !nt) continue;
     pthread_rwlock_rdlock(&e->content_lock);
-    size_t nh = content_similar(&e->content, cats, nc, tags, nt, r, 30, SCAN_CAP, hits);
+    size_t nh = content_similar(&e->content, cats, nc, tags, nt, r, 30, SCAN_CAP, &cs->scr->content, hits);
     pthread_rwlock_unlock(&e->content_lock);
     float w = u->anchors[a].w / e->types[u->anchors[a].type].weight; /* recency only */
     for (size_t k = 0; k < nh; k++) cand_add(cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
@@ -643,9 +697,9 @@ int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_resul
     out->items = xcalloc(1, sizeof *out->items);
     goto done;
   }
-  cand_set cs = {.e = e, .now = now};
-  u32map_init(&cs.idx);
-  u32map_reserve(&cs.idx, 2048);
+  rec_scratch *scr = scratch_get(e);
+  cand_set cs;
+  cand_set_init(&cs, e, now, scr);
   model_set *ms = e->cfg.w_mf > 0 ? engine__models(e) : NULL;
   float wsrc[NSRC] = {(float)e->cfg.w_covis,    (float)e->cfg.w_content, (float)e->cfg.w_category,
                       (float)e->cfg.w_trending, (float)e->cfg.w_new,     (float)(ms ? e->cfg.w_mf : 0)};
@@ -656,8 +710,8 @@ int engine_recommend(recd_engine *e, const recd_rec_request *req, recd_rec_resul
   src_trending(&cs, t, &u, fcats, nf);
   rules r = {.u = &u, .excl = &excl, .fcats = fcats, .nfcats = nf, .self = UINT32_MAX};
   finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, out);
-  free(cs.c);
-  u32map_release(&cs.idx);
+  cand_set_done(&cs);
+  scratch_put(e, scr);
 done:
   trending_release(t);
   u32map_release(&excl);
@@ -682,8 +736,9 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
   u32map_init(&u.seen);
   u.anchors[0] = (anchor){.iid = iid, .type = TYPE_VIEW, .w = 1};
   u.nanchors = 1;
-  cand_set cs = {.e = e, .now = now};
-  u32map_init(&cs.idx);
+  rec_scratch *scr = scratch_get(e);
+  cand_set cs;
+  cand_set_init(&cs, e, now, scr);
   src_covis(&cs, &u);
   src_content(&cs, &u);
   trending *t = engine__trending(e);
@@ -708,8 +763,8 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
       char *rs = out->items[i].reasons[k];
       if (!strncmp(rs, "people who viewed", 17)) snprintf(rs, sizeof out->items[i].reasons[0], "often viewed together with %s", item_id);
     }
-  free(cs.c);
-  u32map_release(&cs.idx);
+  cand_set_done(&cs);
+  scratch_put(e, scr);
   u32map_release(&excl);
   u32map_release(&u.seen);
   trending_release(t);

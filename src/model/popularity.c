@@ -55,13 +55,16 @@ void pop_list_offer(pop_list *l, uint32_t iid, float score) {
   }
 }
 
-static int cmp_desc(const void *a, const void *b) {
-  const pop_ent *x = a, *y = b;
-  return less(x, y) ? 1 : less(y, x) ? -1 : 0;
-}
-
+/* The list is a min-heap under less() (a total order: score, then id), so
+ * popping the minimum to the end n-1 times leaves it in descending order:
+ * heapsort's second half, without qsort's comparison callbacks. */
 void pop_list_sort(pop_list *l) {
-  if (l->n) qsort(l->e, l->n, sizeof *l->e, cmp_desc);
+  for (uint32_t n = l->n; n > 1; n--) {
+    pop_ent t = l->e[0];
+    l->e[0] = l->e[n - 1];
+    l->e[n - 1] = t;
+    sift_down(l->e, n - 1, 0);
+  }
 }
 
 trending *trending_new(size_t ncat, size_t global_k, size_t cat_k, size_t fresh_k) {

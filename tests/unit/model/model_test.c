@@ -93,14 +93,14 @@ START_TEST(content_similarity) {
   content_set(&c, 2, NULL, 0, NULL, 0, ct, 1, tk, 1); /* toy, kids */
   content_set(&c, 3, NULL, 0, NULL, 0, cb, 1, ts, 1); /* book, scifi: most like 0 */
   content_hit hits[8];
-  size_t n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, hits);
+  size_t n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, NULL, hits);
   ck_assert_uint_eq(n, 2);           /* 3 and 1 share something; 2 shares nothing */
   ck_assert_uint_eq(hits[0].iid, 3);
   ck_assert_uint_eq(hits[1].iid, 1);
   ck_assert_float_gt(hits[0].score, hits[1].score);
   /* moving item 3 to toys/kids updates postings */
   content_set(&c, 3, cb, 1, ts, 1, ct, 1, tk, 1);
-  n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, hits);
+  n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, NULL, hits);
   ck_assert_uint_eq(n, 1);
   ck_assert_uint_eq(hits[0].iid, 1);
   ck_assert_uint_eq(content_find_category(&c, "toys", 4), toys);
@@ -138,10 +138,40 @@ START_TEST(topk_lists) {
 }
 END_TEST
 
+/* the heap's own sort gives the full descending order, ties by larger id first */
+START_TEST(pop_list_sorted_like_a_full_sort) {
+  uint64_t x = 12345;
+  for (int round = 0; round < 200; round++) {
+    uint32_t k = 1 + (uint32_t)(round % 50), n = (uint32_t)(round * 7 % 300);
+    pop_list l;
+    pop_list_init(&l, k);
+    float all[300];
+    for (uint32_t i = 0; i < n; i++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      all[i] = (float)(x >> 60); /* few distinct scores: many ties */
+      pop_list_offer(&l, i, all[i]);
+    }
+    pop_list_sort(&l);
+    ck_assert_uint_eq(l.n, n < k ? n : k);
+    for (uint32_t i = 0; i + 1 < l.n; i++)
+      ck_assert(l.e[i].score > l.e[i + 1].score || (l.e[i].score == l.e[i + 1].score && l.e[i].iid > l.e[i + 1].iid));
+    /* and they are the best: nothing left out beats the last one kept */
+    for (uint32_t i = 0; l.n && i < n; i++) {
+      int kept = 0;
+      for (uint32_t j = 0; j < l.n; j++) kept |= l.e[j].iid == i;
+      const pop_ent *last = &l.e[l.n - 1];
+      if (!kept) ck_assert(all[i] < last->score || (all[i] == last->score && i < last->iid));
+    }
+    pop_list_release(&l);
+  }
+}
+END_TEST
+
 Suite *popularity_suite(void) {
   Suite *s = suite_create("popularity");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, topk_lists);
+  tcase_add_test(tc, pop_list_sorted_like_a_full_sort);
   suite_add_tcase(s, tc);
   return s;
 }
