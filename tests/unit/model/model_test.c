@@ -1,5 +1,6 @@
 /* tests for src/model: covis, content, popularity */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/content.h"
@@ -34,6 +35,55 @@ START_TEST(covis_accumulates_and_bounds) {
   for (int i = 0; i < l->n; i++) {
     ck_assert(isfinite(l->e[i].w));
     if (l->e[i].iid == 10) ck_assert_double_eq_tol(l->e[i].w * sc, 1.0, 1e-5);
+  }
+  covis_free(l);
+}
+END_TEST
+
+static int cmp_float_desc(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* covis_top(COVIS_TOP) reads the top set kept at write time: it must hold the
+ * same guaranteed weights a full sort would pick, through growth, pruning,
+ * rebasing and a reload (covis_reindex), and the index must stay right */
+START_TEST(covis_top_set_kept_at_write_time) {
+  covis_params p = {.max_neighbors = 256, .half_life_ms = DAY};
+  covis_list *l = covis_new(0);
+  uint64_t x = 777;
+  for (int k = 0; k < 60000; k++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint32_t nb = (x >> 40) % 4 ? (uint32_t)((x >> 20) % 40) : 40 + (uint32_t)((x >> 33) % 3000);
+    int64_t ts = (int64_t)k * (DAY / 500); /* 120 half-lives: several rebases */
+    covis_add(l, &p, nb, (double)((x >> 50) % 7 + 1), ts);
+    if (k % 997 && k != 59999) continue;
+    if (k == 30000) { /* as a snapshot load does: same entries, rebuilt index and top set */
+      covis_list *c = covis_new(l->t0);
+      c->norm = l->norm, c->floor = l->floor, c->n = c->cap = l->n;
+      c->e = malloc(l->n * sizeof *c->e);
+      for (int i = 0; i < l->n; i++) c->e[l->n - 1 - i] = l->e[i]; /* reversed: the top set must be rebuilt */
+      covis_reindex(c);
+      covis_free(l);
+      l = c;
+    }
+    float all[400], want[COVIS_TOP];
+    for (int i = 0; i < l->n; i++) all[i] = l->e[i].w - l->e[i].err;
+    qsort(all, l->n, sizeof *all, cmp_float_desc);
+    covis_ent top[COVIS_TOP];
+    int n = covis_top(l, COVIS_TOP, top);
+    ck_assert_int_eq(n, l->n < COVIS_TOP ? l->n : COVIS_TOP);
+    for (int i = 0; i < n; i++) want[i] = top[i].w;
+    qsort(want, n, sizeof *want, cmp_float_desc);
+    for (int i = 0; i < n; i++) ck_assert_float_eq(want[i], all[i]);
+    /* every entry is found through the index (an add to it adds, not appends) */
+    int before = l->n;
+    for (int i = 0; i < l->n; i++) {
+      uint32_t id = l->e[i].iid;
+      covis_add(l, &p, id, 0.0, ts);
+      ck_assert_int_eq(l->n, before);
+      ck_assert_uint_eq(l->e[i].iid, id); /* a zero add moves nothing */
+    }
   }
   covis_free(l);
 }
@@ -78,6 +128,7 @@ Suite *covis_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, covis_accumulates_and_bounds);
   tcase_add_test(tc, covis_index_and_lower_bounds);
+  tcase_add_test(tc, covis_top_set_kept_at_write_time);
   suite_add_tcase(s, tc);
   return s;
 }
