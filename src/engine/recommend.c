@@ -5,6 +5,7 @@
  * one table, scores them as a weighted blend of per-source scores normalised
  * to [0, 1], filters them by the rules and fills up from trending. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,6 +477,23 @@ static int anchor_type(const user_ctx *u, uint32_t iid) {
   return TYPE_VIEW;
 }
 
+/* buf = the strings concatenated, cut to bl - 1 bytes as snprintf would cut
+ * "%s%s..."; NULL ends the list. printf is avoided here: in this process
+ * it takes glibc's slow positional path (libquadmath registers a modifier). */
+static void str_cat(char *buf, size_t bl, ...) {
+  va_list ap;
+  va_start(ap, bl);
+  size_t n = 0;
+  for (const char *p; (p = va_arg(ap, const char *)) != NULL;) {
+    size_t l = strlen(p);
+    if (l > bl - 1 - n) l = bl - 1 - n;
+    memcpy(buf + n, p, l);
+    n += l;
+  }
+  va_end(ap);
+  buf[n] = 0;
+}
+
 static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const char *win, recd_rec_item *out,
                         const user_ctx *u, int anonymous) {
   src_share order[NSRC];
@@ -496,40 +514,51 @@ static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const 
     switch (order[i].src) {
       case SRC_COVIS:
         if (anonymous)
-          snprintf(buf, bl, "people who viewed %s also viewed this", engine__item_key(e, c->anchor[SRC_COVIS]));
+          str_cat(buf, bl, "people who viewed ", engine__item_key(e, c->anchor[SRC_COVIS]), " also viewed this", NULL);
         else
         {
           int at = anchor_type(u, c->anchor[SRC_COVIS]);
           if (at == TYPE_CART)
-            snprintf(buf, bl, "because you added %s to your cart", engine__item_key(e, c->anchor[SRC_COVIS]));
+            str_cat(buf, bl, "because you added ", engine__item_key(e, c->anchor[SRC_COVIS]), " to your cart", NULL);
           else
-            snprintf(buf, bl, "because you %s %s", engine__type_verb(e, at), engine__item_key(e, c->anchor[SRC_COVIS]));
+            str_cat(buf, bl, "because you ", engine__type_verb(e, at), " ", engine__item_key(e, c->anchor[SRC_COVIS]), NULL);
         }
         break;
       case SRC_CONTENT:
-        snprintf(buf, bl, "similar to %s", engine__item_key(e, c->anchor[SRC_CONTENT]));
+        str_cat(buf, bl, "similar to ", engine__item_key(e, c->anchor[SRC_CONTENT]), NULL);
         break;
       case SRC_CATEGORY: {
         pthread_rwlock_rdlock(&e->content_lock);
-        snprintf(buf, bl, "trending in %s %s", content_category_name(&e->content, c->anchor[SRC_CATEGORY]), win);
+        const char *cname = content_category_name(&e->content, c->anchor[SRC_CATEGORY]);
+        str_cat(buf, bl, "trending in ", cname ? cname : "(null)", " ", win, NULL);
         pthread_rwlock_unlock(&e->content_lock);
         break;
       }
-      case SRC_TRENDING: snprintf(buf, bl, "popular %s", win); break;
-      case SRC_NEW: snprintf(buf, bl, "new arrival"); break;
+      case SRC_TRENDING: str_cat(buf, bl, "popular ", win, NULL); break;
+      case SRC_NEW: str_cat(buf, bl, "new arrival", NULL); break;
       case SRC_MF:
-        snprintf(buf, bl, anonymous ? "liked by people with similar taste" : "picked for your taste");
+        str_cat(buf, bl, anonymous ? "liked by people with similar taste" : "picked for your taste", NULL);
         break;
     }
     out->nreasons++;
   }
-  if (!out->nreasons) snprintf(out->reasons[out->nreasons++], sizeof out->reasons[0], "popular %s", win);
+  if (!out->nreasons) str_cat(out->reasons[out->nreasons++], sizeof out->reasons[0], "popular ", win, NULL);
 }
 
+/* "r-<ms, hex>-<counter, hex>" (written by hand: see str_cat) */
 static void new_rec_id(recd_engine *e, recd_rec_result *out) {
-  uint64_t n = atomic_fetch_add(&e->rec_counter, 1);
-  snprintf(out->rec_id, sizeof out->rec_id, "r-%llx-%llx", (unsigned long long)clock_now_ms(),
-           (unsigned long long)n);
+  uint64_t v[2] = {(uint64_t)clock_now_ms(), atomic_fetch_add(&e->rec_counter, 1)};
+  char *p = out->rec_id;
+  *p++ = 'r';
+  for (int k = 0; k < 2; k++) {
+    *p++ = '-';
+    char tmp[16];
+    int n = 0;
+    do tmp[n++] = "0123456789abcdef"[v[k] & 15];
+    while (v[k] >>= 4);
+    while (n) *p++ = tmp[--n];
+  }
+  *p = 0;
 }
 
 void engine_result_release(recd_rec_result *r) {

@@ -74,6 +74,14 @@ void jsonout_str(jsonout *j, const char *s) {
   jsonout_raw(j, "\"", 1);
 }
 
+void jsonout_u64(jsonout *j, unsigned long long v) {
+  char buf[24];
+  size_t n = sizeof buf;
+  do buf[--n] = (char)('0' + v % 10);
+  while (v /= 10);
+  jsonout_raw(j, buf + n, sizeof buf - n);
+}
+
 /* snprintf "%.6g" and jansson's ".0" for integral-looking text */
 static void real_slow(jsonout *j, double v) {
   char buf[64];

@@ -93,6 +93,19 @@ START_TEST(strings_match_jansson) {
 }
 END_TEST
 
+START_TEST(integers) {
+  static const unsigned long long v[] = {0, 1, 9, 10, 1000, 18446744073709551615ULL};
+  static const char *want[] = {"0", "1", "9", "10", "1000", "18446744073709551615"};
+  for (size_t i = 0; i < 6; i++) {
+    jsonout j;
+    jsonout_init(&j);
+    jsonout_u64(&j, v[i]);
+    ck_assert(j.len == strlen(want[i]) && !memcmp(j.p, want[i], j.len));
+    jsonout_release(&j);
+  }
+}
+END_TEST
+
 START_TEST(grows_past_the_inline_buffer) {
   jsonout j;
   jsonout_init(&j);
@@ -110,6 +123,7 @@ Suite *jsonout_suite(void) {
   tcase_add_test(tc, reals_match_jansson);
   tcase_add_test(tc, strings_match_jansson);
   tcase_add_test(tc, grows_past_the_inline_buffer);
+  tcase_add_test(tc, integers);
   suite_add_tcase(s, tc);
   return s;
 }
