@@ -114,6 +114,9 @@ struct recd_engine {
   _Atomic int64_t now_ms;        /* latest event time seen */
   _Atomic uint64_t rec_counter;
 
+  /* bumped after every catalog change is applied (content index and the item's
+   * categories/tags): content-similarity memos older than it are recomputed */
+  _Atomic uint64_t content_version;
   /* request working memory (recommend.c): a free list reused by request threads */
   pthread_mutex_t scratch_lock;
   struct rec_scratch *scratch;

@@ -315,23 +315,57 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
   }
 }
 
+#define CONTENT_HITS 30
+
+/* An item's content neighbours depend only on the catalog (the content index
+ * and the item's own categories and tags), which changes far more rarely than
+ * it is read: they are kept in the item's memo, tagged with the catalog
+ * version they were computed at. The version is read before anything else and
+ * bumped by the writer after a catalog change is fully applied (before it is
+ * acknowledged), so a memo whose tag is current was computed from the catalog
+ * as every acknowledged write left it; any other memo is recomputed. */
+typedef struct {
+  uint64_t version;
+  uint32_t n;
+  content_hit hits[CONTENT_HITS];
+} content_memo;
+
 static void src_content(cand_set *cs, const user_ctx *u) {
   recd_engine *e = cs->e;
-  content_hit hits[30];
+  content_hit hits[CONTENT_HITS];
   for (int a = 0; a < u->nanchors && a < CONTENT_ANCHORS; a++) {
     uint32_t r = u->anchors[a].iid, cats[ITEM_MAX_CATS], tags[ITEM_MAX_TAGS];
     itemstats *s = ptrvec_get(&e->istats, r);
     if (!s) continue;
+    uint64_t ver = atomic_load(&e->content_version);
     pthread_mutex_t *l = engine__ilock(e, r);
     pthread_mutex_lock(l);
     int nc = s->ncats, nt = s->ntags;
+    const content_memo *mm = s->memo;
+    size_t nh = 0;
+    int memo_ok = mm && mm->version == ver;
+    if (memo_ok) memcpy(hits, mm->hits, (nh = mm->n) * sizeof *hits);
     if (nc) memcpy(cats, s->cats, (size_t)nc * 4);
     if (nt) memcpy(tags, s->tags, (size_t)nt * 4);
     pthread_mutex_unlock(l);
     if (!nc && !nt) continue;
-    pthread_rwlock_rdlock(&e->content_lock);
-    size_t nh = content_similar(&e->content, cats, nc, tags, nt, r, 30, SCAN_CAP, &cs->scr->content, hits);
-    pthread_rwlock_unlock(&e->content_lock);
+    if (!memo_ok) {
+      pthread_rwlock_rdlock(&e->content_lock);
+      nh = content_similar(&e->content, cats, nc, tags, nt, r, CONTENT_HITS, SCAN_CAP, &cs->scr->content, hits);
+      pthread_rwlock_unlock(&e->content_lock);
+      pthread_mutex_lock(l);
+      content_memo *w = s->memo;
+      if (!w) {
+        s->memo = w = xmalloc(sizeof *w);
+        w->version = 0;
+      }
+      if (w->version <= ver) { /* never replace a newer memo (another request's) by an older one */
+        w->version = ver;
+        w->n = (uint32_t)nh;
+        memcpy(w->hits, hits, nh * sizeof *hits);
+      }
+      pthread_mutex_unlock(l);
+    }
     float w = u->anchors[a].w / e->types[u->anchors[a].type].weight; /* recency only */
     for (size_t k = 0; k < nh; k++) cand_add(cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
   }
