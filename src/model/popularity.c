@@ -22,17 +22,20 @@ static int less(const pop_ent *a, const pop_ent *b) {
   return a->score < b->score || (a->score == b->score && a->iid < b->iid);
 }
 
+/* move h[i] down to its place: the smaller child moves up into the hole until
+ * neither child is smaller (less() is a total order, so this is the same heap
+ * the swap-with-the-smallest formulation gives) */
 static void sift_down(pop_ent *h, uint32_t n, uint32_t i) {
+  pop_ent x = h[i];
   for (;;) {
-    uint32_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && less(&h[l], &h[m])) m = l;
-    if (r < n && less(&h[r], &h[m])) m = r;
-    if (m == i) return;
-    pop_ent t = h[i];
+    uint32_t m = 2 * i + 1;
+    if (m >= n) break;
+    if (m + 1 < n && less(&h[m + 1], &h[m])) m++;
+    if (!less(&h[m], &x)) break;
     h[i] = h[m];
-    h[m] = t;
     i = m;
   }
+  h[i] = x;
 }
 
 void pop_list_offer(pop_list *l, uint32_t iid, float score) {
