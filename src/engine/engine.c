@@ -162,6 +162,7 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   pthread_mutex_init(&e->train_lock, NULL);
   pthread_mutex_init(&e->trend_build, NULL);
   pthread_mutex_init(&e->q_lock, NULL);
+  pthread_mutex_init(&e->scratch_lock, NULL);
   pthread_cond_init(&e->q_cond, NULL);
   strmap_init(&e->users);
   strmap_init(&e->items);
@@ -254,12 +255,12 @@ fail:
   return rc ? rc : RECD_EINVAL;
 }
 
-/* A scratch engine for replaying the log point-in-time (the ranker's training
+/* A replay engine for replaying the log point-in-time (the ranker's training
  * data): the live engine's configuration, event types, users and catalog,
  * read through a second read-only connection; no events applied, no writer,
  * no snapshots, no models. The caller applies events with
- * engine__scratch_replay() and frees it with engine_free(). */
-recd_engine *engine__scratch_open(recd_engine *live, char *err, size_t errlen) {
+ * engine__replay_events() and frees it with engine_free(). */
+recd_engine *engine__replay_open(recd_engine *live, char *err, size_t errlen) {
   recd_engine *e = engine_alloc(&live->cfg);
   e->cfg.train_every = 0;
   e->cfg.snapshot_every = 0;
@@ -300,7 +301,7 @@ static int scratch_event(void *arg, const store_event *ev) {
   return 0;
 }
 
-int engine__scratch_replay(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
+int engine__replay_events(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
                            void *arg) {
   scratch_ctx c = {e, upto, before, arg};
   int rc = store_scan_events(e->st, 0, scratch_event, &c);
@@ -346,6 +347,8 @@ void engine_free(recd_engine *e) {
   pthread_mutex_destroy(&e->trend_lock);
   pthread_mutex_destroy(&e->trend_build);
   pthread_mutex_destroy(&e->q_lock);
+  engine__scratch_free_all(e);
+  pthread_mutex_destroy(&e->scratch_lock);
   pthread_cond_destroy(&e->q_cond);
   free(e);
 }

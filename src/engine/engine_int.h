@@ -114,6 +114,13 @@ struct recd_engine {
   _Atomic uint64_t sync_sum_us;
   _Atomic int64_t now_ms;        /* latest event time seen */
   _Atomic uint64_t rec_counter;
+
+  /* bumped after every catalog change is applied (content index and the item's
+   * categories/tags): content-similarity memos older than it are recomputed */
+  _Atomic uint64_t content_version;
+  /* request working memory (recommend.c): a free list reused by request threads */
+  pthread_mutex_t scratch_lock;
+  struct rec_scratch *scratch;
 };
 
 static inline pthread_mutex_t *engine__ulock(recd_engine *e, uint32_t uid) {
@@ -152,11 +159,11 @@ void engine__train_tick(recd_engine *e);    /* writer thread: automatic training
 size_t engine__model_topk(const model_set *m, const uint32_t *items, const float *r, size_t n, size_t k,
                           int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores);
 
-/* engine.c: scratch engines for point-in-time replays (rankdata.c) */
-recd_engine *engine__scratch_open(recd_engine *live, char *err, size_t errlen);
+/* engine.c: replay engines for point-in-time replays (rankdata.c) */
+recd_engine *engine__replay_open(recd_engine *live, char *err, size_t errlen);
 /* apply the log's events with seq <= upto, in order; `before` (may be NULL)
  * sees each event just before it is applied and may stop the scan (nonzero) */
-int engine__scratch_replay(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
+int engine__replay_events(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
                            void *arg);
 void engine__trending_rebuild(recd_engine *e);
 
@@ -186,5 +193,6 @@ trending *engine__trending(recd_engine *e); /* retained snapshot; release it */
  * returns ms until it will be due, or -1 when nothing is pending */
 int64_t engine__trending_tick(recd_engine *e);
 const char *engine__type_verb(const recd_engine *e, int type);
+void engine__scratch_free_all(recd_engine *e); /* engine_free */
 
 #endif

@@ -1,8 +1,8 @@
 /* rankdata.c — the learned ranker's training data, point-in-time correct.
  *
- * The event log is replayed from the start into a scratch engine (a second,
+ * The event log is replayed from the start into a replay engine (a second,
  * read-only connection to the store; the live engine is not touched). Just
- * before a sampled event is applied, the scratch engine answers the sampled
+ * before a sampled event is applied, the replay engine answers the sampled
  * event's user exactly as serving would (engine__rank_group: the same
  * sources, rules and feature code), so every feature is the value as of that
  * moment: nothing later has been applied yet. The group's labels come from
@@ -123,7 +123,7 @@ static int before_event(void *arg, const store_event *ev, int type) {
       int64_t t0 = clock_mono_ns();
       model_set *m = engine__model_train_retrieval(e, b->o->base, b->err, b->errlen);
       if (!m) return b->rc = RECD_EINVAL;
-      e->models = m; /* the scratch engine's own: freed with it */
+      e->models = m; /* the replay engine's own: freed with it */
       b->d->base_seconds = (clock_mono_ns() - t0) / 1e9;
     }
     b->since_trend = TREND_EVERY;
@@ -137,14 +137,14 @@ static int before_event(void *arg, const store_event *ev, int type) {
 int engine__rank_data(recd_engine *live, const rank_data_opts *o, rank_data *d, char *err, size_t errlen) {
   memset(d, 0, sizeof *d);
   d->nfeat = engine__rank_nfeatures();
-  recd_engine *e = engine__scratch_open(live, err, errlen);
+  recd_engine *e = engine__replay_open(live, err, errlen);
   if (!e) return RECD_ESTORE;
   int64_t t0 = clock_mono_ns();
   builder b = {.e = e, .o = o, .d = d, .err = err, .errlen = errlen};
   u32map_init(&b.head);
   b.iids = xmalloc(RANK_MAX_DEPTH * sizeof *b.iids);
   b.rows = xmalloc(RANK_MAX_DEPTH * d->nfeat * sizeof *b.rows);
-  int rc = engine__scratch_replay(e, o->upto, before_event, &b);
+  int rc = engine__replay_events(e, o->upto, before_event, &b);
   if (rc && !b.rc) snprintf(err, errlen, "replaying the event log: %s", recd_strerror(rc));
   if (!rc) rc = b.rc;
   /* keep the groups with at least one positive label */

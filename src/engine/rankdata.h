@@ -31,7 +31,7 @@ typedef struct {
   double replay_seconds, base_seconds;
 } rank_data;
 
-/* Replay the live engine's log into a scratch engine and build the groups
+/* Replay the live engine's log into a replay engine and build the groups
  * that have a positive label, in log order. 0, or an error with a message. */
 int engine__rank_data(recd_engine *live, const rank_data_opts *o, rank_data *d, char *err, size_t errlen);
 void engine__rank_data_release(rank_data *d);

@@ -5,6 +5,7 @@
  * one table, scores them as a weighted blend of per-source scores normalised
  * to [0, 1], filters them by the rules and fills up from trending. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "model/ranker.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/stampmap.h"
 #include "util/u32map.h"
 
 enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC };
@@ -45,17 +47,70 @@ typedef struct {
   int64_t ts;              /* the user's latest event on it */
 } anchor;
 
+/* A request's working memory, reused by the next request instead of freed:
+ * no allocation or clearing per request in the common case. */
+typedef struct rec_scratch {
+  stampmap idx;              /* iid -> cand index */
+  cand *c;
+  size_t cap;
+  content_scratch content;
+  struct rec_scratch *next;  /* in the engine's free list */
+} rec_scratch;
+
+static rec_scratch *scratch_get(recd_engine *e) {
+  pthread_mutex_lock(&e->scratch_lock);
+  rec_scratch *s = e->scratch;
+  if (s) e->scratch = s->next;
+  pthread_mutex_unlock(&e->scratch_lock);
+  if (!s) {
+    s = xcalloc(1, sizeof *s);
+    stampmap_init(&s->idx);
+    content_scratch_init(&s->content);
+  }
+  stampmap_clear(&s->idx);
+  return s;
+}
+
+static void scratch_put(recd_engine *e, rec_scratch *s) {
+  pthread_mutex_lock(&e->scratch_lock);
+  s->next = e->scratch;
+  e->scratch = s;
+  pthread_mutex_unlock(&e->scratch_lock);
+}
+
+void engine__scratch_free_all(recd_engine *e) {
+  while (e->scratch) {
+    rec_scratch *s = e->scratch;
+    e->scratch = s->next;
+    stampmap_release(&s->idx);
+    content_scratch_release(&s->content);
+    free(s->c);
+    free(s);
+  }
+}
+
 typedef struct {
   recd_engine *e;
   int64_t now;
-  u32map idx;   /* iid -> cand index */
-  cand *c;
+  rec_scratch *scr;
+  stampmap *idx; /* iid -> cand index (the scratch's) */
+  cand *c;       /* the scratch's array: finish_list may replace it, the caller hands it back */
   size_t n, cap;
 } cand_set;
 
+static void cand_set_init(cand_set *cs, recd_engine *e, int64_t now, rec_scratch *scr) {
+  *cs = (cand_set){.e = e, .now = now, .scr = scr, .idx = &scr->idx, .c = scr->c, .cap = scr->cap};
+}
+
+/* the candidate array (possibly replaced by finish_list) goes back to the scratch */
+static void cand_set_done(cand_set *cs) {
+  cs->scr->c = cs->c;
+  cs->scr->cap = cs->cap;
+}
+
 static cand *cand_get(cand_set *cs, uint32_t iid) {
   int created;
-  uint32_t *slot = u32map_put(&cs->idx, iid, (uint32_t)cs->n, &created);
+  uint32_t *slot = stampmap_put(cs->idx, iid, (uint32_t)cs->n, &created);
   if (created) {
     if (cs->n == cs->cap) {
       cs->cap = cs->cap ? cs->cap * 2 : 256;
@@ -273,23 +328,57 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
   }
 }
 
+#define CONTENT_HITS 30
+
+/* An item's content neighbours depend only on the catalog (the content index
+ * and the item's own categories and tags), which changes far more rarely than
+ * it is read: they are kept in the item's memo, tagged with the catalog
+ * version they were computed at. The version is read before anything else and
+ * bumped by the writer after a catalog change is fully applied (before it is
+ * acknowledged), so a memo whose tag is current was computed from the catalog
+ * as every acknowledged write left it; any other memo is recomputed. */
+typedef struct {
+  uint64_t version;
+  uint32_t n;
+  content_hit hits[CONTENT_HITS];
+} content_memo;
+
 static void src_content(cand_set *cs, const user_ctx *u) {
   recd_engine *e = cs->e;
-  content_hit hits[30];
+  content_hit hits[CONTENT_HITS];
   for (int a = 0; a < u->nanchors && a < CONTENT_ANCHORS; a++) {
     uint32_t r = u->anchors[a].iid, cats[ITEM_MAX_CATS], tags[ITEM_MAX_TAGS];
     itemstats *s = ptrvec_get(&e->istats, r);
     if (!s) continue;
+    uint64_t ver = atomic_load(&e->content_version);
     pthread_mutex_t *l = engine__ilock(e, r);
     pthread_mutex_lock(l);
     int nc = s->ncats, nt = s->ntags;
+    const content_memo *mm = s->memo;
+    size_t nh = 0;
+    int memo_ok = mm && mm->version == ver;
+    if (memo_ok) memcpy(hits, mm->hits, (nh = mm->n) * sizeof *hits);
     if (nc) memcpy(cats, s->cats, (size_t)nc * 4);
     if (nt) memcpy(tags, s->tags, (size_t)nt * 4);
     pthread_mutex_unlock(l);
     if (!nc && !nt) continue;
-    pthread_rwlock_rdlock(&e->content_lock);
-    size_t nh = content_similar(&e->content, cats, nc, tags, nt, r, 30, SCAN_CAP, hits);
-    pthread_rwlock_unlock(&e->content_lock);
+    if (!memo_ok) {
+      pthread_rwlock_rdlock(&e->content_lock);
+      nh = content_similar(&e->content, cats, nc, tags, nt, r, CONTENT_HITS, SCAN_CAP, &cs->scr->content, hits);
+      pthread_rwlock_unlock(&e->content_lock);
+      pthread_mutex_lock(l);
+      content_memo *w = s->memo;
+      if (!w) {
+        s->memo = w = xmalloc(sizeof *w);
+        w->version = 0;
+      }
+      if (w->version <= ver) { /* never replace a newer memo (another request's) by an older one */
+        w->version = ver;
+        w->n = (uint32_t)nh;
+        memcpy(w->hits, hits, nh * sizeof *hits);
+      }
+      pthread_mutex_unlock(l);
+    }
     float w = u->anchors[a].w / e->types[u->anchors[a].type].weight; /* recency only */
     for (size_t k = 0; k < nh; k++) cand_add(cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
   }
@@ -435,6 +524,23 @@ static int anchor_type(const user_ctx *u, uint32_t iid) {
   return TYPE_VIEW;
 }
 
+/* buf = the strings concatenated, cut to bl - 1 bytes as snprintf would cut
+ * "%s%s..."; NULL ends the list. printf is avoided here: in this process
+ * it takes glibc's slow positional path (libquadmath registers a modifier). */
+static void str_cat(char *buf, size_t bl, ...) {
+  va_list ap;
+  va_start(ap, bl);
+  size_t n = 0;
+  for (const char *p; (p = va_arg(ap, const char *)) != NULL;) {
+    size_t l = strlen(p);
+    if (l > bl - 1 - n) l = bl - 1 - n;
+    memcpy(buf + n, p, l);
+    n += l;
+  }
+  va_end(ap);
+  buf[n] = 0;
+}
+
 static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const char *win, recd_rec_item *out,
                         const user_ctx *u, int anonymous) {
   src_share order[NSRC];
@@ -455,40 +561,51 @@ static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const 
     switch (order[i].src) {
       case SRC_COVIS:
         if (anonymous)
-          snprintf(buf, bl, "people who viewed %s also viewed this", engine__item_key(e, c->anchor[SRC_COVIS]));
+          str_cat(buf, bl, "people who viewed ", engine__item_key(e, c->anchor[SRC_COVIS]), " also viewed this", NULL);
         else
         {
           int at = anchor_type(u, c->anchor[SRC_COVIS]);
           if (at == TYPE_CART)
-            snprintf(buf, bl, "because you added %s to your cart", engine__item_key(e, c->anchor[SRC_COVIS]));
+            str_cat(buf, bl, "because you added ", engine__item_key(e, c->anchor[SRC_COVIS]), " to your cart", NULL);
           else
-            snprintf(buf, bl, "because you %s %s", engine__type_verb(e, at), engine__item_key(e, c->anchor[SRC_COVIS]));
+            str_cat(buf, bl, "because you ", engine__type_verb(e, at), " ", engine__item_key(e, c->anchor[SRC_COVIS]), NULL);
         }
         break;
       case SRC_CONTENT:
-        snprintf(buf, bl, "similar to %s", engine__item_key(e, c->anchor[SRC_CONTENT]));
+        str_cat(buf, bl, "similar to ", engine__item_key(e, c->anchor[SRC_CONTENT]), NULL);
         break;
       case SRC_CATEGORY: {
         pthread_rwlock_rdlock(&e->content_lock);
-        snprintf(buf, bl, "trending in %s %s", content_category_name(&e->content, c->anchor[SRC_CATEGORY]), win);
+        const char *cname = content_category_name(&e->content, c->anchor[SRC_CATEGORY]);
+        str_cat(buf, bl, "trending in ", cname ? cname : "(null)", " ", win, NULL);
         pthread_rwlock_unlock(&e->content_lock);
         break;
       }
-      case SRC_TRENDING: snprintf(buf, bl, "popular %s", win); break;
-      case SRC_NEW: snprintf(buf, bl, "new arrival"); break;
+      case SRC_TRENDING: str_cat(buf, bl, "popular ", win, NULL); break;
+      case SRC_NEW: str_cat(buf, bl, "new arrival", NULL); break;
       case SRC_MF:
-        snprintf(buf, bl, anonymous ? "liked by people with similar taste" : "picked for your taste");
+        str_cat(buf, bl, anonymous ? "liked by people with similar taste" : "picked for your taste", NULL);
         break;
     }
     out->nreasons++;
   }
-  if (!out->nreasons) snprintf(out->reasons[out->nreasons++], sizeof out->reasons[0], "popular %s", win);
+  if (!out->nreasons) str_cat(out->reasons[out->nreasons++], sizeof out->reasons[0], "popular ", win, NULL);
 }
 
+/* "r-<ms, hex>-<counter, hex>" (written by hand: see str_cat) */
 static void new_rec_id(recd_engine *e, recd_rec_result *out) {
-  uint64_t n = atomic_fetch_add(&e->rec_counter, 1);
-  snprintf(out->rec_id, sizeof out->rec_id, "r-%llx-%llx", (unsigned long long)clock_now_ms(),
-           (unsigned long long)n);
+  uint64_t v[2] = {(uint64_t)clock_now_ms(), atomic_fetch_add(&e->rec_counter, 1)};
+  char *p = out->rec_id;
+  *p++ = 'r';
+  for (int k = 0; k < 2; k++) {
+    *p++ = '-';
+    char tmp[16];
+    int n = 0;
+    do tmp[n++] = "0123456789abcdef"[v[k] & 15];
+    while (v[k] >>= 4);
+    while (n) *p++ = tmp[--n];
+  }
+  *p = 0;
 }
 
 void engine_result_release(recd_rec_result *r) {
@@ -881,9 +998,9 @@ static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sin
     out->items = xcalloc(1, sizeof *out->items);
     goto done;
   }
-  cand_set cs = {.e = e, .now = now};
-  u32map_init(&cs.idx);
-  u32map_reserve(&cs.idx, 2048);
+  rec_scratch *scr = scratch_get(e);
+  cand_set cs;
+  cand_set_init(&cs, e, now, scr);
   model_set *ms = engine__models(e);
   int mf = ms && (ms->ials || ms->ease) && e->cfg.w_mf > 0;
   float wsrc[NSRC] = {(float)e->cfg.w_covis,    (float)e->cfg.w_content, (float)e->cfg.w_category,
@@ -896,8 +1013,8 @@ static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sin
   finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, ms && e->cfg.ranker_depth ? ms->ranker : NULL,
               sink, out);
   engine__models_release(ms);
-  free(cs.c);
-  u32map_release(&cs.idx);
+  cand_set_done(&cs);
+  scratch_put(e, scr);
 done:
   trending_release(t);
   u32map_release(&excl);
@@ -939,8 +1056,9 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
   u32map_init(&u.seen);
   u.anchors[0] = (anchor){.iid = iid, .type = TYPE_VIEW, .w = 1};
   u.nanchors = 1;
-  cand_set cs = {.e = e, .now = now};
-  u32map_init(&cs.idx);
+  rec_scratch *scr = scratch_get(e);
+  cand_set cs;
+  cand_set_init(&cs, e, now, scr);
   src_covis(&cs, &u);
   src_content(&cs, &u);
   trending *t = engine__trending(e);
@@ -965,8 +1083,8 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
       char *rs = out->items[i].reasons[k];
       if (!strncmp(rs, "people who viewed", 17)) snprintf(rs, sizeof out->items[i].reasons[0], "often viewed together with %s", item_id);
     }
-  free(cs.c);
-  u32map_release(&cs.idx);
+  cand_set_done(&cs);
+  scratch_put(e, scr);
   u32map_release(&excl);
   u32map_release(&u.seen);
   trending_release(t);

@@ -156,6 +156,7 @@ void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t 
   int now = !deleted;
   if (now && !was) atomic_fetch_add(&e->n_catalog, 1);
   if (!now && was) atomic_fetch_sub(&e->n_catalog, 1);
+  atomic_fetch_add(&e->content_version, 1); /* after the index and is->cats/tags: see src_content */
   atomic_fetch_add(&e->version, 1);
 }
 

@@ -23,6 +23,7 @@ void itemstats_free(itemstats *s) {
   free(s->cats);
   free(s->tags);
   free(s->properties);
+  free(s->memo);
   free(s);
 }
 

@@ -29,6 +29,8 @@ typedef struct itemstats {
   int64_t created_at;           /* INT64_MIN: unknown */
   uint32_t *cats, *tags;        /* content ids (xmalloc'ed) */
   char *properties;             /* JSON object text or NULL */
+  void *memo;                   /* the engine's derived data for this item (a malloc'ed block,
+                                   freed with the item; guarded by the item's lock; not saved) */
   uint32_t counts[];            /* per event type */
 } itemstats;
 

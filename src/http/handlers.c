@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "http/http_int.h"
+#include "http/jsonout.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -24,6 +25,9 @@ int http__submit(pending_write *p);
 
 /* ---- replies ---- */
 
+static void reply_buf(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status,
+                      struct evbuffer *out);
+
 void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, json_t *body) {
   char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
   json_decref(body);
@@ -33,6 +37,20 @@ void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, in
     evbuffer_add(out, "\n", 1);
     free(s);
   }
+  reply_buf(w, req, r, t0, status, out);
+}
+
+/* a body already rendered as JSON text (jsonout) */
+static void reply_text(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, jsonout *j) {
+  jsonout_raw(j, "\n", 1);
+  struct evbuffer *out = evbuffer_new();
+  evbuffer_add(out, j->p, j->len);
+  jsonout_release(j);
+  reply_buf(w, req, r, t0, status, out);
+}
+
+static void reply_buf(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status,
+                      struct evbuffer *out) {
   struct evkeyvalq *h = evhttp_request_get_output_headers(req);
   evhttp_add_header(h, "Content-Type", "application/json");
   static const char *reasons[] = {[200] = "OK", [202] = "Accepted", [409] = "Conflict", [422] = "Unprocessable Entity",
@@ -238,9 +256,15 @@ void http__finish_write(pending_write *p) {
                 "the write could not be made durable (%s); nothing was stored", recd_strerror(p->op.rc));
   } else {
     switch (p->route) {
-      case R_EVENTS:
-        http__reply_json(w, p->req, p->route, p->t0, 200, json_pack("{s:I}", "accepted", (json_int_t)p->count));
+      case R_EVENTS: { /* the hot write path: {"accepted":N} without jansson */
+        jsonout j;
+        jsonout_init(&j);
+        jsonout_lit(&j, "{\"accepted\":");
+        jsonout_u64(&j, p->count);
+        jsonout_lit(&j, "}");
+        reply_text(w, p->req, p->route, p->t0, 200, &j);
         break;
+      }
       case R_ITEMS:
         http__reply_json(w, p->req, p->route, p->t0, 200, json_pack("{s:I}", "upserted", (json_int_t)p->count));
         break;
@@ -407,6 +431,58 @@ static void h_item(http_worker *w, struct evhttp_request *req, route_id r, int64
   submit(p);
 }
 
+/* A result list as JSON text, in the key order result_json gives (then one
+ * optional trailing key): {"user_id":..,"recommendation_id":..,"items":[..],TAIL}.
+ * user: 0 leaves "user_id" out, 1 writes user_id (NULL: null). The tail is
+ * tail_key with the string tail_str, or with a boolean tail_bool (0/1) when
+ * tail_str is NULL; no tail when tail_key is NULL. Returns -1 (nothing
+ * written) when a string is not valid UTF-8: the caller then uses jansson,
+ * which leaves such strings out. */
+static int result_text(jsonout *j, const recd_rec_result *res, int user, const char *user_id, const char *tail_key,
+                       const char *tail_str, int tail_bool) {
+  if ((user && user_id && !jsonout_utf8_ok(user_id)) || (tail_str && !jsonout_utf8_ok(tail_str)) ||
+      !jsonout_utf8_ok(res->rec_id))
+    return -1;
+  for (size_t i = 0; i < res->count; i++) {
+    if (!jsonout_utf8_ok(res->items[i].item_id)) return -1;
+    for (int k = 0; k < res->items[i].nreasons; k++)
+      if (!jsonout_utf8_ok(res->items[i].reasons[k])) return -1;
+  }
+  jsonout_lit(j, "{");
+  if (user) {
+    jsonout_lit(j, "\"user_id\":");
+    if (user_id) jsonout_str(j, user_id);
+    else jsonout_lit(j, "null");
+    jsonout_lit(j, ",");
+  }
+  jsonout_lit(j, "\"recommendation_id\":");
+  jsonout_str(j, res->rec_id);
+  jsonout_lit(j, ",\"items\":[");
+  for (size_t i = 0; i < res->count; i++) {
+    const recd_rec_item *it = &res->items[i];
+    jsonout_lit(j, i ? ",{\"item_id\":" : "{\"item_id\":");
+    jsonout_str(j, it->item_id);
+    jsonout_lit(j, ",\"score\":");
+    jsonout_real(j, (double)(float)it->score);
+    jsonout_lit(j, ",\"reasons\":[");
+    for (int k = 0; k < it->nreasons; k++) {
+      if (k) jsonout_lit(j, ",");
+      jsonout_str(j, it->reasons[k]);
+    }
+    jsonout_lit(j, "]}");
+  }
+  jsonout_lit(j, "]");
+  if (tail_key) {
+    jsonout_lit(j, ",");
+    jsonout_str(j, tail_key);
+    jsonout_lit(j, ":");
+    if (tail_str) jsonout_str(j, tail_str);
+    else jsonout_lit(j, tail_bool ? "true" : "false");
+  }
+  jsonout_lit(j, "}");
+  return 0;
+}
+
 static json_t *result_json(const recd_rec_result *res, const char *user_id) {
   json_t *items = json_array();
   for (size_t i = 0; i < res->count; i++) {
@@ -443,10 +519,17 @@ static void h_recs_user(http_worker *w, struct evhttp_request *req, route_id r, 
   }
   recd_rec_result res;
   engine_recommend(w->srv->e, &rq, &res);
+  query_free(&q);
+  jsonout j;
+  jsonout_init(&j);
+  if (!result_text(&j, &res, 1, m->arg, "cold_start", NULL, !res.known_user)) {
+    engine_result_release(&res);
+    reply_text(w, req, r, t0, 200, &j);
+    return;
+  }
   json_t *o = result_json(&res, m->arg);
   json_object_set_new(o, "cold_start", json_boolean(!res.known_user));
   engine_result_release(&res);
-  query_free(&q);
   http__reply_json(w, req, r, t0, 200, o);
 }
 
@@ -501,9 +584,14 @@ static void h_recs_anon(http_worker *w, struct evhttp_request *req, route_id r, 
   rq.exclude = excl;
   recd_rec_result res;
   engine_recommend(w->srv->e, &rq, &res);
-  json_t *o = result_json(&res, NULL);
+  jsonout j;
+  jsonout_init(&j);
+  if (!result_text(&j, &res, 1, NULL, NULL, NULL, 0)) {
+    reply_text(w, req, r, t0, 200, &j);
+  } else {
+    http__reply_json(w, req, r, t0, 200, result_json(&res, NULL));
+  }
   engine_result_release(&res);
-  http__reply_json(w, req, r, t0, 200, o);
 out:
   json_decref(root);
 }
@@ -522,6 +610,13 @@ static void h_similar(http_worker *w, struct evhttp_request *req, route_id r, in
   recd_rec_result res;
   if (engine_similar(w->srv->e, m->arg, n, &res)) {
     http__error(w, req, r, t0, 404, "not_found", "item_id", "item '%.64s' does not exist", m->arg);
+    return;
+  }
+  jsonout j;
+  jsonout_init(&j);
+  if (!result_text(&j, &res, 0, NULL, "item_id", m->arg, 0)) {
+    engine_result_release(&res);
+    reply_text(w, req, r, t0, 200, &j);
     return;
   }
   json_t *o = result_json(&res, NULL);
@@ -550,6 +645,13 @@ static void h_popular(http_worker *w, struct evhttp_request *req, route_id r, in
   recd_fail f;
   if (engine_popular(w->srv->e, n, cats, nc, window, &res, &f)) {
     http__reply_error(w, req, r, t0, &f);
+    goto out;
+  }
+  jsonout j;
+  jsonout_init(&j);
+  if (!result_text(&j, &res, 0, NULL, "window", ws ? ws : "default", 0)) {
+    engine_result_release(&res);
+    reply_text(w, req, r, t0, 200, &j);
     goto out;
   }
   json_t *o = result_json(&res, NULL);

@@ -101,42 +101,55 @@ const posting *content_category_items(const content_index *c, uint32_t cat) {
 }
 
 
+void content_scratch_init(content_scratch *s) {
+  stampmap_init(&s->idx);
+  s->hits = NULL;
+  s->cap = 0;
+}
+
+void content_scratch_release(content_scratch *s) {
+  stampmap_release(&s->idx);
+  free(s->hits);
+  content_scratch_init(s);
+}
+
 static void accumulate(const content_index *c, const content_field *f, const uint32_t *ids, int n, uint32_t self,
-                       size_t scan_cap, u32map *idx, content_hit **hits, size_t *nh, size_t *cap, double *qnorm) {
+                       size_t scan_cap, content_scratch *scr, size_t *nh, double *qnorm) {
   for (int i = 0; i < n; i++) {
     if (ids[i] >= f->post_cap) continue;
     const posting *p = &f->post[ids[i]];
     double idf = content_idf(c, f, ids[i]);
+    float add = (float)(idf * idf);
     *qnorm += idf * idf;
     size_t scanned = 0;
     for (uint32_t k = p->n; k-- > 0 && scanned < scan_cap; scanned++) {
       uint32_t iid = p->items[k];
       if (iid == self) continue;
       int created;
-      uint32_t *slot = u32map_put(idx, iid, (uint32_t)*nh, &created);
+      uint32_t *slot = stampmap_put(&scr->idx, iid, (uint32_t)*nh, &created);
       if (created) {
-        if (*nh == *cap) {
-          *cap = *cap ? *cap * 2 : 256;
-          *hits = xrealloc(*hits, *cap * sizeof **hits);
+        if (*nh == scr->cap) {
+          scr->cap = scr->cap ? scr->cap * 2 : 256;
+          scr->hits = xrealloc(scr->hits, scr->cap * sizeof *scr->hits);
         }
-        (*hits)[*nh] = (content_hit){.iid = iid, .score = 0};
+        scr->hits[*nh] = (content_hit){.iid = iid, .score = 0};
         (*nh)++;
       }
-      (*hits)[*slot].score += (float)(idf * idf);
+      scr->hits[*slot].score += add;
     }
   }
 }
 
 size_t content_similar(const content_index *c, const uint32_t *cats, int ncats, const uint32_t *tags,
-                       int ntags, uint32_t self, size_t k, size_t scan_cap, content_hit *out) {
-  u32map idx;
-  u32map_init(&idx);
-  u32map_reserve(&idx, (uint32_t)(scan_cap * 2));
-  content_hit *hits = NULL;
-  size_t nh = 0, cap = 0;
+                       int ntags, uint32_t self, size_t k, size_t scan_cap, content_scratch *scr, content_hit *out) {
+  content_scratch tmp;
+  if (!scr) content_scratch_init(scr = &tmp);
+  stampmap_clear(&scr->idx);
+  size_t nh = 0;
   double qnorm = 0;
-  accumulate(c, &c->cats, cats, ncats, self, scan_cap, &idx, &hits, &nh, &cap, &qnorm);
-  accumulate(c, &c->tags, tags, ntags, self, scan_cap, &idx, &hits, &nh, &cap, &qnorm);
+  accumulate(c, &c->cats, cats, ncats, self, scan_cap, scr, &nh, &qnorm);
+  accumulate(c, &c->tags, tags, ntags, self, scan_cap, scr, &nh, &qnorm);
+  content_hit *hits = scr->hits;
   double qn = sqrt(qnorm > 0 ? qnorm : 1);
   for (size_t i = 0; i < nh; i++) {
     uint32_t iid = hits[i].iid;
@@ -151,8 +164,7 @@ size_t content_similar(const content_index *c, const uint32_t *cats, int ncats, 
   size_t m = top.n;
   for (size_t i = 0; i < m; i++) out[i] = (content_hit){.iid = top.e[i].iid, .score = top.e[i].score};
   pop_list_release(&top);
-  free(hits);
-  u32map_release(&idx);
+  if (scr == &tmp) content_scratch_release(&tmp);
   return m;
 }
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/stampmap.h"
 #include "util/strmap.h"
 #include "util/u32map.h"
 
@@ -53,11 +54,23 @@ typedef struct {
   float score;
 } content_hit;
 
+/* Working memory for content_similar, reusable across calls (by one thread at
+ * a time): keeps a busy caller free of per-call allocations. */
+typedef struct {
+  stampmap idx;            /* iid -> index in hits */
+  content_hit *hits;
+  size_t cap;
+} content_scratch;
+
+void content_scratch_init(content_scratch *s);
+void content_scratch_release(content_scratch *s);
+
 /* Top `k` items similar to the feature set, excluding `self` (UINT32_MAX for
  * none). Scans at most `scan_cap` postings per feature, newest first.
- * Writes up to k hits sorted by score into out; returns the count. */
+ * Writes up to k hits sorted by score into out; returns the count.
+ * `scr` may be NULL (a temporary one is used). */
 size_t content_similar(const content_index *c, const uint32_t *cats, int ncats, const uint32_t *tags,
-                       int ntags, uint32_t self, size_t k, size_t scan_cap, content_hit *out);
+                       int ntags, uint32_t self, size_t k, size_t scan_cap, content_scratch *scr, content_hit *out);
 /* items of a category (borrowed; valid under the index lock) */
 const posting *content_category_items(const content_index *c, uint32_t cat);
 double content_idf(const content_index *c, const content_field *f, uint32_t id);

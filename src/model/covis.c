@@ -23,6 +23,8 @@ void covis_free(covis_list *l) {
   free(l);
 }
 
+static void top_fix(covis_list *l);
+
 static void rebase(covis_list *l, int64_t t, int64_t hl) {
   float f = (float)exp2(-(double)(t - l->t0) / (double)hl);
   for (int i = 0; i < l->n; i++) {
@@ -32,6 +34,7 @@ static void rebase(covis_list *l, int64_t t, int64_t hl) {
   l->norm *= f;
   l->floor *= f;
   l->t0 = t;
+  top_fix(l); /* rounding may have reordered near-equal guaranteed weights */
 }
 
 static void index_put(covis_list *l, uint32_t iid, int idx) {
@@ -68,16 +71,21 @@ static void swap_ent(covis_ent *a, covis_ent *b) {
   *b = t;
 }
 
+static inline float guaranteed(const covis_ent *e) { return e->w - e->err; }
+
 /* Partition so that e[0..keep) hold the `keep` heaviest entries (any order):
- * quickselect, O(n) on average, instead of sorting on every prune. */
-static void select_heaviest(covis_ent *e, int n, int keep) {
+ * quickselect, O(n) on average, instead of sorting on every prune. By stored
+ * weight w, or with `by_guaranteed` by w - err. */
+static inline float sel_key(const covis_ent *e, int by_guaranteed) { return by_guaranteed ? guaranteed(e) : e->w; }
+
+static void select_by(covis_ent *e, int n, int keep, int by_guaranteed) {
   int lo = 0, hi = n - 1;
   while (lo < hi) {
-    float pivot = e[lo + (hi - lo) / 2].w;
+    float pivot = sel_key(&e[lo + (hi - lo) / 2], by_guaranteed);
     int i = lo, j = hi;
     while (i <= j) {
-      while (e[i].w > pivot) i++;
-      while (e[j].w < pivot) j--;
+      while (sel_key(&e[i], by_guaranteed) > pivot) i++;
+      while (sel_key(&e[j], by_guaranteed) < pivot) j--;
       if (i <= j) swap_ent(&e[i++], &e[j--]);
     }
     if (keep - 1 <= j) hi = j;
@@ -86,12 +94,74 @@ static void select_heaviest(covis_ent *e, int n, int keep) {
   }
 }
 
+static void select_heaviest(covis_ent *e, int n, int keep) { select_by(e, n, keep, 0); }
+
+/* ---- the top set (see covis.h) ---- */
+
+static void topmin_scan(covis_list *l) {
+  int at = 0;
+  float m = guaranteed(&l->e[0]);
+  for (int i = 1; i < COVIS_TOP; i++)
+    if (guaranteed(&l->e[i]) < m) m = guaranteed(&l->e[i]), at = i;
+  l->topmin_at = (uint16_t)at;
+}
+
+/* the index slot of the entry with this id, which is at position `at` */
+static uint32_t index_slot(const covis_list *l, uint32_t iid, int at) {
+  uint32_t mask = l->hcap - 1u, s = u32_hash(iid) & mask;
+  while (l->h[s] != at + 1) s = (s + 1) & mask;
+  return s;
+}
+
+/* entry i (outside the top set, or just added) may now beat the top set's minimum */
+static void top_offer(covis_list *l, int i) {
+  if (l->n <= COVIS_TOP) return;
+  if (i < COVIS_TOP) {
+    if (i == l->topmin_at) topmin_scan(l); /* the minimum grew */
+    return;
+  }
+  int m = l->topmin_at;
+  if (!(guaranteed(&l->e[i]) > guaranteed(&l->e[m]))) return;
+  if (l->hcap) { /* both slots first: after one is rewritten, the positions are ambiguous */
+    uint32_t si = index_slot(l, l->e[i].iid, i), sm = index_slot(l, l->e[m].iid, m);
+    l->h[si] = (uint16_t)(m + 1);
+    l->h[sm] = (uint16_t)(i + 1);
+  }
+  swap_ent(&l->e[i], &l->e[m]);
+  topmin_scan(l);
+}
+
+static int top_valid(const covis_list *l) {
+  float m = guaranteed(&l->e[l->topmin_at]);
+  for (int i = 0; i < COVIS_TOP; i++)
+    if (guaranteed(&l->e[i]) < m) return 0;
+  for (int i = COVIS_TOP; i < l->n; i++)
+    if (guaranteed(&l->e[i]) > m) return 0;
+  return 1;
+}
+
+/* re-establish the top set from scratch (after prune, rebase, load); the
+ * caller rebuilds the index if entries moved (returns 1 then) */
+static int top_partition(covis_list *l) {
+  if (l->n <= COVIS_TOP) return 0;
+  topmin_scan(l);
+  if (top_valid(l)) return 0;
+  select_by(l->e, l->n, COVIS_TOP, 1);
+  topmin_scan(l);
+  return 1;
+}
+
+static void top_fix(covis_list *l) {
+  if (top_partition(l) && l->hcap) index_build(l, l->hcap);
+}
+
 /* keep the `keep` heaviest entries; raise the floor to the heaviest dropped */
 static void prune(covis_list *l, int keep) {
   select_heaviest(l->e, l->n, keep);
   for (int i = keep; i < l->n; i++)
     if (l->e[i].w > l->floor) l->floor = l->e[i].w;
   l->n = (uint16_t)keep;
+  top_partition(l);
   if (l->hcap) index_build(l, l->hcap);
 }
 
@@ -112,6 +182,7 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   int i = find(l, nb);
   if (i >= 0) {
     l->e[i].w += sw;
+    top_offer(l, i);
     return;
   }
   int limit = p->max_neighbors + p->max_neighbors / 2;
@@ -132,12 +203,15 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
     if (!l->hcap || (unsigned)l->n * 4 > l->hcap * 3) index_build(l, pow2_at_least((unsigned)l->n * 2));
     else index_put(l, nb, i);
   }
+  if (l->n == COVIS_TOP + 1) topmin_scan(l); /* the top set starts to matter */
+  top_offer(l, i);
 }
 
 void covis_reindex(covis_list *l) {
   free(l->h);
   l->h = NULL;
   l->hcap = 0;
+  top_partition(l);
   if (l->n > INDEX_MIN) index_build(l, pow2_at_least((unsigned)l->n * 2));
 }
 
@@ -145,6 +219,13 @@ int covis_top(const covis_list *l, int k, covis_ent *out) {
   if (l->n <= k) {
     for (int i = 0; i < l->n; i++) out[i] = (covis_ent){.iid = l->e[i].iid, .w = l->e[i].w - l->e[i].err};
     return l->n;
+  }
+  if (k <= COVIS_TOP) { /* the top set holds them */
+    covis_ent top[COVIS_TOP];
+    for (int i = 0; i < COVIS_TOP; i++) top[i] = (covis_ent){.iid = l->e[i].iid, .w = guaranteed(&l->e[i])};
+    if (k < COVIS_TOP) select_heaviest(top, COVIS_TOP, k);
+    memcpy(out, top, (size_t)k * sizeof *out);
+    return k;
   }
   covis_ent buf[65536 / 8];
   covis_ent *tmp = l->n <= (int)(sizeof buf / sizeof buf[0]) ? buf : xmalloc((size_t)l->n * sizeof *tmp);

@@ -12,12 +12,21 @@
  * weight it really received, and readers use that. Heavy pairs are never lost.
  * Lists with more than 16 entries carry a small open-addressing index.
  *
+ * Top set: when a list has more than COVIS_TOP entries, e[0..COVIS_TOP) are
+ * kept as the COVIS_TOP entries with the largest guaranteed weight (w - err),
+ * in no particular order, so a reader takes them without selecting. Writes keep
+ * it up to date at O(1) per add (a weight only grows, so an entry can only move
+ * into the top set; the top set's minimum is cached and rescanned only when it
+ * changes).
+ *
  * Not thread-safe: the engine guards each list with the item's stripe lock. */
 #ifndef RECD_MODEL_COVIS_H
 #define RECD_MODEL_COVIS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define COVIS_TOP 50 /* entries kept ahead as the top set (see above) */
 
 typedef struct {
   int max_neighbors;
@@ -36,16 +45,19 @@ typedef struct covis_list {
   float floor;        /* heaviest weight pruned so far */
   uint16_t n, cap;
   uint16_t hcap;      /* index slots (power of two), 0 = no index */
+  uint16_t topmin_at; /* n > COVIS_TOP: where in e[0..COVIS_TOP) the smallest w - err is */
   covis_ent *e;
   uint16_t *h;        /* slot -> entry index + 1, 0 = empty */
 } covis_list;
 
 covis_list *covis_new(int64_t t0);
 void covis_free(covis_list *l);
-/* rebuild the index after entries were filled in directly (snapshot load) */
+/* rebuild the index and the top set after entries were filled in directly
+ * (snapshot load); an order that already has a valid top set is kept */
 void covis_reindex(covis_list *l);
 /* the k entries with the largest guaranteed weight (w - err), in no order,
- * into out (room for k); returns how many */
+ * into out (room for k); returns how many. k <= COVIS_TOP reads only the top
+ * set. */
 int covis_top(const covis_list *l, int k, covis_ent *out);
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts);
 /* decay multiplier turning stored weights into weights as of `now` */

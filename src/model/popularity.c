@@ -22,17 +22,20 @@ static int less(const pop_ent *a, const pop_ent *b) {
   return a->score < b->score || (a->score == b->score && a->iid < b->iid);
 }
 
+/* move h[i] down to its place: the smaller child moves up into the hole until
+ * neither child is smaller (less() is a total order, so this is the same heap
+ * the swap-with-the-smallest formulation gives) */
 static void sift_down(pop_ent *h, uint32_t n, uint32_t i) {
+  pop_ent x = h[i];
   for (;;) {
-    uint32_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && less(&h[l], &h[m])) m = l;
-    if (r < n && less(&h[r], &h[m])) m = r;
-    if (m == i) return;
-    pop_ent t = h[i];
+    uint32_t m = 2 * i + 1;
+    if (m >= n) break;
+    if (m + 1 < n && less(&h[m + 1], &h[m])) m++;
+    if (!less(&h[m], &x)) break;
     h[i] = h[m];
-    h[m] = t;
     i = m;
   }
+  h[i] = x;
 }
 
 void pop_list_offer(pop_list *l, uint32_t iid, float score) {
@@ -55,13 +58,16 @@ void pop_list_offer(pop_list *l, uint32_t iid, float score) {
   }
 }
 
-static int cmp_desc(const void *a, const void *b) {
-  const pop_ent *x = a, *y = b;
-  return less(x, y) ? 1 : less(y, x) ? -1 : 0;
-}
-
+/* The list is a min-heap under less() (a total order: score, then id), so
+ * popping the minimum to the end n-1 times leaves it in descending order:
+ * heapsort's second half, without qsort's comparison callbacks. */
 void pop_list_sort(pop_list *l) {
-  if (l->n) qsort(l->e, l->n, sizeof *l->e, cmp_desc);
+  for (uint32_t n = l->n; n > 1; n--) {
+    pop_ent t = l->e[0];
+    l->e[0] = l->e[n - 1];
+    l->e[n - 1] = t;
+    sift_down(l->e, n - 1, 0);
+  }
 }
 
 trending *trending_new(size_t ncat, size_t global_k, size_t cat_k, size_t fresh_k) {

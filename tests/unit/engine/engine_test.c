@@ -178,6 +178,51 @@ START_TEST(read_your_writes_rules_restart) {
 }
 END_TEST
 
+static int has_reason(const recd_rec_result *r, const char *id, const char *reason) {
+  int pos = in_list(r, id);
+  if (!pos) return 0;
+  for (int k = 0; k < r->items[pos - 1].nreasons; k++)
+    if (strstr(r->items[pos - 1].reasons[k], reason)) return 1;
+  return 0;
+}
+
+/* content neighbours are memoised per item; a catalog write must show in the
+ * very next answer (the memo is tagged with the catalog version) */
+START_TEST(content_neighbours_follow_catalog_writes) {
+  char *dir = unit_tmpdir();
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  put_item(e, "a", "books", 1);
+  put_item(e, "b", "books", 1);
+  char id[16];
+  for (int i = 0; i < 6; i++) {
+    snprintf(id, sizeof id, "t%d", i);
+    put_item(e, id, "toys", 1);
+  }
+  recd_rec_result r;
+  for (int round = 0; round < 2; round++) { /* the second answer comes from the memo */
+    ck_assert_int_eq(engine_similar(e, "a", 5, &r), 0);
+    ck_assert(has_reason(&r, "b", "similar to a"));
+    engine_result_release(&r);
+  }
+  put_item(e, "b", "toys", 1);  /* b leaves the category, n joins it */
+  put_item(e, "n", "books", 1);
+  ck_assert_int_eq(engine_similar(e, "a", 5, &r), 0);
+  ck_assert(!has_reason(&r, "b", "similar to a"));
+  ck_assert(has_reason(&r, "n", "similar to a"));
+  engine_result_release(&r);
+  /* the anchor's own categories change: its neighbours follow */
+  put_item(e, "a", "toys", 1);
+  ck_assert_int_eq(engine_similar(e, "a", 5, &r), 0);
+  ck_assert(!has_reason(&r, "n", "similar to a"));
+  ck_assert(has_reason(&r, "t5", "similar to a"));
+  engine_result_release(&r);
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(diversity_and_filters) {
   char *dir = unit_tmpdir();
   recd_config c;
@@ -374,6 +419,7 @@ Suite *engine_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, read_your_writes_rules_restart);
   tcase_add_test(tc, diversity_and_filters);
+  tcase_add_test(tc, content_neighbours_follow_catalog_writes);
   tcase_add_test(tc, snapshot_equals_replay);
   tcase_add_test(tc, models_train_promote_restart_corrupt);
   suite_add_tcase(s, tc);

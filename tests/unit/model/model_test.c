@@ -1,5 +1,6 @@
 /* tests for src/model: covis, content, popularity */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/content.h"
@@ -34,6 +35,55 @@ START_TEST(covis_accumulates_and_bounds) {
   for (int i = 0; i < l->n; i++) {
     ck_assert(isfinite(l->e[i].w));
     if (l->e[i].iid == 10) ck_assert_double_eq_tol(l->e[i].w * sc, 1.0, 1e-5);
+  }
+  covis_free(l);
+}
+END_TEST
+
+static int cmp_float_desc(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* covis_top(COVIS_TOP) reads the top set kept at write time: it must hold the
+ * same guaranteed weights a full sort would pick, through growth, pruning,
+ * rebasing and a reload (covis_reindex), and the index must stay right */
+START_TEST(covis_top_set_kept_at_write_time) {
+  covis_params p = {.max_neighbors = 256, .half_life_ms = DAY};
+  covis_list *l = covis_new(0);
+  uint64_t x = 777;
+  for (int k = 0; k < 60000; k++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint32_t nb = (x >> 40) % 4 ? (uint32_t)((x >> 20) % 40) : 40 + (uint32_t)((x >> 33) % 3000);
+    int64_t ts = (int64_t)k * (DAY / 500); /* 120 half-lives: several rebases */
+    covis_add(l, &p, nb, (double)((x >> 50) % 7 + 1), ts);
+    if (k % 997 && k != 59999) continue;
+    if (k == 30000) { /* as a snapshot load does: same entries, rebuilt index and top set */
+      covis_list *c = covis_new(l->t0);
+      c->norm = l->norm, c->floor = l->floor, c->n = c->cap = l->n;
+      c->e = malloc(l->n * sizeof *c->e);
+      for (int i = 0; i < l->n; i++) c->e[l->n - 1 - i] = l->e[i]; /* reversed: the top set must be rebuilt */
+      covis_reindex(c);
+      covis_free(l);
+      l = c;
+    }
+    float all[400], want[COVIS_TOP];
+    for (int i = 0; i < l->n; i++) all[i] = l->e[i].w - l->e[i].err;
+    qsort(all, l->n, sizeof *all, cmp_float_desc);
+    covis_ent top[COVIS_TOP];
+    int n = covis_top(l, COVIS_TOP, top);
+    ck_assert_int_eq(n, l->n < COVIS_TOP ? l->n : COVIS_TOP);
+    for (int i = 0; i < n; i++) want[i] = top[i].w;
+    qsort(want, n, sizeof *want, cmp_float_desc);
+    for (int i = 0; i < n; i++) ck_assert_float_eq(want[i], all[i]);
+    /* every entry is found through the index (an add to it adds, not appends) */
+    int before = l->n;
+    for (int i = 0; i < l->n; i++) {
+      uint32_t id = l->e[i].iid;
+      covis_add(l, &p, id, 0.0, ts);
+      ck_assert_int_eq(l->n, before);
+      ck_assert_uint_eq(l->e[i].iid, id); /* a zero add moves nothing */
+    }
   }
   covis_free(l);
 }
@@ -78,6 +128,7 @@ Suite *covis_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, covis_accumulates_and_bounds);
   tcase_add_test(tc, covis_index_and_lower_bounds);
+  tcase_add_test(tc, covis_top_set_kept_at_write_time);
   suite_add_tcase(s, tc);
   return s;
 }
@@ -93,14 +144,14 @@ START_TEST(content_similarity) {
   content_set(&c, 2, NULL, 0, NULL, 0, ct, 1, tk, 1); /* toy, kids */
   content_set(&c, 3, NULL, 0, NULL, 0, cb, 1, ts, 1); /* book, scifi: most like 0 */
   content_hit hits[8];
-  size_t n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, hits);
+  size_t n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, NULL, hits);
   ck_assert_uint_eq(n, 2);           /* 3 and 1 share something; 2 shares nothing */
   ck_assert_uint_eq(hits[0].iid, 3);
   ck_assert_uint_eq(hits[1].iid, 1);
   ck_assert_float_gt(hits[0].score, hits[1].score);
   /* moving item 3 to toys/kids updates postings */
   content_set(&c, 3, cb, 1, ts, 1, ct, 1, tk, 1);
-  n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, hits);
+  n = content_similar(&c, cb, 1, ts, 1, 0, 8, 100, NULL, hits);
   ck_assert_uint_eq(n, 1);
   ck_assert_uint_eq(hits[0].iid, 1);
   ck_assert_uint_eq(content_find_category(&c, "toys", 4), toys);
@@ -138,10 +189,40 @@ START_TEST(topk_lists) {
 }
 END_TEST
 
+/* the heap's own sort gives the full descending order, ties by larger id first */
+START_TEST(pop_list_sorted_like_a_full_sort) {
+  uint64_t x = 12345;
+  for (int round = 0; round < 200; round++) {
+    uint32_t k = 1 + (uint32_t)(round % 50), n = (uint32_t)(round * 7 % 300);
+    pop_list l;
+    pop_list_init(&l, k);
+    float all[300];
+    for (uint32_t i = 0; i < n; i++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      all[i] = (float)(x >> 60); /* few distinct scores: many ties */
+      pop_list_offer(&l, i, all[i]);
+    }
+    pop_list_sort(&l);
+    ck_assert_uint_eq(l.n, n < k ? n : k);
+    for (uint32_t i = 0; i + 1 < l.n; i++)
+      ck_assert(l.e[i].score > l.e[i + 1].score || (l.e[i].score == l.e[i + 1].score && l.e[i].iid > l.e[i + 1].iid));
+    /* and they are the best: nothing left out beats the last one kept */
+    for (uint32_t i = 0; l.n && i < n; i++) {
+      int kept = 0;
+      for (uint32_t j = 0; j < l.n; j++) kept |= l.e[j].iid == i;
+      const pop_ent *last = &l.e[l.n - 1];
+      if (!kept) ck_assert(all[i] < last->score || (all[i] == last->score && i < last->iid));
+    }
+    pop_list_release(&l);
+  }
+}
+END_TEST
+
 Suite *popularity_suite(void) {
   Suite *s = suite_create("popularity");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, topk_lists);
+  tcase_add_test(tc, pop_list_sorted_like_a_full_sort);
   suite_add_tcase(s, tc);
   return s;
 }

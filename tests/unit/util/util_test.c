@@ -7,6 +7,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/strmap.h"
+#include "util/stampmap.h"
 #include "util/u32map.h"
 
 START_TEST(err_names) {
@@ -139,10 +140,36 @@ START_TEST(u32map_basic) {
 }
 END_TEST
 
+START_TEST(stampmap_basic) {
+  stampmap m;
+  stampmap_init(&m);
+  ck_assert_ptr_null(stampmap_get(&m, 5));
+  for (uint32_t i = 0; i < 5000; i++) *stampmap_put(&m, i * 3, 0, NULL) = i;
+  for (uint32_t i = 0; i < 5000; i++) ck_assert_uint_eq(*stampmap_get(&m, i * 3), i);
+  ck_assert_ptr_null(stampmap_get(&m, 1));
+  ck_assert_ptr_null(stampmap_get(&m, 1u << 30)); /* beyond the arrays */
+  int created;
+  *stampmap_put(&m, 3, 7, &created) += 10;
+  ck_assert_int_eq(created, 0);
+  ck_assert_uint_eq(*stampmap_get(&m, 3), 11);
+  stampmap_clear(&m);
+  ck_assert_ptr_null(stampmap_get(&m, 3));
+  ck_assert_uint_eq(*stampmap_put(&m, 3, 7, &created), 7);
+  ck_assert_int_eq(created, 1);
+  m.gen = UINT32_MAX; /* the generation wraps: nothing may look current */
+  *stampmap_put(&m, 9, 1, NULL) = 1;
+  stampmap_clear(&m);
+  ck_assert_ptr_null(stampmap_get(&m, 9));
+  ck_assert_ptr_null(stampmap_get(&m, 3));
+  stampmap_release(&m);
+}
+END_TEST
+
 Suite *u32map_suite(void) {
   Suite *s = suite_create("u32map");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, u32map_basic);
+  tcase_add_test(tc, stampmap_basic);
   suite_add_tcase(s, tc);
   return s;
 }

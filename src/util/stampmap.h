@@ -1,0 +1,43 @@
+/* stampmap.h — a map from dense uint32 keys (item ids) to uint32 values for
+ * per-request scratch: one slot per possible key, each tagged with the
+ * generation that wrote it, so clearing is O(1) (the generation moves on) and
+ * a lookup is one array access, with no hashing or probing.
+ *
+ * Keys are below UINT32_MAX. Memory is 8 bytes per key up to the largest key seen; meant for scratch
+ * objects reused across requests (see engine__scratch_get), not for one-offs.
+ * Not thread-safe. */
+#ifndef RECD_UTIL_STAMPMAP_H
+#define RECD_UTIL_STAMPMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  uint32_t *stamp, *val;
+  uint32_t cap, gen;
+} stampmap;
+
+void stampmap_init(stampmap *m);
+void stampmap_release(stampmap *m);
+/* forget every key (O(1) except once every 2^32 clears) */
+void stampmap_clear(stampmap *m);
+void stampmap__grow(stampmap *m, uint32_t key);
+
+/* pointer to the value for key, or NULL */
+static inline uint32_t *stampmap_get(const stampmap *m, uint32_t key) {
+  return key < m->cap && m->stamp[key] == m->gen ? &m->val[key] : NULL;
+}
+
+/* pointer to the value slot, inserting it with value `init` if absent */
+static inline uint32_t *stampmap_put(stampmap *m, uint32_t key, uint32_t init, int *created) {
+  if (key >= m->cap) stampmap__grow(m, key);
+  int c = m->stamp[key] != m->gen;
+  if (c) {
+    m->stamp[key] = m->gen;
+    m->val[key] = init;
+  }
+  if (created) *created = c;
+  return &m->val[key];
+}
+
+#endif

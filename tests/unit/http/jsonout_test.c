@@ -1,0 +1,129 @@
+/* jsonout: byte-for-byte the text jansson writes for the same values. */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/jsonout.h"
+#include "unit.h"
+
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t next(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static void check_real(double v) {
+  jsonout j;
+  jsonout_init(&j);
+  jsonout_real(&j, v);
+  json_t *r = json_real(v);
+  char *want = json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
+  ck_assert_ptr_nonnull(want);
+  ck_assert_msg(j.len == strlen(want) && !memcmp(j.p, want, j.len), "%.17g: got '%.*s', jansson '%s'", v, (int)j.len,
+                j.p, want);
+  free(want);
+  json_decref(r);
+  jsonout_release(&j);
+}
+
+START_TEST(reals_match_jansson) {
+  static const double fixed[] = {0.0, -0.0, 1.0, 2.0, 0.5, 0.1, 1e-4, 9.99995e-5, 0.000123456789, 999999.0,
+                                 999999.5, 1e6, 1e7, 123456.0, 9.999995, 9.9999949, 0.30000001, 1e-30, 3e38,
+                                 1.70355, 0.95267, 0.456593, -0.25, 100.0, 1234.5678};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+    check_real(fixed[i]);
+    check_real((double)(float)fixed[i]);
+  }
+  for (int i = 0; i < 300000; i++) {
+    uint64_t r = next();
+    /* floats with exponents around the scores' range, and some anywhere */
+    float f;
+    if (i % 4) {
+      int ex = (int)(r % 40) - 20;
+      f = ldexpf((float)((r >> 8) & 0xFFFFFF) / 16777216.0f + 0.5f, ex);
+    } else {
+      uint32_t bits = (uint32_t)(r >> 16);
+      memcpy(&f, &bits, 4);
+      if (!isfinite(f)) continue;
+    }
+    if (r & (1ULL << 63)) f = -f;
+    check_real((double)f);
+  }
+  /* decimal ties and near-ties: d.ddddd5 */
+  for (int i = 0; i < 100000; i++) {
+    double d = (double)(100000 + next() % 900000) + 0.5;
+    int ex = (int)(next() % 10) - 9;
+    check_real((double)(float)(d * pow(10, ex)));
+    check_real(d * pow(10, ex));
+  }
+}
+END_TEST
+
+START_TEST(strings_match_jansson) {
+  for (int i = 0; i < 200000; i++) {
+    char s[24];
+    int n = (int)(next() % 20);
+    for (int k = 0; k < n; k++) {
+      uint64_t r = next();
+      /* mostly ASCII and escapes, some UTF-8 lead/continuation bytes */
+      s[k] = (char)(r % 3 ? (int)(r >> 8) % 128 : (int)(0x80 + (r >> 8) % 128));
+      if (!s[k]) s[k] = 'x';
+    }
+    s[n] = 0;
+    json_t *js = json_string(s);
+    ck_assert_int_eq(jsonout_utf8_ok(s), js != NULL);
+    if (!js) continue;
+    char *want = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT);
+    jsonout j;
+    jsonout_init(&j);
+    jsonout_str(&j, s);
+    ck_assert(j.len == strlen(want) && !memcmp(j.p, want, j.len));
+    jsonout_release(&j);
+    free(want);
+    json_decref(js);
+  }
+  ck_assert(jsonout_utf8_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  ck_assert(!jsonout_utf8_ok("\xc0\xaf"));         /* overlong */
+  ck_assert(!jsonout_utf8_ok("\xed\xa0\x80"));     /* surrogate */
+  ck_assert(!jsonout_utf8_ok("\xe2\x82"));         /* cut short */
+}
+END_TEST
+
+START_TEST(integers) {
+  static const unsigned long long v[] = {0, 1, 9, 10, 1000, 18446744073709551615ULL};
+  static const char *want[] = {"0", "1", "9", "10", "1000", "18446744073709551615"};
+  for (size_t i = 0; i < 6; i++) {
+    jsonout j;
+    jsonout_init(&j);
+    jsonout_u64(&j, v[i]);
+    ck_assert(j.len == strlen(want[i]) && !memcmp(j.p, want[i], j.len));
+    jsonout_release(&j);
+  }
+}
+END_TEST
+
+START_TEST(grows_past_the_inline_buffer) {
+  jsonout j;
+  jsonout_init(&j);
+  for (int i = 0; i < 2000; i++) jsonout_str(&j, "abc\"\n");
+  ck_assert_uint_eq(j.len, 2000 * 9);
+  ck_assert(!memcmp(j.p + 9 * 1999, "\"abc\\\"\\n\"", 9));
+  jsonout_release(&j);
+}
+END_TEST
+
+Suite *jsonout_suite(void) {
+  Suite *s = suite_create("jsonout");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, reals_match_jansson);
+  tcase_add_test(tc, strings_match_jansson);
+  tcase_add_test(tc, grows_past_the_inline_buffer);
+  tcase_add_test(tc, integers);
+  suite_add_tcase(s, tc);
+  return s;
+}
