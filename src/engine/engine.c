@@ -283,10 +283,10 @@ typedef struct {
   uint64_t upto;
   int (*before)(void *arg, const store_event *ev, int type);
   void *arg;
-} scratch_ctx;
+} replay_scan;
 
-static int scratch_event(void *arg, const store_event *ev) {
-  scratch_ctx *c = arg;
+static int replay_scan_event(void *arg, const store_event *ev) {
+  replay_scan *c = arg;
   recd_engine *e = c->e;
   if (ev->seq > c->upto) return RECD_ECANCELED;
   if (ev->tid < 0 || ev->tid >= 256 || e->tid_type[ev->tid] < 0 || ev->uid >= strmap_count(&e->users) ||
@@ -303,8 +303,8 @@ static int scratch_event(void *arg, const store_event *ev) {
 
 int engine__replay_events(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
                            void *arg) {
-  scratch_ctx c = {e, upto, before, arg};
-  int rc = store_scan_events(e->st, 0, scratch_event, &c);
+  replay_scan c = {e, upto, before, arg};
+  int rc = store_scan_events(e->st, 0, replay_scan_event, &c);
   return rc == RECD_ECANCELED ? 0 : rc;
 }
 

@@ -12,7 +12,7 @@
  * changes them), the largest one counting.
  *
  * The retrieval model (iALS/EASE) whose scores are features is itself
- * point-in-time: it is trained on the scratch state at the cut (the events
+ * point-in-time: it is trained on the replay state at the cut (the events
  * before the sampling window) and folds each user in as serving does.
  *
  * Invariant (tests/unit/engine/rankdata_test.c): a group's features depend
@@ -30,7 +30,7 @@
 #include "util/log.h"
 #include "util/u32map.h"
 
-#define TREND_EVERY 1000 /* scratch trending lists are at most this many events old at a sample */
+#define TREND_EVERY 1000 /* replay trending lists are at most this many events old at a sample */
 
 typedef struct {
   recd_engine *e;
