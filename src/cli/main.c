@@ -16,6 +16,10 @@ static void usage(FILE *f) {
           "  gen       write a synthetic shop (items.jsonl, events.csv)\n"
           "  import    bulk-load events (CSV or JSONL) and items into a data dir\n"
           "  eval      offline evaluation of model configurations on MovieLens data\n"
+          "  train     train a model version from a data dir's event log (ials, ease, ranker)\n"
+          "  models    list the model registry of a data dir\n"
+          "  promote   make a model version production\n"
+          "  rollback  make the previous production version production again\n"
           "\n"
           "  recd <command> --help   flags of a command\n"
           "  recd --version          print the version\n",
@@ -40,6 +44,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "gen")) return cmd_gen(argc - 1, argv + 1);
   if (!strcmp(cmd, "import")) return cmd_import(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+  if (!strcmp(cmd, "train") || !strcmp(cmd, "models") || !strcmp(cmd, "promote") || !strcmp(cmd, "rollback"))
+    return cmd_models(argc - 1, argv + 1);
   fprintf(stderr, "recd: unknown command '%s'\n\n", cmd);
   usage(stderr);
   return 2;

@@ -337,6 +337,10 @@ static int set_stage(recd_engine *e, model_set *m, uint64_t v, const char *stage
 static int promote_set(recd_engine *e, model_set *m, const char *why) {
   model_set *cur = engine__models(e);
   uint64_t prev = cur ? cur->version : 0;
+  if (cur && cur->version == m->version) { /* promoting production again keeps its rollback target */
+    json_t *p = json_object_get(cur->meta, "previous");
+    prev = json_is_integer(p) ? (uint64_t)json_integer_value(p) : 0;
+  }
   int rc = write_production(e, m->version);
   if (rc) {
     engine__models_release(cur);

@@ -2,9 +2,11 @@
 rollback, errors, a restart serving the production version, and the model
 changing a new user's list after one event (fold-in)."""
 
+import json
+import subprocess
 import time
 
-from harness import API, RecdTestCase, ev, item_ids
+from harness import API, RecdTestCase, ev, item_ids, recd_bin
 
 
 class ModelsTest(RecdTestCase):
@@ -135,6 +137,38 @@ class RankerTest(RecdTestCase):
         kinds = {m["version"]: m["kind"] for m in d["models"]}
         self.assertEqual(kinds[prod], "ranker")
         self.assertEqual(len(item_ids(self.ok(self.server.get(API + "/recommendations/ru9?n=5")))), 5)
+
+    def test_3_cli_registry_on_a_stopped_server(self):
+        prod = self.ok(self.server.get(API + "/models"))["production"]
+        self.server.stop()
+        try:
+            def cli(*args):
+                return subprocess.run([recd_bin()] + list(args) + ["--data", self.server.data_dir],
+                                      capture_output=True, text=True, timeout=300)
+            r = cli("models", "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["production"], prod)
+            r = cli("models")
+            self.assertIn("production: v%d" % prod, r.stdout)
+            self.assertIn("ranker", r.stdout)
+            r = cli("promote", "v99")
+            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+            self.assertIn("v99", r.stderr)
+            r = cli("promote", "x")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("VERSION", r.stderr)
+            r = cli("train", "--kind", "ials", "--promote", "never")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            m = json.loads(r.stdout)
+            self.assertEqual((m["kind"], m["stage"]), ("ials", "candidate"))
+            r = cli("promote", str(m["version"]))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = cli("rollback")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["version"], prod)
+        finally:
+            self.server.start()
+        self.assertEqual(self.ok(self.server.get(API + "/models"))["production"], prod)
 
 
 class RankerTooLittleDataTest(RecdTestCase):
