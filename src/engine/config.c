@@ -65,6 +65,7 @@ static const opt opts[] = {
     {"ranker_rounds", T_INT, O(ranker_rounds), 0, "100", "ranker boosting rounds (trees; early stopping on the held-out slice)", 1, 10000},
     {"ranker_tree_depth", T_INT, O(ranker_tree_depth), 0, "6", "ranker tree depth", 1, 16},
     {"ranker_eta", T_DBL, O(ranker_eta), 0, "0.1", "ranker learning rate", 1e-6, 1},
+    {"ranker_prior", T_DBL, O(ranker_prior), 0, "1", "the blend's order as the ranker's starting score (trees learn the correction): -ranker_prior * log2(1 + blend_rank); 0 = trees alone", 0, 100},
     {"ranker_horizon", T_DUR, O(ranker_horizon_ms), 0, "1d", "ranker labels: the user's events within this time after a sampled request", 1, 1e13},
     {"ranker_window", T_DBL, O(ranker_window), 0, "0.3", "share of the log (the newest events) the ranker's training requests are sampled from", 0.01, 1},
     {"ranker_max_groups", T_SIZE, O(ranker_max_groups), 0, "20000", "training requests (query groups) sampled for the ranker at most", 10, 1e8},

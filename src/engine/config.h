@@ -57,6 +57,7 @@ typedef struct recd_config {
   int ranker_depth;        /* candidates the ranker reorders per request (0 = ranker off) */
   int ranker_rounds, ranker_tree_depth;
   double ranker_eta;
+  double ranker_prior;     /* the blend's order as the trees' starting score: prior = -ranker_prior * log2(1 + blend_rank) */
   int64_t ranker_horizon_ms; /* labels: the user's events within this time after the request */
   double ranker_window;    /* share of the log (newest) that training requests are sampled from */
   size_t ranker_max_groups;  /* training requests sampled at most */

@@ -43,6 +43,7 @@ typedef struct model_set {
   struct ials_model *ials;        /* the retrieval model: one of ials, ease */
   struct ease_model *ease;
   struct ranker *ranker;          /* kind "ranker": reranks the blend's top candidates */
+  float ranker_prior;             /* the prior strength it was trained with (meta ranker.params.prior) */
   json_t *meta;
 } model_set;
 
@@ -183,6 +184,8 @@ const char *const *engine__rank_feature_names(void);
  * eligible candidates in blend order, their ids and feature rows
  * (rows: depth x engine__rank_nfeatures()). Returns how many. */
 size_t engine__rank_group(recd_engine *e, uint32_t uid, size_t depth, uint32_t *iids, float *rows);
+/* the prior score of a row (added to the trees' output) for strength `prior` */
+float engine__rank_prior(const float *row, float prior);
 
 /* models.c */
 struct model_set *engine__model_train_retrieval(recd_engine *e, const char *kind, char *err, size_t errlen);

@@ -133,6 +133,8 @@ static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen)
                  engine__rank_feature_names()[i]);
         ok = 0;
       }
+    json_t *pr = json_object_get(json_object_get(json_object_get(meta, "ranker"), "params"), "prior");
+    m->ranker_prior = pr ? (float)json_number_value(pr) : 0;
     if (ok && ranker_nfeatures(m->ranker) != engine__rank_nfeatures()) {
       snprintf(why, sizeof why, "ranker has %zu features, this build computes %zu", ranker_nfeatures(m->ranker),
                engine__rank_nfeatures());
@@ -412,11 +414,13 @@ model_set *engine__model_train_retrieval(recd_engine *e, const char *kind, char 
 }
 
 /* scores of the rows of one group by a ranker, or by the blend's order */
-static double group_ndcg(const ranker *rk, const rank_data *d, size_t g, int blend_col) {
+static double group_ndcg(const ranker *rk, float prior, const rank_data *d, size_t g, int blend_col) {
   size_t s = d->gstart[g], n = d->gsize[g];
   float *sc = xmalloc(n * sizeof *sc);
   if (!rk || ranker_predict(rk, d->x + s * d->nfeat, n, sc))
     for (size_t k = 0; k < n; k++) sc[k] = -d->x[(s + k) * d->nfeat + (size_t)blend_col];
+  else
+    for (size_t k = 0; k < n; k++) sc[k] += engine__rank_prior(d->x + (s + k) * d->nfeat, prior);
   double v = engine__rank_ndcg(d->label + s, sc, n, EVAL_K);
   free(sc);
   return v;
@@ -454,14 +458,22 @@ static int fit_ranker(recd_engine *e, uint64_t upto, model_set *m, const model_s
   p.threads = 2;
   p.early_stopping = 10;
   const char *const *names = engine__rank_feature_names();
+  float prior = (float)e->cfg.ranker_prior;
+  float *margin = NULL;
+  if (prior > 0) {
+    margin = xmalloc(d.nrows * sizeof *margin);
+    for (size_t i = 0; i < d.nrows; i++) margin[i] = engine__rank_prior(d.x + i * d.nfeat, prior);
+  }
+  m->ranker_prior = prior;
   ranker_problem tr = {.nrows = vrow, .nfeatures = d.nfeat, .x = d.x, .label = d.label, .group_sizes = d.gsize,
-                       .ngroups = ntrain, .feature_names = names};
+                       .ngroups = ntrain, .feature_names = names, .base_margin = margin};
   ranker_problem va = {.nrows = d.nrows - vrow, .nfeatures = d.nfeat, .x = d.x + vrow * d.nfeat,
                        .label = d.label + vrow, .group_sizes = d.gsize + ntrain, .ngroups = nvalid,
-                       .feature_names = names};
+                       .feature_names = names, .base_margin = margin ? margin + vrow : NULL};
   int64_t t0 = clock_mono_ns();
   m->ranker = ranker_train(&tr, &va, &p, NULL, NULL, err, errlen);
   double train_s = (clock_mono_ns() - t0) / 1e9;
+  free(margin);
   if (!m->ranker) {
     engine__rank_data_release(&d);
     return RECD_EINVAL;
@@ -471,9 +483,9 @@ static int fit_ranker(recd_engine *e, uint64_t upto, model_set *m, const model_s
     if (!strcmp(names[i], "blend_rank")) blend_col = (int)i;
   double rn = 0, bn = 0, pn = 0;
   for (size_t g = ntrain; g < d.ngroups; g++) {
-    rn += group_ndcg(m->ranker, &d, g, blend_col);
-    bn += group_ndcg(NULL, &d, g, blend_col);
-    pn += prod && prod->ranker ? group_ndcg(prod->ranker, &d, g, blend_col) : 0;
+    rn += group_ndcg(m->ranker, prior, &d, g, blend_col);
+    bn += group_ndcg(NULL, 0, &d, g, blend_col);
+    pn += prod && prod->ranker ? group_ndcg(prod->ranker, prod->ranker_prior, &d, g, blend_col) : 0;
   }
   rn /= (double)nvalid;
   bn /= (double)nvalid;
@@ -494,11 +506,11 @@ static int fit_ranker(recd_engine *e, uint64_t upto, model_set *m, const model_s
   json_object_set_new(info, "replay_seconds", json_real(d.replay_seconds));
   json_object_set_new(info, "base_at_cut_seconds", json_real(d.base_seconds));
   json_object_set_new(info, "train_seconds", json_real(train_s));
-  json_object_set_new(info, "params", json_pack("{s:s,s:i,s:i,s:f,s:f,s:i,s:I,s:I,s:f}", "objective", p.objective,
+  json_object_set_new(info, "params", json_pack("{s:s,s:i,s:i,s:f,s:f,s:i,s:I,s:I,s:f,s:f}", "objective", p.objective,
                                                 "rounds", p.rounds, "max_depth", p.max_depth, "eta", (double)p.eta,
                                                 "subsample", (double)p.subsample, "early_stopping", p.early_stopping,
                                                 "depth", (json_int_t)o.depth, "horizon_ms", (json_int_t)o.horizon_ms,
-                                                "window", e->cfg.ranker_window));
+                                                "window", e->cfg.ranker_window, "prior", (double)prior));
   engine__rank_data_release(&d);
   return 0;
 }

@@ -679,6 +679,10 @@ const char *const *engine__rank_feature_names(void) {
   return rank_names;
 }
 
+float engine__rank_prior(const float *row, float prior) {
+  return prior > 0 ? -prior * log2f(1 + row[RF_BLEND_RANK]) : 0;
+}
+
 static int anchor_pos(const user_ctx *u, uint32_t iid) {
   for (int i = 0; i < u->nanchors; i++)
     if (u->anchors[i].iid == iid) return i;
@@ -793,7 +797,7 @@ static int scored_cmp(const void *a, const void *b) {
  * the sorted prefix [0, pre): they move to the front in the ranker's order.
  * ok[] (eligibility cache) moves with them. */
 static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uint8_t *ok, const ranker *rk,
-                   size_t depth, rank_sink *sink) {
+                   float prior, size_t depth, rank_sink *sink) {
   if (depth > RANK_MAX_DEPTH) depth = RANK_MAX_DEPTH;
   size_t idx[RANK_MAX_DEPTH], nd = 0;
   for (size_t i = 0; i < pre && nd < depth; i++) {
@@ -810,6 +814,7 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uin
   }
   float sc[RANK_MAX_DEPTH];
   int rc = ranker_predict(rk, rows, nd, sc);
+  for (size_t k = 0; k < nd && !rc; k++) sc[k] += engine__rank_prior(rows + k * RF_N, prior);
   free(rows);
   if (rc) return; /* logged by the ranker; the blend's order stands */
   scored_idx o[RANK_MAX_DEPTH];
@@ -847,7 +852,7 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uin
  * lazily in score order, so only about as many items as the list needs are
  * locked and looked at, however many candidates there are. */
 static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const trending *t, size_t n, const float *wsrc,
-                        int anonymous, const ranker *rk, rank_sink *sink, recd_rec_result *out) {
+                        int anonymous, const ranker *rk, float prior, rank_sink *sink, recd_rec_result *out) {
   char win[32];
   window_words(e->cfg.trending_window_ms, win, sizeof win);
   float mx[NSRC] = {0};
@@ -896,7 +901,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
 
   uint8_t *ok = xcalloc(m ? m : 1, 1); /* 0 unchecked, 1 eligible, 2 not */
   if (depth) {
-    rerank(e, cs, r, pre, ok, rk, depth, sink);
+    rerank(e, cs, r, pre, ok, rk, prior, depth, sink);
     if (sink) {
       free(ok);
       return;
@@ -1011,7 +1016,7 @@ static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sin
   src_trending(&cs, t, &u, fcats, nf);
   rules r = {.u = &u, .excl = &excl, .fcats = fcats, .nfcats = nf, .self = UINT32_MAX};
   finish_list(e, &cs, &r, t, req->n, wsrc, req->user_id == NULL, ms && e->cfg.ranker_depth ? ms->ranker : NULL,
-              sink, out);
+              ms ? ms->ranker_prior : 0, sink, out);
   engine__models_release(ms);
   cand_set_done(&cs);
   scratch_put(e, scr);
@@ -1076,7 +1081,7 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
   u32map excl;
   u32map_init(&excl);
   rules r = {.u = NULL, .excl = &excl, .self = iid};
-  finish_list(e, &cs, &r, t, n, wsrc, 1, NULL, NULL, out);
+  finish_list(e, &cs, &r, t, n, wsrc, 1, NULL, 0, NULL, out);
   /* rephrase anchor reasons for item pages */
   for (size_t i = 0; i < out->count; i++)
     for (int k = 0; k < out->items[i].nreasons; k++) {

@@ -185,6 +185,11 @@ static int check_problem(const ranker_problem *q, int obj, int need_groups, cons
                i % q->nfeatures);
       return -1;
     }
+  for (size_t i = 0; q->base_margin && i < q->nrows; i++)
+    if (!isfinite(q->base_margin[i])) {
+      snprintf(err, errlen, "%sbase_margin[%zu] is not finite", what, i);
+      return -1;
+    }
   float hi = obj == OBJ_NDCG ? RANKER_MAX_LABEL : 1;
   for (size_t i = 0; i < q->nrows; i++)
     if (!(q->label[i] >= 0 && q->label[i] <= hi)) {
@@ -224,6 +229,7 @@ static DMatrixHandle make_dmatrix(const ranker_problem *q, const char *const *na
   DMatrixHandle d = NULL;
   if (XGDMatrixCreateFromMat_omp(q->x, q->nrows, q->nfeatures, NAN, &d, threads) ||
       XGDMatrixSetFloatInfo(d, "label", q->label, q->nrows) ||
+      (q->base_margin && XGDMatrixSetFloatInfo(d, "base_margin", q->base_margin, q->nrows)) ||
       (q->group_sizes && XGDMatrixSetUIntInfo(d, "group", q->group_sizes, q->ngroups)) ||
       XGDMatrixSetStrFeatureInfo(d, "feature_name", (const char **)names, q->nfeatures)) {
     snprintf(err, errlen, "XGBoost could not build the %s matrix: %s", what, xgb_err());

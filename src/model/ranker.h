@@ -82,6 +82,10 @@ typedef struct {
   const uint32_t *group_sizes;
   size_t ngroups;
   const char *const *feature_names;
+  /* optional (NULL: none): a per-row prior score the trees learn to
+   * correct (XGBoost's base_margin). A ranker trained with one predicts
+   * only the correction: add the same prior to ranker_predict()'s scores. */
+  const float *base_margin;
 } ranker_problem;
 
 typedef struct ranker ranker;

@@ -273,6 +273,50 @@ START_TEST(ranker_learns_relevance) {
 }
 END_TEST
 
+/* base_margin: the trees learn a correction to a given prior score */
+START_TEST(ranker_base_margin) {
+  dataset train, test;
+  make_data(&train, 200, 21);
+  make_data(&test, 100, 22);
+  /* relevance = a hidden bit no feature shows + (x1 > 0.5); the prior knows
+   * the hidden bit, the features the rest */
+  float *mt = malloc(train.nrows * sizeof(float)), *mv = malloc(test.nrows * sizeof(float));
+  uint64_t h = 77;
+  for (size_t i = 0; i < train.nrows; i++) {
+    float bit = (float)(rng(&h) % 2);
+    train.label[i] = bit + (train.x[i * NF + 1] > 0.5f);
+    mt[i] = 2.0f * bit;
+  }
+  for (size_t i = 0; i < test.nrows; i++) {
+    float bit = (float)(rng(&h) % 2);
+    test.label[i] = bit + (test.x[i * NF + 1] > 0.5f);
+    mv[i] = 2.0f * bit;
+  }
+  train.prob.base_margin = mt;
+  test.prob.base_margin = mv;
+  ranker_param p = quick_param(30);
+  char err[300] = "";
+  ranker *r = ranker_train(&train.prob, &test.prob, &p, NULL, NULL, err, sizeof err);
+  ck_assert_msg(r != NULL, "%s", err);
+  float *s = predict_all(r, &test);
+  double trees = mean_ndcg(&test, s);
+  for (size_t i = 0; i < test.nrows; i++) s[i] += mv[i];
+  double with_prior = mean_ndcg(&test, s);
+  double prior_only = mean_ndcg(&test, mv);
+  ck_assert_msg(with_prior >= 0.9 && with_prior > prior_only + 0.05 && with_prior > trees + 0.1,
+                "prior + trees %f, prior %f, trees alone %f", with_prior, prior_only, trees);
+  free(s);
+  ranker_free(r);
+  mt[7] = NAN;
+  ck_assert_ptr_null(ranker_train(&train.prob, NULL, &p, NULL, NULL, err, sizeof err));
+  ck_assert_msg(strstr(err, "base_margin[7]"), "%s", err);
+  free(mt);
+  free(mv);
+  free_data(&train);
+  free_data(&test);
+}
+END_TEST
+
 START_TEST(ranker_deterministic) {
   dataset train, test;
   make_data(&train, 100, 21);
@@ -739,6 +783,7 @@ Suite *ranker_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, ranker_params_checked);
   tcase_add_test(tc, ranker_learns_relevance);
+  tcase_add_test(tc, ranker_base_margin);
   tcase_add_test(tc, ranker_deterministic);
   tcase_add_test(tc, ranker_early_stopping);
   tcase_add_test(tc, ranker_binary_logistic);
