@@ -23,18 +23,9 @@
  *     the header's values and the feature names. Only then do the model bytes
  *     reach XGBoost, whose answer is cross-checked against the header
  *     (feature count, rounds, objective).
- *  5. Scores come from the ranker's own copy of the trees: after training or
- *     loading, the model's JSON form is read into flat node arrays (feature,
- *     threshold, children, default direction for missing, leaf value) and
- *     walked in C, summing leaves in XGBoost's order (base score first, then
- *     tree by tree, in float). Before the copy is used it must reproduce
- *     XGBoostPredictFromDense exactly on probe rows built from the trees' own
- *     thresholds (each side of every split, and missing); if it does not, or
- *     the JSON has a shape we do not know (categorical splits, vector leaves),
- *     predictions stay with XGBoost (in-place prediction: no DMatrix, the
- *     caller's array described by a JSON array interface, copied out of
- *     XGBoost's per-thread buffer at once). The walk costs a tenth of
- *     XGBoost's per-call overhead for the 30-row calls serving makes.
+ *  5. Scores come from XGBoosterPredictFromDense (in-place prediction: no
+ *     DMatrix, the caller's array is described by a JSON array interface),
+ *     copied out of XGBoost's per-thread buffer at once.
  */
 #include "model/ranker.h"
 
@@ -48,8 +39,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xgboost/c_api.h>
-
-#include <jansson.h>
 
 #include "util/err.h"
 #include "util/fileio.h"
@@ -80,19 +69,7 @@ struct ranker {
   char **names;
   unsigned char *model; /* XGBoost UBJSON bytes */
   size_t model_len;
-  /* the trees, flattened (NULL: predict through XGBoost) */
-  struct flat_node *nodes;
-  uint32_t *roots;
-  size_t ntrees;
-  float base_score;
 };
-
-typedef struct flat_node {
-  int32_t feat;   /* split feature, -1 for a leaf */
-  float value;    /* threshold (go left if x < value), or the leaf value */
-  uint32_t left, right;
-  uint8_t default_left;
-} flat_node;
 
 /* ---- parameters --------------------------------------------------------- */
 
@@ -282,137 +259,6 @@ static int set_param(BoosterHandle h, const char *k, const char *v, char *err, s
   return -1;
 }
 
-/* ---- the trees, flattened ---------------------------------------------- */
-
-static void flat_predict(const ranker *r, const float *x, size_t n, float *out);
-static int xgb_predict(const ranker *r, const float *x, size_t n, float *out);
-
-static json_t *jpath(json_t *o, const char *const *keys) {
-  for (; *keys && o; keys++) o = json_object_get(o, *keys);
-  return o;
-}
-
-static double jnum(json_t *v) {
-  if (json_is_number(v)) return json_number_value(v);
-  if (json_is_string(v)) return strtod(json_string_value(v), NULL);
-  if (json_is_boolean(v)) return json_is_true(v);
-  return NAN;
-}
-
-/* read the model's JSON into flat arrays; 0, or -1 for a shape we do not know */
-static int flatten(ranker *r) {
-  bst_ulong len = 0;
-  const char *bytes = NULL;
-  if (XGBoosterSaveModelToBuffer(r->h, "{\"format\": \"json\"}", &len, &bytes)) return -1;
-  json_t *root = json_loadb(bytes, len, 0, NULL);
-  if (!root) return -1;
-  static const char *const k_trees[] = {"learner", "gradient_booster", "model", "trees", NULL};
-  static const char *const k_base[] = {"learner", "learner_model_param", "base_score", NULL};
-  static const char *const k_gb[] = {"learner", "gradient_booster", "name", NULL};
-  json_t *trees = jpath(root, k_trees);
-  double base = jnum(jpath(root, k_base));
-  const char *gb = json_string_value(jpath(root, k_gb));
-  int rc = -1;
-  size_t total = 0, nt = json_array_size(trees);
-  if (!json_is_array(trees) || !isfinite(base) || !gb || strcmp(gb, "gbtree")) goto done;
-  for (size_t t = 0; t < nt; t++) total += json_array_size(json_object_get(json_array_get(trees, t), "left_children"));
-  if (!total || total > (1u << 30)) goto done;
-  flat_node *nodes = xcalloc(total, sizeof *nodes);
-  uint32_t *roots = xmalloc((nt ? nt : 1) * sizeof *roots);
-  size_t at = 0;
-  for (size_t t = 0; t < nt; t++) {
-    json_t *tr = json_array_get(trees, t);
-    json_t *lc = json_object_get(tr, "left_children"), *rcj = json_object_get(tr, "right_children"),
-           *si = json_object_get(tr, "split_indices"), *sc = json_object_get(tr, "split_conditions"),
-           *dl = json_object_get(tr, "default_left"), *st = json_object_get(tr, "split_type");
-    size_t m = json_array_size(lc);
-    if (!m || json_array_size(rcj) != m || json_array_size(si) != m || json_array_size(sc) != m ||
-        json_array_size(dl) != m || (st && json_array_size(st) && json_array_size(st) != m)) {
-      free(nodes);
-      free(roots);
-      goto done;
-    }
-    roots[t] = (uint32_t)at;
-    for (size_t i = 0; i < m; i++) {
-      double l = jnum(json_array_get(lc, i)), rr = jnum(json_array_get(rcj, i)), f = jnum(json_array_get(si, i));
-      double v = jnum(json_array_get(sc, i));
-      int cat = st && json_array_size(st) ? (int)jnum(json_array_get(st, i)) : 0;
-      flat_node *nd = &nodes[at + i];
-      nd->value = (float)v;
-      if (l < 0) {
-        nd->feat = -1;
-      } else if (cat || !(l < (double)m) || !(rr >= 0 && rr < (double)m) || !(f >= 0 && f < (double)r->nfeatures) ||
-                 !isfinite(v)) {
-        free(nodes);
-        free(roots);
-        goto done;
-      } else {
-        nd->feat = (int32_t)f;
-        nd->left = (uint32_t)(at + (size_t)l);
-        nd->right = (uint32_t)(at + (size_t)rr);
-        nd->default_left = jnum(json_array_get(dl, i)) != 0;
-      }
-    }
-    /* children must come after their parent (no cycles) */
-    for (size_t i = 0; i < m; i++) {
-      flat_node *nd = &nodes[at + i];
-      if (nd->feat >= 0 && (nd->left <= at + i || nd->right <= at + i)) {
-        free(nodes);
-        free(roots);
-        goto done;
-      }
-    }
-    at += m;
-  }
-  r->nodes = nodes;
-  r->roots = roots;
-  r->ntrees = nt;
-  /* binary:logistic keeps base_score as a probability; the trees add to its logit */
-  r->base_score = r->obj == OBJ_LOGISTIC ? (float)log(base / (1 - base)) : (float)base;
-  rc = 0;
-done:
-  json_decref(root);
-  return rc;
-}
-
-/* the flat copy must score probe rows exactly as XGBoost does */
-static int flat_agrees(const ranker *r) {
-  size_t nf = r->nfeatures, rows = 64;
-  float *x = xmalloc(rows * nf * sizeof *x), *a = xmalloc(rows * sizeof *a), *b = xmalloc(rows * sizeof *b);
-  uint64_t s = 0x9e3779b97f4a7c15ULL;
-  size_t total = 0;
-  for (size_t t = 0; t < r->ntrees; t++) total = r->roots[t] + 1 > total ? r->roots[t] + 1 : total;
-  int ok = 1;
-  for (int round = 0; round < 8 && ok; round++) {
-    for (size_t i = 0; i < rows * nf; i++) x[i] = NAN;
-    for (size_t i = 0; i < rows; i++)
-      for (size_t k = 0; k < nf; k++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        uint32_t pick = (uint32_t)(s >> 33);
-        if (pick % 5 == 0) continue; /* missing */
-        /* a threshold of some split on this feature, or a value just below one */
-        const flat_node *nd = &r->nodes[(pick >> 3) % (r->roots[r->ntrees - 1] + 1)];
-        float v = nd->feat >= 0 ? nd->value : (float)(pick % 1000) / 100.0f;
-        if (pick & 4) v = nextafterf(v, -INFINITY);
-        x[i * nf + k] = v;
-      }
-    flat_predict(r, x, rows, a);
-    if (xgb_predict(r, x, rows, b)) {
-      ok = 0;
-      break;
-    }
-    for (size_t i = 0; i < rows; i++)
-      if (!(fabsf(a[i] - b[i]) <= 1e-5f * (1 + fabsf(b[i])))) {
-        log_debug("ranker: probe row %zu: flattened trees %.9g, XGBoost %.9g", i, (double)a[i], (double)b[i]);
-        ok = 0;
-      }
-  }
-  free(x);
-  free(a);
-  free(b);
-  return ok;
-}
-
 /* predict on the calling thread only, and do the lazy configuration now */
 static int make_ready(ranker *r, char *err, size_t errlen) {
   if (set_param(r->h, "nthread", "1", err, errlen)) return -1;
@@ -422,19 +268,11 @@ static int make_ready(ranker *r, char *err, size_t errlen) {
   }
   float *row = xmalloc(r->nfeatures * sizeof *row), out;
   for (size_t i = 0; i < r->nfeatures; i++) row[i] = NAN;
-  int rc = xgb_predict(r, row, 1, &out);
+  int rc = ranker_predict(r, row, 1, &out);
   free(row);
   if (rc) {
     snprintf(err, errlen, "XGBoost cannot predict with the model: %s", xgb_err());
     return -1;
-  }
-  if (!flatten(r) && !flat_agrees(r)) {
-    log_warn("ranker: the flattened trees disagree with XGBoost; predicting through XGBoost");
-    free(r->nodes);
-    free(r->roots);
-    r->nodes = NULL;
-    r->roots = NULL;
-    r->ntrees = 0;
   }
   return 0;
 }
@@ -599,8 +437,6 @@ void ranker_free(ranker *r) {
   for (size_t i = 0; r->names && i < r->nfeatures; i++) free(r->names[i]);
   free(r->names);
   free(r->model);
-  free(r->nodes);
-  free(r->roots);
   free(r);
 }
 
@@ -617,23 +453,6 @@ int ranker_feature_index(const ranker *r, const char *name) {
 
 /* ---- prediction --------------------------------------------------------- */
 
-static void flat_predict(const ranker *r, const float *x, size_t n, float *out) {
-  for (size_t i = 0; i < n; i++) {
-    const float *row = x + i * r->nfeatures;
-    float sum = r->base_score;
-    for (size_t t = 0; t < r->ntrees; t++) {
-      const flat_node *nd = &r->nodes[r->roots[t]];
-      while (nd->feat >= 0) {
-        float v = row[nd->feat];
-        uint32_t next = isnan(v) ? (nd->default_left ? nd->left : nd->right) : v < nd->value ? nd->left : nd->right;
-        nd = &r->nodes[next];
-      }
-      sum += nd->value;
-    }
-    out[i] = r->obj == OBJ_LOGISTIC ? 1.0f / (1.0f + expf(-sum)) : sum;
-  }
-}
-
 int ranker_predict(const ranker *r, const float *x, size_t n, float *out) {
   if (!r) return RECD_EINVAL;
   if (!n) return 0;
@@ -641,21 +460,6 @@ int ranker_predict(const ranker *r, const float *x, size_t n, float *out) {
   size_t cells = n * r->nfeatures;
   for (size_t i = 0; i < cells; i++)
     if (isinf(x[i])) return RECD_EINVAL;
-  if (r->nodes) {
-    flat_predict(r, x, n, out);
-    return 0;
-  }
-  return xgb_predict(r, x, n, out);
-}
-
-int ranker__predict_xgboost(const ranker *r, const float *x, size_t n, float *out) {
-  if (!r || !x || !out) return RECD_EINVAL;
-  return n ? xgb_predict(r, x, n, out) : 0;
-}
-
-int ranker__native(const ranker *r) { return r && r->nodes != NULL; }
-
-static int xgb_predict(const ranker *r, const float *x, size_t n, float *out) {
   /* numpy's __array_interface__, version 3: address, read-only, shape, f32 */
   char iface[192];
   snprintf(iface, sizeof iface,

@@ -145,11 +145,6 @@ const ranker_param *ranker_params(const ranker *r);
  * RECD_EIO if XGBoost itself fails (its message is logged). */
 int ranker_predict(const ranker *r, const float *x, size_t n, float *out);
 
-/* internal, for tests: XGBoost's own prediction (ranker_predict walks the
- * ranker's flattened copy of the trees when it has one), and whether it has */
-int ranker__predict_xgboost(const ranker *r, const float *x, size_t n, float *out);
-int ranker__native(const ranker *r);
-
 /* internal, for tests that forge files: the checksum stored after the first
  * n bytes of a ranker file */
 uint64_t ranker__checksum(const void *data, size_t n);

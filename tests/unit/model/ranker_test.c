@@ -260,16 +260,6 @@ START_TEST(ranker_learns_relevance) {
   float o[3];
   ck_assert_int_eq(ranker_predict(r, rows[0], 3, o), 0);
   ck_assert_msg(o[0] > o[1] && o[1] > o[2], "%f %f %f", o[0], o[1], o[2]);
-  /* the ranker walks its own copy of the trees, and it scores exactly as XGBoost does */
-  ck_assert(ranker__native(r));
-  float *xs = malloc(test.nrows * sizeof *xs);
-  ck_assert_int_eq(ranker__predict_xgboost(r, test.x, test.nrows, xs), 0);
-  float *ns = predict_all(r, &test);
-  for (size_t i = 0; i < test.nrows; i++)
-    ck_assert_msg(fabsf(ns[i] - xs[i]) <= 1e-5f * (1 + fabsf(xs[i])), "row %zu: %g vs XGBoost %g", i, (double)ns[i],
-                  (double)xs[i]);
-  free(xs);
-  free(ns);
   /* argument checks */
   ck_assert_int_eq(ranker_predict(r, rows[0], 0, o), 0);
   ck_assert_int_eq(ranker_predict(r, NULL, 3, o), RECD_EINVAL);
