@@ -95,6 +95,19 @@ static int mkdir_p(const char *dir) {
   return 0;
 }
 
+/* prepare every statement, then hand the store out (or close it) */
+static int finish_open(store *s, store **out, char *err, size_t errlen) {
+  for (int i = 0; i < ST_COUNT; i++) {
+    if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+      snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
+      store_close(s);
+      return RECD_ESTORE;
+    }
+  }
+  *out = s;
+  return 0;
+}
+
 int store_open(const char *dir, const char *fsync_mode, store **out, char *err, size_t errlen) {
   *out = NULL;
   if (mkdir_p(dir)) {
@@ -147,15 +160,7 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
     store_close(s);
     return RECD_ESTORE;
   }
-  for (int i = 0; i < ST_COUNT; i++) {
-    if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
-      snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
-      store_close(s);
-      return RECD_ESTORE;
-    }
-  }
-  *out = s;
-  return 0;
+  return finish_open(s, out, err, errlen);
 }
 
 /* A second, read-only connection to a data dir that this process already
@@ -176,15 +181,7 @@ int store_open_reader(const char *dir, store **out, char *err, size_t errlen) {
   }
   sqlite3_busy_timeout(s->db, 5000);
   sqlite3_exec(s->db, "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;", NULL, NULL, NULL);
-  for (int i = 0; i < ST_COUNT; i++) {
-    if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
-      snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
-      store_close(s);
-      return RECD_ESTORE;
-    }
-  }
-  *out = s;
-  return 0;
+  return finish_open(s, out, err, errlen);
 }
 
 void store_close(store *s) {
