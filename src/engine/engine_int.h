@@ -130,7 +130,16 @@ int64_t engine__now(recd_engine *e);
 /* writer.c */
 int engine__writer_start(recd_engine *e);
 void engine__writer_stop(recd_engine *e);
+/* one event as the live state sees it (ids interned) */
+typedef struct {
+  uint32_t uid, iid;
+  int type;                 /* type index */
+  int64_t ts;
+  const char *session;      /* NULL if none; read during the call only */
+} engine_apply_ev;
 void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session);
+/* the same as engine__apply_event on each, in order, but faster (prefetching) */
+void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n);
 void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
                         size_t ntags, int available, int deleted, int64_t created_at, const char *props);
 itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create);

@@ -50,7 +50,15 @@ static covis_list *item_covis(recd_engine *e, uint32_t iid, int64_t ts) {
   return l;
 }
 
-void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session) {
+/* One event's effect on the live state: item statistics, the user's profile, and
+ * the co-visitation lists of the item and of the user's recent items. Memory
+ * latency bounds it (a few dozen lists per event, spread over the whole state),
+ * so the lists' index slots and entries are prefetched in two rounds before
+ * the adds: their cache misses overlap instead of following one another. */
+static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
+  uint32_t uid = ev->uid, iid = ev->iid;
+  int type = ev->type;
+  int64_t ts = ev->ts;
   float w = e->types[type].weight;
   uint32_t cats[ITEM_MAX_CATS];
   int ncats;
@@ -84,20 +92,32 @@ void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, i
       }
     if (!dup) partners[np++].iid = r->iid, partners[np - 1].w = e->types[r->type].weight;
   }
-  int fresh = userprof_apply(p, &e->upp, iid, type, w, ts, cats, ncats, session);
+  int fresh = userprof_apply(p, &e->upp, iid, type, w, ts, cats, ncats, ev->session);
   pthread_mutex_unlock(ul);
 
   if (fresh && np) {
     double pw[100];
+    covis_list *pl[100];
+    covis_list *own = item_covis(e, iid, ts);
+    /* hints only (no locks needed: nothing is read that decides anything) */
+    for (int k = 0; k < np; k++) ptrvec_prefetch(&e->covis, partners[k].iid);
+    for (int k = 0; k < np; k++) {
+      pl[k] = ptrvec_get(&e->covis, partners[k].iid);
+      if (pl[k]) __builtin_prefetch(pl[k]);
+    }
+    for (int stage = 1; stage <= 2; stage++)
+      for (int k = 0; k < np; k++) {
+        if (pl[k]) covis_prefetch(pl[k], iid, stage);
+        covis_prefetch(own, partners[k].iid, stage);
+      }
     for (int k = 0; k < np; k++) {
       pw[k] = sqrt((double)w * partners[k].w);
-      pthread_mutex_t *pl = engine__ilock(e, partners[k].iid);
-      pthread_mutex_lock(pl);
-      covis_add(item_covis(e, partners[k].iid, ts), &e->cvp, iid, pw[k], ts);
-      pthread_mutex_unlock(pl);
+      pthread_mutex_t *l = engine__ilock(e, partners[k].iid);
+      pthread_mutex_lock(l);
+      covis_add(pl[k] ? pl[k] : item_covis(e, partners[k].iid, ts), &e->cvp, iid, pw[k], ts);
+      pthread_mutex_unlock(l);
     }
     pthread_mutex_lock(il); /* the item's own list: one lock for all its new pairs */
-    covis_list *own = item_covis(e, iid, ts);
     for (int k = 0; k < np; k++) covis_add(own, &e->cvp, partners[k].iid, pw[k], ts);
     pthread_mutex_unlock(il);
   }
@@ -105,6 +125,44 @@ void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, i
   while (ts > now && !atomic_compare_exchange_weak(&e->now_ms, &now, ts)) {
   }
   atomic_fetch_add(&e->version, 1);
+}
+
+/* Prefetch distances, in events: the id slots first, then the structures they
+ * point to, then what inside those the event reads. */
+#define AHEAD_SLOTS 12
+#define AHEAD_STRUCTS 8
+#define AHEAD_INSIDE 4
+
+void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (i + AHEAD_SLOTS < n) {
+      const engine_apply_ev *a = &ev[i + AHEAD_SLOTS];
+      ptrvec_prefetch(&e->uprof, a->uid);
+      ptrvec_prefetch(&e->istats, a->iid);
+      ptrvec_prefetch(&e->covis, a->iid);
+    }
+    if (i + AHEAD_STRUCTS < n) {
+      const engine_apply_ev *a = &ev[i + AHEAD_STRUCTS];
+      void *p = ptrvec_get(&e->uprof, a->uid), *s = ptrvec_get(&e->istats, a->iid), *l = ptrvec_get(&e->covis, a->iid);
+      if (p) __builtin_prefetch(p);
+      if (s) {
+        __builtin_prefetch(s);
+        __builtin_prefetch(&((itemstats *)s)->counts[a->type]);
+      }
+      if (l) __builtin_prefetch(l);
+    }
+    if (i + AHEAD_INSIDE < n) {
+      const engine_apply_ev *a = &ev[i + AHEAD_INSIDE];
+      userprof *p = ptrvec_get(&e->uprof, a->uid);
+      if (p) userprof_prefetch(p, a->iid);
+    }
+    apply_one(e, &ev[i]);
+  }
+}
+
+void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session) {
+  engine_apply_ev ev = {.uid = uid, .iid = iid, .type = type, .ts = ts, .session = session};
+  apply_one(e, &ev);
 }
 
 void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
@@ -214,10 +272,6 @@ int engine_submit_wait(recd_engine *e, engine_op *op) {
 
 /* ---- writing ---- */
 
-typedef struct {
-  uint32_t uid, iid;
-} ids;
-
 /* intern (creating rows for) the ids of an event; writer thread only */
 static int intern_user(recd_engine *e, const char *key, uint32_t *out) {
   size_t len = strlen(key);
@@ -260,7 +314,7 @@ static char *json_list(const char **v, size_t n) {
 }
 
 typedef struct {
-  ids *ev_ids;       /* per event of OP_EVENTS */
+  engine_apply_ev *ev; /* per event of OP_EVENTS: what apply needs */
   uint32_t *item_ids;
   int64_t *created;  /* per item of OP_ITEMS: resolved created_at */
 } op_scratch;
@@ -270,16 +324,20 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   int64_t now = clock_now_ms();
   switch (op->kind) {
     case OP_EVENTS:
-      sc->ev_ids = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev_ids);
+      sc->ev = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev);
       for (size_t i = 0; i < op->nevents && !rc; i++) {
         const recd_event *ev = &op->events[i];
-        if ((rc = intern_user(e, ev->user_id, &sc->ev_ids[i].uid)) ||
-            (rc = intern_item(e, ev->item_id, ev->ts_ms, &sc->ev_ids[i].iid, &created)))
+        engine_apply_ev *a = &sc->ev[i];
+        if ((rc = intern_user(e, ev->user_id, &a->uid)) ||
+            (rc = intern_item(e, ev->item_id, ev->ts_ms, &a->iid, &created)))
           break;
+        a->type = ev->type;
+        a->ts = ev->ts_ms;
+        a->session = ev->session_id;
         store_event se = {.seq = ++e->next_seq,
                           .ts_ms = ev->ts_ms,
-                          .uid = sc->ev_ids[i].uid,
-                          .iid = sc->ev_ids[i].iid,
+                          .uid = a->uid,
+                          .iid = a->iid,
                           .tid = e->type_tid[ev->type],
                           .value = ev->value,
                           .has_value = ev->has_value,
@@ -330,11 +388,8 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
 static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   switch (op->kind) {
     case OP_EVENTS:
-      for (size_t i = 0; i < op->nevents; i++) {
-        const recd_event *ev = &op->events[i];
-        engine__apply_event(e, sc->ev_ids[i].uid, sc->ev_ids[i].iid, ev->type, ev->ts_ms, ev->session_id);
-        atomic_fetch_add(&e->by_type[ev->type], 1);
-      }
+      engine__apply_events(e, sc->ev, op->nevents);
+      for (size_t i = 0; i < op->nevents; i++) atomic_fetch_add(&e->by_type[op->events[i].type], 1);
       atomic_fetch_add(&e->n_events, op->nevents);
       break;
     case OP_ITEMS:
@@ -441,7 +496,7 @@ static void *writer_main(void *arg) {
     i = 0;
     for (engine_op *op = batch, *next; op; op = next, i++) {
       next = op->next; /* done() may free op */
-      free(sc[i].ev_ids);
+      free(sc[i].ev);
       free(sc[i].item_ids);
       free(sc[i].created);
       op->rc = rc;

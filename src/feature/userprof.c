@@ -56,6 +56,19 @@ const recent_ev *userprof_recent(const userprof *p, int i) {
   return &p->ring[idx];
 }
 
+void userprof_prefetch(const userprof *p, uint32_t iid) {
+  if (p->ring_len) {
+    /* the newest ~24 entries, 4 to a cache line, walking back from the head */
+    for (int i = 0; i < p->ring_len && i < 24; i += 4) __builtin_prefetch(userprof_recent(p, i));
+  }
+  if (p->seen.cap) {
+    uint32_t s = u32_hash(iid) & (p->seen.cap - 1);
+    __builtin_prefetch(&p->seen.keys[s]);
+    __builtin_prefetch(&p->seen.vals[s]);
+  }
+  if (p->aff) __builtin_prefetch(p->aff);
+}
+
 static void aff_add(userprof *p, const userprof_params *pp, const uint32_t *cats, int ncats, float w, int64_t ts) {
   if (ncats <= 0) return;
   double share = w / ncats, f = 1.0;

@@ -56,6 +56,9 @@ void userprof_free(userprof *p);
 int userprof_apply(userprof *p, const userprof_params *pp, uint32_t iid, int type, float weight,
                    int64_t ts, const uint32_t *cats, int ncats, const char *session);
 
+/* A hint that userprof_apply(p, ..., iid, ...) and userprof_recent() come
+ * soon: fetches the newest ring entries and iid's slot of the seen set. */
+void userprof_prefetch(const userprof *p, uint32_t iid);
 /* i-th most recent entry (0 = newest); NULL past the end */
 const recent_ev *userprof_recent(const userprof *p, int i);
 /* category affinity value at `now` */

@@ -134,6 +134,20 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   }
 }
 
+void covis_prefetch(const covis_list *l, uint32_t nb, int stage) {
+  if (!l->hcap) {
+    if (stage == 1 && l->e) __builtin_prefetch(l->e);
+    return;
+  }
+  uint32_t s = u32_hash(nb) & (l->hcap - 1u);
+  if (stage == 1) {
+    __builtin_prefetch(&l->h[s]);
+    return;
+  }
+  uint16_t v = l->h[s];
+  if (v) __builtin_prefetch(&l->e[v - 1]);
+}
+
 void covis_reindex(covis_list *l) {
   free(l->h);
   l->h = NULL;

@@ -48,6 +48,11 @@ void covis_reindex(covis_list *l);
  * into out (room for k); returns how many */
 int covis_top(const covis_list *l, int k, covis_ent *out);
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts);
+/* Hints that covis_add(l, ..., nb, ...) comes soon (they change nothing): stage 1
+ * fetches the index slot (or the first entries) for nb, stage 2, issued later
+ * once that slot is in cache, fetches the entry it points to. Used to overlap
+ * the cache misses of many adds. */
+void covis_prefetch(const covis_list *l, uint32_t nb, int stage);
 /* decay multiplier turning stored weights into weights as of `now` */
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms);
 size_t covis_memory(const covis_list *l);

@@ -27,6 +27,13 @@ static inline void *ptrvec_get(const ptrvec *v, uint32_t id) {
   if (!chunk) return NULL;
   return __atomic_load_n(&chunk[id & (PTRVEC_CHUNK - 1)], __ATOMIC_ACQUIRE);
 }
+/* A hint that id's slot will be read soon; changes nothing. */
+static inline void ptrvec_prefetch(const ptrvec *v, uint32_t id) {
+  uint32_t c = id >> PTRVEC_CHUNK_BITS;
+  if (c >= PTRVEC_CHUNKS) return;
+  void **chunk = __atomic_load_n(&v->chunks[c], __ATOMIC_ACQUIRE);
+  if (chunk) __builtin_prefetch(&chunk[id & (PTRVEC_CHUNK - 1)]);
+}
 /* single writer only; returns -1 if id is beyond capacity */
 int ptrvec_set(ptrvec *v, uint32_t id, void *p);
 
