@@ -164,6 +164,9 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   pthread_mutex_init(&e->trend_build, NULL);
   pthread_mutex_init(&e->q_lock, NULL);
   pthread_cond_init(&e->q_cond, NULL);
+  pthread_mutex_init(&e->a_lock, NULL);
+  pthread_cond_init(&e->a_cond, NULL);
+  pthread_mutex_init(&e->round_lock, NULL);
   strmap_init(&e->users);
   strmap_init(&e->items);
   ptrvec_init(&e->uprof);
@@ -289,6 +292,9 @@ void engine_free(recd_engine *e) {
   pthread_mutex_destroy(&e->trend_build);
   pthread_mutex_destroy(&e->q_lock);
   pthread_cond_destroy(&e->q_cond);
+  pthread_mutex_destroy(&e->a_lock);
+  pthread_cond_destroy(&e->a_cond);
+  pthread_mutex_destroy(&e->round_lock);
   free(e);
 }
 

@@ -8,7 +8,10 @@
  *  - content_lock (rwlock) guards the content index.
  *  - trend_lock guards the `trend` pointer only; a trending snapshot is
  *    immutable and reference-counted. trend_build serialises rebuilds.
- *  - q_lock guards the write queue.
+ *  - q_lock guards the write queue; a_lock the committed rounds between the
+ *    writer's two stages; round_lock is held by the store stage for a whole
+ *    round (the apply stage takes it only to fork a snapshot). q_lock and
+ *    a_lock are never held together; round_lock may be held while taking a_lock.
  * Profiles, stats and lists are created by the writer and never freed before
  * engine_free(), so a pointer from ptrvec_get() stays valid. */
 #ifndef RECD_ENGINE_ENGINE_INT_H
@@ -73,8 +76,10 @@ struct recd_engine {
   itemstats_params ipp;
   covis_params cvp;
 
-  /* writer */
-  pthread_t writer;
+  /* writer: two threads in a pipeline (writer.c). The store stage (`writer`)
+   * writes and commits round N+1 while the apply stage (`applier`) applies
+   * round N and completes its ops. */
+  pthread_t writer, applier;
   int writer_started;
   pthread_mutex_t q_lock;
   pthread_cond_t q_cond;
@@ -82,9 +87,16 @@ struct recd_engine {
   size_t q_depth;
   int stopping;
   _Atomic int fatal;
-  uint64_t next_seq;              /* writer thread only */
+  uint64_t next_seq;              /* store stage only (after open) */
   uint64_t next_seq_stored;       /* last seq in the database at open */
-  /* snapshots (writer thread only) */
+  uint64_t applied_seq;           /* apply stage only: last seq applied to the live state */
+  pthread_mutex_t a_lock;         /* guards the committed rounds below */
+  pthread_cond_t a_cond;
+  struct write_round *a_head, *a_tail;  /* committed (or failed), not yet applied and completed */
+  int a_pending;                  /* rounds handed over and not yet completed */
+  int a_stop;                     /* the store stage has exited */
+  pthread_mutex_t round_lock;     /* held by the store stage during a round; a fork takes it */
+  /* snapshots (apply stage only) */
   pid_t snap_pid;                 /* running background snapshot, 0 if none */
   uint64_t snap_seq, last_snap_seq;
   int64_t snap_started_ns;
@@ -148,7 +160,8 @@ userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create);
 /* snapshot.c */
 uint64_t engine__fingerprint(const recd_engine *e);
 int engine__snapshot_save(recd_engine *e);
-int engine__snapshot_fork(recd_engine *e);
+/* apply stage: start a background snapshot of the state as of `seq` (all applied) */
+int engine__snapshot_fork(recd_engine *e, uint64_t seq);
 int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whylen);
 
 /* models.c */

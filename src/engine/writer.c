@@ -1,14 +1,26 @@
-/* writer.c — the single writer thread: group commit and apply.
+/* writer.c — the writer: group commit and apply, as a two-stage pipeline.
+ *
+ * The store stage (thread `writer`) takes everything queued, interns ids, writes
+ * it in one transaction and commits; the apply stage (thread `applier`) applies
+ * each committed round to the live state and then completes its ops. While
+ * round N is being applied, round N+1 is written and synced, so the two costs
+ * overlap instead of adding up.
  *
  * Invariants:
- *  1. Only this thread (or engine_open before it starts) interns ids, writes
- *     the store and mutates live state.
+ *  1. Only the store stage (or engine_open before it starts) interns ids and
+ *     writes the store; only the apply stage mutates live state (profiles,
+ *     statistics, lists, content index, trending) and creates profiles and
+ *     lists. Item statistics are created by the store stage when it interns an
+ *     item, before the round that names it is handed over.
  *  2. An op's done() is called only after the transaction holding it has
  *     committed (durable per the fsync setting) AND it has been applied to
- *     the live state: read-your-writes.
+ *     the live state: read-your-writes. Ops complete in queue order.
  *  3. All ops taken from the queue in one round share one transaction. If
  *     it fails, all of them fail and the engine becomes FATAL (sticky).
  *  4. Sequence numbers are assigned in queue order and never reused.
+ *  5. The store stage runs at most PIPELINE_DEPTH rounds ahead of the apply
+ *     stage; a round with catalog ops (which read item state set by apply)
+ *     waits until every earlier round is applied.
  */
 #include <math.h>
 #include <stdio.h>
@@ -414,7 +426,7 @@ static void record_sync(recd_engine *e, int64_t ns) {
   atomic_fetch_add(&e->sync_sum_us, (uint64_t)(ns / 1000));
 }
 
-/* reap a finished background snapshot; start one when enough events came in */
+/* reap a finished background snapshot; start one when enough events were applied */
 static void snapshot_tick(recd_engine *e) {
   if (e->snap_pid > 0) {
     int status;
@@ -431,38 +443,43 @@ static void snapshot_tick(recd_engine *e) {
     }
   }
   if (!e->snap_pid && e->cfg.snapshot_every && e->opened &&
-      e->next_seq - e->last_snap_seq >= (uint64_t)e->cfg.snapshot_every && !atomic_load(&e->fatal)) {
-    int rc = engine__snapshot_fork(e);
+      e->applied_seq - e->last_snap_seq >= (uint64_t)e->cfg.snapshot_every && !atomic_load(&e->fatal)) {
+    /* the store stage is parked between two rounds while we fork, so the
+     * child's image holds no half-made id map (see snapshot.c) */
+    pthread_mutex_lock(&e->round_lock);
+    int rc = engine__snapshot_fork(e, e->applied_seq);
+    pthread_mutex_unlock(&e->round_lock);
     if (rc) log_error("snapshot: cannot fork: %s", recd_strerror(rc));
   }
 }
 
-static void *writer_main(void *arg) {
+/* One write round, handed from the store stage to the apply stage. */
+typedef struct write_round {
+  engine_op *ops;
+  size_t n;
+  op_scratch *sc;
+  int rc;               /* the commit's result: 0, or every op fails with it */
+  uint64_t last_seq;    /* the seq of its last event */
+  struct write_round *next;
+} write_round;
+
+/* Rounds committed but not yet applied that the store stage may run ahead by:
+ * while the apply stage works on round N, round N+1 is written and synced. */
+#define PIPELINE_DEPTH 1
+
+/* Store stage: take everything queued, intern ids, write it in one transaction,
+ * commit, hand it to the apply stage. */
+static void *store_main(void *arg) {
   recd_engine *e = arg;
+  pthread_setname_np(pthread_self(), "recd-store");
   for (;;) {
+    /* the apply stage is at most PIPELINE_DEPTH rounds behind */
+    pthread_mutex_lock(&e->a_lock);
+    while (e->a_pending > PIPELINE_DEPTH) pthread_cond_wait(&e->a_cond, &e->a_lock);
+    pthread_mutex_unlock(&e->a_lock);
+
     pthread_mutex_lock(&e->q_lock);
-    while (!e->q_head && !e->stopping) {
-      pthread_mutex_unlock(&e->q_lock);
-      int64_t due = engine__trending_tick(e);
-      pthread_mutex_lock(&e->q_lock);
-      if (e->q_head || e->stopping) break;
-      if (e->snap_pid > 0 || due >= 0) { /* wake to reap the snapshot child or refresh trending */
-        if (due < 0 || due > 1000) due = 1000;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(due % 1000) * 1000000L + 1000000L;
-        ts.tv_sec += due / 1000 + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&e->q_cond, &e->q_lock, &ts);
-        if (!e->q_head && !e->stopping) {
-          pthread_mutex_unlock(&e->q_lock);
-          snapshot_tick(e);
-          pthread_mutex_lock(&e->q_lock);
-        }
-      } else {
-        pthread_cond_wait(&e->q_cond, &e->q_lock);
-      }
-    }
+    while (!e->q_head && !e->stopping) pthread_cond_wait(&e->q_cond, &e->q_lock);
     engine_op *batch = e->q_head;
     size_t n = e->q_depth;
     e->q_head = e->q_tail = NULL;
@@ -471,11 +488,22 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&e->q_lock);
     if (stop) break;
 
-    op_scratch *sc = xcalloc(n, sizeof *sc);
+    int catalog = 0;
+    for (engine_op *op = batch; op; op = op->next) catalog |= op->kind != OP_EVENTS;
+    write_round *r = xcalloc(1, sizeof *r);
+    r->ops = batch;
+    r->n = n;
+    r->sc = xcalloc(n, sizeof *r->sc);
+    pthread_mutex_lock(&e->round_lock);
+    if (catalog) { /* catalog writes read item state (created_at, deleted) that earlier rounds set */
+      pthread_mutex_lock(&e->a_lock);
+      while (e->a_pending) pthread_cond_wait(&e->a_cond, &e->a_lock);
+      pthread_mutex_unlock(&e->a_lock);
+    }
     uint64_t seq0 = e->next_seq;
     int rc = atomic_load(&e->fatal) ? RECD_EFATAL : store_begin(e->st);
     size_t i = 0;
-    for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &sc[i]);
+    for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &r->sc[i]);
     if (!rc) {
       int64_t t0 = clock_mono_ns();
       rc = store_commit(e->st);
@@ -489,20 +517,84 @@ static void *writer_main(void *arg) {
     } else {
       atomic_fetch_add(&e->n_commits, 1);
       atomic_store(&e->committed_seq, e->next_seq);
-      i = 0;
-      for (engine_op *op = batch; op; op = op->next, i++) apply_op(e, op, &sc[i]);
+    }
+    r->rc = rc;
+    r->last_seq = e->next_seq;
+    pthread_mutex_unlock(&e->round_lock);
+
+    pthread_mutex_lock(&e->a_lock);
+    if (e->a_tail) e->a_tail->next = r;
+    else e->a_head = r;
+    e->a_tail = r;
+    e->a_pending++;
+    pthread_cond_broadcast(&e->a_cond);
+    pthread_mutex_unlock(&e->a_lock);
+  }
+  pthread_mutex_lock(&e->a_lock);
+  e->a_stop = 1;
+  pthread_cond_broadcast(&e->a_cond);
+  pthread_mutex_unlock(&e->a_lock);
+  return NULL;
+}
+
+/* Apply stage: apply each committed round to the live state in order, then
+ * complete its ops; between rounds, trending, snapshots and training. */
+static void *apply_main(void *arg) {
+  recd_engine *e = arg;
+  pthread_setname_np(pthread_self(), "recd-apply");
+  for (;;) {
+    pthread_mutex_lock(&e->a_lock);
+    while (!e->a_head && !e->a_stop) {
+      pthread_mutex_unlock(&e->a_lock);
+      int64_t due = engine__trending_tick(e);
+      pthread_mutex_lock(&e->a_lock);
+      if (e->a_head || e->a_stop) break;
+      if (e->snap_pid > 0 || due >= 0) { /* wake to reap the snapshot child or refresh trending */
+        if (due < 0 || due > 1000) due = 1000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(due % 1000) * 1000000L + 1000000L;
+        ts.tv_sec += due / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&e->a_cond, &e->a_lock, &ts);
+        if (!e->a_head && !e->a_stop) {
+          pthread_mutex_unlock(&e->a_lock);
+          snapshot_tick(e);
+          pthread_mutex_lock(&e->a_lock);
+        }
+      } else {
+        pthread_cond_wait(&e->a_cond, &e->a_lock);
+      }
+    }
+    write_round *r = e->a_head;
+    if (r) {
+      e->a_head = r->next;
+      if (!e->a_head) e->a_tail = NULL;
+    }
+    pthread_mutex_unlock(&e->a_lock);
+    if (!r) break; /* stopped and drained */
+
+    if (!r->rc) {
+      size_t i = 0;
+      for (engine_op *op = r->ops; op; op = op->next, i++) apply_op(e, op, &r->sc[i]);
+      e->applied_seq = r->last_seq;
       engine__trending_tick(e); /* before the acks: small catalogs see their writes in trending at once */
     }
-    i = 0;
-    for (engine_op *op = batch, *next; op; op = next, i++) {
+    size_t i = 0;
+    for (engine_op *op = r->ops, *next; op; op = next, i++) {
       next = op->next; /* done() may free op */
-      free(sc[i].ev);
-      free(sc[i].item_ids);
-      free(sc[i].created);
-      op->rc = rc;
-      if (op->done) op->done(op->arg, rc);
+      free(r->sc[i].ev);
+      free(r->sc[i].item_ids);
+      free(r->sc[i].created);
+      op->rc = r->rc;
+      if (op->done) op->done(op->arg, r->rc);
     }
-    free(sc);
+    free(r->sc);
+    free(r);
+    pthread_mutex_lock(&e->a_lock);
+    e->a_pending--;
+    pthread_cond_broadcast(&e->a_cond);
+    pthread_mutex_unlock(&e->a_lock);
     snapshot_tick(e);
     engine__train_tick(e);
   }
@@ -510,8 +602,17 @@ static void *writer_main(void *arg) {
 }
 
 int engine__writer_start(recd_engine *e) {
-  int rc = pthread_create(&e->writer, NULL, writer_main, e);
+  e->applied_seq = e->next_seq;
+  int rc = pthread_create(&e->applier, NULL, apply_main, e);
   if (rc) return -rc;
+  if ((rc = pthread_create(&e->writer, NULL, store_main, e))) {
+    pthread_mutex_lock(&e->a_lock);
+    e->a_stop = 1;
+    pthread_cond_broadcast(&e->a_cond);
+    pthread_mutex_unlock(&e->a_lock);
+    pthread_join(e->applier, NULL);
+    return -rc;
+  }
   e->writer_started = 1;
   return 0;
 }
@@ -522,6 +623,7 @@ void engine__writer_stop(recd_engine *e) {
   e->stopping = 1;
   pthread_cond_broadcast(&e->q_cond);
   pthread_mutex_unlock(&e->q_lock);
-  pthread_join(e->writer, NULL);
+  pthread_join(e->writer, NULL);  /* drains the queue, then tells the apply stage to stop */
+  pthread_join(e->applier, NULL); /* applies and completes every committed round first */
   e->writer_started = 0;
 }
