@@ -188,6 +188,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
 
   int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
   if (rc) goto fail;
+  if (cfg->bulk_load && (rc = store_bulk_begin(e->st))) goto store_fail;
   int64_t t0 = clock_mono_ns();
   if ((rc = store_load_types(e->st, load_type, e))) {
     snprintf(err, errlen, "loading event types from %s: %s", store_path(e->st), recd_strerror(rc));

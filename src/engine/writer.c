@@ -384,6 +384,8 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
         free(tj);
       }
       break;
+    case OP_SYNC: /* after the commit (store_main) */
+      break;
     case OP_DELETE_ITEM: {
       uint32_t iid = strmap_find(&e->items, op->item_id, strlen(op->item_id));
       itemstats *is = iid == STRMAP_NONE ? NULL : engine__item_stats(e, iid, 0);
@@ -410,6 +412,8 @@ static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
         engine__apply_item(e, sc->item_ids[i], it->categories, it->ncategories, it->tags, it->ntags, it->available,
                            0, sc->created[i], it->properties_json);
       }
+      break;
+    case OP_SYNC:
       break;
     case OP_DELETE_ITEM:
       if (op->found) engine__apply_item(e, sc->item_ids[0], NULL, 0, NULL, 0, 0, 1, INT64_MIN, NULL);
@@ -459,6 +463,7 @@ typedef struct write_round {
   size_t n;
   op_scratch *sc;
   int rc;               /* the commit's result: 0, or every op fails with it */
+  int sync_rc;          /* OP_SYNC ops' result when the commit succeeded */
   uint64_t last_seq;    /* the seq of its last event */
   struct write_round *next;
 } write_round;
@@ -488,8 +493,11 @@ static void *store_main(void *arg) {
     pthread_mutex_unlock(&e->q_lock);
     if (stop) break;
 
-    int catalog = 0;
-    for (engine_op *op = batch; op; op = op->next) catalog |= op->kind != OP_EVENTS;
+    int catalog = 0, sync = 0;
+    for (engine_op *op = batch; op; op = op->next) {
+      catalog |= op->kind == OP_ITEMS || op->kind == OP_DELETE_ITEM;
+      sync |= op->kind == OP_SYNC;
+    }
     write_round *r = xcalloc(1, sizeof *r);
     r->ops = batch;
     r->n = n;
@@ -509,6 +517,9 @@ static void *store_main(void *arg) {
       rc = store_commit(e->st);
       record_sync(e, clock_mono_ns() - t0);
     }
+    int sync_rc = !rc && sync ? store_sync(e->st) : 0;
+    if (sync_rc && !atomic_exchange(&e->fatal, 1))
+      log_error("writer: syncing the store failed (%s); refusing all writes until restart", recd_strerror(sync_rc));
     if (rc) {
       store_rollback(e->st);
       e->next_seq = seq0; /* nothing of this round was stored */
@@ -519,6 +530,7 @@ static void *store_main(void *arg) {
       atomic_store(&e->committed_seq, e->next_seq);
     }
     r->rc = rc;
+    r->sync_rc = sync_rc;
     r->last_seq = e->next_seq;
     pthread_mutex_unlock(&e->round_lock);
 
@@ -586,8 +598,8 @@ static void *apply_main(void *arg) {
       free(r->sc[i].ev);
       free(r->sc[i].item_ids);
       free(r->sc[i].created);
-      op->rc = r->rc;
-      if (op->done) op->done(op->arg, r->rc);
+      op->rc = r->rc ? r->rc : op->kind == OP_SYNC ? r->sync_rc : 0;
+      if (op->done) op->done(op->arg, op->rc);
     }
     free(r->sc);
     free(r);
