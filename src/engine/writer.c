@@ -285,9 +285,8 @@ int engine_submit_wait(recd_engine *e, engine_op *op) {
 /* ---- writing ---- */
 
 /* intern (creating rows for) the ids of an event; writer thread only */
-static int intern_user(recd_engine *e, const char *key, uint32_t *out) {
-  size_t len = strlen(key);
-  uint32_t id = strmap_find(&e->users, key, len);
+static int intern_user(recd_engine *e, const char *key, size_t len, uint32_t h, uint32_t *out) {
+  uint32_t id = strmap_find_hashed(&e->users, key, len, h);
   if (id == STRMAP_NONE) {
     pthread_rwlock_wrlock(&e->users_lock);
     id = strmap_intern(&e->users, key, len, NULL);
@@ -299,9 +298,9 @@ static int intern_user(recd_engine *e, const char *key, uint32_t *out) {
   return 0;
 }
 
-static int intern_item(recd_engine *e, const char *key, int64_t ts, uint32_t *out, int *created) {
-  size_t len = strlen(key);
-  uint32_t id = strmap_find(&e->items, key, len);
+static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, int64_t ts, uint32_t *out,
+                       int *created) {
+  uint32_t id = strmap_find_hashed(&e->items, key, len, h);
   *created = 0;
   if (id == STRMAP_NONE) {
     pthread_rwlock_wrlock(&e->items_lock);
@@ -337,11 +336,30 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   switch (op->kind) {
     case OP_EVENTS:
       sc->ev = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev);
+      /* the id maps are large: hash every key first, then look them up with the
+       * hash slots and keys prefetched a few events ahead */
+      struct key_hash {
+        uint32_t hu, hi, lu, li;
+      } *kh = xmalloc((op->nevents ? op->nevents : 1) * sizeof *kh);
+      for (size_t i = 0; i < op->nevents; i++) {
+        const recd_event *ev = &op->events[i];
+        kh[i].lu = (uint32_t)strlen(ev->user_id);
+        kh[i].li = (uint32_t)strlen(ev->item_id);
+        kh[i].hu = strmap_hash(ev->user_id, kh[i].lu);
+        kh[i].hi = strmap_hash(ev->item_id, kh[i].li);
+      }
       for (size_t i = 0; i < op->nevents && !rc; i++) {
+        for (int stage = 1; stage <= 3; stage++) {
+          size_t j = i + (size_t)(16 >> (stage - 1)); /* 16, 8, 4 events ahead */
+          if (j < op->nevents) {
+            strmap_prefetch(&e->users, kh[j].hu, stage);
+            strmap_prefetch(&e->items, kh[j].hi, stage);
+          }
+        }
         const recd_event *ev = &op->events[i];
         engine_apply_ev *a = &sc->ev[i];
-        if ((rc = intern_user(e, ev->user_id, &a->uid)) ||
-            (rc = intern_item(e, ev->item_id, ev->ts_ms, &a->iid, &created)))
+        if ((rc = intern_user(e, ev->user_id, kh[i].lu, kh[i].hu, &a->uid)) ||
+            (rc = intern_item(e, ev->item_id, kh[i].li, kh[i].hi, ev->ts_ms, &a->iid, &created)))
           break;
         a->type = ev->type;
         a->ts = ev->ts_ms;
@@ -357,13 +375,16 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
                           .rec_id = ev->rec_id};
         rc = store_append_event(e->st, &se);
       }
+      free(kh);
       break;
     case OP_ITEMS:
       sc->item_ids = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->item_ids);
       sc->created = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->created);
       for (size_t i = 0; i < op->nitems && !rc; i++) {
         const recd_item *it = &op->items[i];
-        if ((rc = intern_item(e, it->item_id, now, &sc->item_ids[i], &created))) break;
+        size_t len = strlen(it->item_id);
+        if ((rc = intern_item(e, it->item_id, len, strmap_hash(it->item_id, len), now, &sc->item_ids[i], &created)))
+          break;
         itemstats *is = engine__item_stats(e, sc->item_ids[i], 1);
         int64_t cat = it->created_at_ms;
         if (cat < 0) cat = (!created && is->created_at != INT64_MIN) ? is->created_at : now;

@@ -11,6 +11,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,14 @@ static int mkdir_p(const char *dir) {
   return 0;
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation it makes
+ * (several per inserted row); nothing here reads them. Process-wide, and only
+ * possible before SQLite initialises, so once, before the first open. */
+static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int store_open(const char *dir, const char *fsync_mode, store **out, char *err, size_t errlen) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, sqlite_setup);
   *out = NULL;
   if (mkdir_p(dir)) {
     snprintf(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
