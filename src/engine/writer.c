@@ -140,10 +140,34 @@ static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
 }
 
 /* Prefetch distances, in events: the id slots first, then the structures they
- * point to, then what inside those the event reads. */
+ * point to, then what inside those the event reads, then the co-visitation
+ * lists of the user's recent items (its likely partners: the ring may still
+ * change before the event is applied, which only makes a hint useless). */
 #define AHEAD_SLOTS 12
 #define AHEAD_STRUCTS 8
 #define AHEAD_INSIDE 4
+#define AHEAD_PARTNER_SLOTS 2
+#define AHEAD_PARTNERS 1
+
+static void prefetch_partners(recd_engine *e, const engine_apply_ev *a, int structs) {
+  userprof *p = ptrvec_get(&e->uprof, a->uid);
+  if (!p) return;
+  int n = e->cfg.covis_window;
+  for (int i = 0; i < n; i++) {
+    const recent_ev *r = userprof_recent(p, i);
+    if (!r) break;
+    if (r->iid == a->iid) {
+      n++;
+      continue;
+    }
+    if (!structs) {
+      ptrvec_prefetch(&e->covis, r->iid);
+    } else {
+      covis_list *l = ptrvec_get(&e->covis, r->iid);
+      if (l) __builtin_prefetch(l);
+    }
+  }
+}
 
 void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -166,8 +190,12 @@ void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n) {
     if (i + AHEAD_INSIDE < n) {
       const engine_apply_ev *a = &ev[i + AHEAD_INSIDE];
       userprof *p = ptrvec_get(&e->uprof, a->uid);
+      itemstats *s = ptrvec_get(&e->istats, a->iid);
       if (p) userprof_prefetch(p, a->iid);
+      if (s && s->cats) __builtin_prefetch(s->cats);
     }
+    if (i + AHEAD_PARTNER_SLOTS < n) prefetch_partners(e, &ev[i + AHEAD_PARTNER_SLOTS], 0);
+    if (i + AHEAD_PARTNERS < n) prefetch_partners(e, &ev[i + AHEAD_PARTNERS], 1);
     apply_one(e, &ev[i]);
   }
 }

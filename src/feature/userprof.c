@@ -67,6 +67,7 @@ void userprof_prefetch(const userprof *p, uint32_t iid) {
     __builtin_prefetch(&p->seen.vals[s]);
   }
   if (p->aff) __builtin_prefetch(p->aff);
+  if (p->session) __builtin_prefetch(p->session);
 }
 
 static void aff_add(userprof *p, const userprof_params *pp, const uint32_t *cats, int ncats, float w, int64_t ts) {
