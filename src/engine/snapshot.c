@@ -260,6 +260,7 @@ static void get_user(rbuf *r, recd_engine *e, uint32_t uid) {
       GET(r, p->ring[i].iid);
       GET(r, p->ring[i].type);
     }
+    userprof_ring_check(p);
   }
   if (naff) {
     p->aff = xmalloc(naff * sizeof *p->aff);

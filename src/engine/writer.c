@@ -95,7 +95,10 @@ static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
     const recent_ev *r = userprof_recent(p, i);
     if (!r) break;
     if (r->iid == iid) continue;
-    if (llabs(ts - r->ts) > e->cfg.covis_max_gap_ms) continue;
+    if (llabs(ts - r->ts) > e->cfg.covis_max_gap_ms) {
+      if (p->ring_sorted && r->ts < ts) break; /* every older entry is further still */
+      continue;
+    }
     int dup = 0;
     for (int k = 0; k < np; k++)
       if (partners[k].iid == r->iid) {
@@ -156,7 +159,8 @@ static void prefetch_partners(recd_engine *e, const engine_apply_ev *a, int stru
   for (int i = 0; i < n; i++) {
     const recent_ev *r = userprof_recent(p, i);
     if (!r) break;
-    if (r->iid == a->iid) {
+    if (r->iid == a->iid || llabs(a->ts - r->ts) > e->cfg.covis_max_gap_ms) {
+      if (p->ring_sorted && r->ts < a->ts && r->iid != a->iid) break;
       n++;
       continue;
     }

@@ -34,11 +34,22 @@ static void rebase(covis_list *l, int64_t t, int64_t hl) {
   l->t0 = t;
 }
 
+/* The index: hcap slots (a power of two), linear probing. A slot holds 0 when
+ * empty, else (tag << b) | (entry index + 1) with b = log2(hcap): entries never
+ * exceed 3/4 of hcap, so the index fits in b bits, and the other 16 - b bits
+ * (at least 1) hold a tag, high bits of the hash. A probe compares the tag and
+ * reads the entry only when it matches: a lookup of an absent neighbour (most
+ * adds) touches the index alone, not one random entry per probed slot. */
+static inline unsigned index_bits(const covis_list *l) { return (unsigned)__builtin_ctz(l->hcap); }
+
+static inline uint32_t index_tag(uint32_t hash, unsigned b) { return hash >> (16 + b); }
+
 static void index_put(covis_list *l, uint32_t iid, int idx) {
-  uint32_t mask = l->hcap - 1u;
-  uint32_t s = u32_hash(iid) & mask;
+  uint32_t mask = l->hcap - 1u, hash = u32_hash(iid);
+  unsigned b = index_bits(l);
+  uint32_t s = hash & mask;
   while (l->h[s]) s = (s + 1) & mask;
-  l->h[s] = (uint16_t)(idx + 1);
+  l->h[s] = (uint16_t)(index_tag(hash, b) << b | (uint32_t)(idx + 1));
 }
 
 static void index_build(covis_list *l, uint16_t hcap) {
@@ -54,11 +65,13 @@ static int find(const covis_list *l, uint32_t iid) {
       if (l->e[i].iid == iid) return i;
     return -1;
   }
-  uint32_t mask = l->hcap - 1u;
-  for (uint32_t s = u32_hash(iid) & mask;; s = (s + 1) & mask) {
+  uint32_t mask = l->hcap - 1u, hash = u32_hash(iid);
+  unsigned b = index_bits(l);
+  uint32_t tag = index_tag(hash, b), low = mask;
+  for (uint32_t s = hash & mask;; s = (s + 1) & mask) {
     uint16_t v = l->h[s];
     if (!v) return -1;
-    if (l->e[v - 1].iid == iid) return v - 1;
+    if ((uint32_t)v >> b == tag && l->e[(v & low) - 1].iid == iid) return (int)(v & low) - 1;
   }
 }
 
@@ -139,13 +152,24 @@ void covis_prefetch(const covis_list *l, uint32_t nb, int stage) {
     if (stage == 1 && l->e) __builtin_prefetch(l->e);
     return;
   }
-  uint32_t s = u32_hash(nb) & (l->hcap - 1u);
+  uint32_t mask = l->hcap - 1u, hash = u32_hash(nb);
+  uint32_t s = hash & mask;
   if (stage == 1) {
     __builtin_prefetch(&l->h[s]);
     return;
   }
-  uint16_t v = l->h[s];
-  if (v) __builtin_prefetch(&l->e[v - 1]);
+  /* the entry the probe will stop at, or the end where a newcomer goes */
+  unsigned b = index_bits(l);
+  uint32_t tag = index_tag(hash, b);
+  for (int k = 0; k < 8; k++, s = (s + 1) & mask) {
+    uint16_t v = l->h[s];
+    if (!v) break;
+    if ((uint32_t)v >> b == tag) {
+      __builtin_prefetch(&l->e[(v & mask) - 1]);
+      return;
+    }
+  }
+  if (l->n < l->cap) __builtin_prefetch(&l->e[l->n]);
 }
 
 void covis_reindex(covis_list *l) {
