@@ -122,7 +122,7 @@ static int load_item(void *arg, const store_item *it) {
 /* Replay applies the log in chunks through engine__apply_events (which
  * prefetches across events); session ids are copied, as the store's strings
  * last only for the callback. */
-#define REPLAY_CHUNK 4096
+#define REPLAY_CHUNK 16384
 
 typedef struct {
   recd_engine *e;
@@ -207,6 +207,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   e->ipp = (itemstats_params){.popularity_half_life_ms = cfg->popularity_half_life_ms};
   e->cvp = (covis_params){.max_neighbors = cfg->covis_max_neighbors, .half_life_ms = cfg->covis_half_life_ms};
 
+  engine__apply_start(e);
   int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
   if (rc) goto fail;
   if (cfg->bulk_load && (rc = store_bulk_begin(e->st))) goto store_fail;
@@ -291,6 +292,7 @@ int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t err
 void engine_free(recd_engine *e) {
   if (!e) return;
   engine__writer_stop(e);
+  engine__apply_stop(e);
   engine__models_close(e);
   if (e->snap_pid > 0) waitpid(e->snap_pid, NULL, 0); /* a background snapshot still running */
   /* a clean stop leaves a snapshot of everything, so the next start replays nothing */

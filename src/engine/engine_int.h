@@ -96,6 +96,7 @@ struct recd_engine {
   int a_pending;                  /* rounds handed over and not yet completed */
   int a_stop;                     /* the store stage has exited */
   pthread_mutex_t round_lock;     /* held by the store stage during a round; a fork takes it */
+  struct apply_par *par;          /* the apply helper thread (writer.c), NULL if none */
   /* snapshots (apply stage only) */
   pid_t snap_pid;                 /* running background snapshot, 0 if none */
   uint64_t snap_seq, last_snap_seq;
@@ -150,8 +151,14 @@ typedef struct {
   const char *session;      /* NULL if none; read during the call only */
 } engine_apply_ev;
 void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session);
-/* the same as engine__apply_event on each, in order, but faster (prefetching) */
+/* The same as engine__apply_event on each, in order, with the same result, but
+ * faster: prefetching, and big batches on two threads. One caller at a time
+ * (engine_open, then the writer's apply stage). */
 void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n);
+/* the apply helper thread (engine_open starts it before replaying, engine_free
+ * stops it after the writer); without it everything is applied on one thread */
+int engine__apply_start(recd_engine *e);
+void engine__apply_stop(recd_engine *e);
 void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
                         size_t ntags, int available, int deleted, int64_t created_at, const char *props);
 itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create);

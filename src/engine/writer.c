@@ -62,31 +62,51 @@ static covis_list *item_covis(recd_engine *e, uint32_t iid, int64_t ts) {
   return l;
 }
 
-/* One event's effect on the live state: item statistics, the user's profile, and
- * the co-visitation lists of the item and of the user's recent items. Memory
- * latency bounds it (a few dozen lists per event, spread over the whole state),
- * so the lists' index slots and entries are prefetched in two rounds before
- * the adds: their cache misses overlap instead of following one another. */
-static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
-  uint32_t uid = ev->uid, iid = ev->iid;
-  int type = ev->type;
-  int64_t ts = ev->ts;
-  float w = e->types[type].weight;
-  uint32_t cats[ITEM_MAX_CATS];
-  int ncats;
-  itemstats *is = engine__item_stats(e, iid, 1);
-  pthread_mutex_t *il = engine__ilock(e, iid);
-  pthread_mutex_lock(il);
-  ncats = is->ncats;
-  if (ncats) memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
-  itemstats_apply(is, &e->ipp, type, w, ts);
-  pthread_mutex_unlock(il);
+/* One event's effect on the live state, in three parts that touch disjoint
+ * state: the item's statistics (item_part), the user's profile, which also
+ * yields the event's co-visitation partners (user_part), and the co-visitation
+ * lists of the item and of the partners (covis_part). Memory latency bounds
+ * all three (a few dozen lists and records per event, spread over the whole
+ * state), so what they touch is prefetched ahead, and big batches are applied
+ * by two threads (apply_parallel). */
+typedef struct {
+  uint32_t iid;
+  float w;          /* the strongest weight the user gave it in the window */
+} partner;
 
-  /* co-visitation partners: the user's recent distinct items close in time */
-  struct {
-    uint32_t iid;
-    float w;
-  } partners[100];
+static void item_part(recd_engine *e, const engine_apply_ev *ev) {
+  itemstats *is = engine__item_stats(e, ev->iid, 1);
+  pthread_mutex_t *il = engine__ilock(e, ev->iid);
+  pthread_mutex_lock(il);
+  itemstats_apply(is, &e->ipp, ev->type, e->types[ev->type].weight, ev->ts);
+  pthread_mutex_unlock(il);
+}
+
+/* the engine clock and the write version, after the batch is applied (a
+ * trending snapshot built meanwhile is then stale, and rebuilt) */
+static void advance(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  int64_t max = INT64_MIN;
+  for (size_t i = 0; i < n; i++)
+    if (ev[i].ts > max) max = ev[i].ts;
+  int64_t now = atomic_load(&e->now_ms);
+  while (max > now && !atomic_compare_exchange_weak(&e->now_ms, &now, max)) {
+  }
+  atomic_fetch_add(&e->version, n);
+}
+
+/* The user's recent distinct items close in time (before this event), then
+ * the profile update. Returns how many partners were written to out (room for
+ * covis_window), 0 if the (item, type) pair is not new for the user. */
+static int user_part(recd_engine *e, const engine_apply_ev *ev, partner *out) {
+  uint32_t uid = ev->uid, iid = ev->iid;
+  int64_t ts = ev->ts;
+  uint32_t cats[ITEM_MAX_CATS];
+  /* no lock: only the apply stage changes an item's categories (catalog rounds,
+   * never while events are applied) */
+  itemstats *is = engine__item_stats(e, iid, 1);
+  int ncats = is->ncats;
+  if (ncats) memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
+
   int np = 0;
   userprof *p = engine__user_prof(e, uid, 1);
   pthread_mutex_t *ul = engine__ulock(e, uid);
@@ -101,45 +121,62 @@ static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
     }
     int dup = 0;
     for (int k = 0; k < np; k++)
-      if (partners[k].iid == r->iid) {
+      if (out[k].iid == r->iid) {
         dup = 1;
-        if (e->types[r->type].weight > partners[k].w) partners[k].w = e->types[r->type].weight;
+        if (e->types[r->type].weight > out[k].w) out[k].w = e->types[r->type].weight;
       }
-    if (!dup) partners[np++].iid = r->iid, partners[np - 1].w = e->types[r->type].weight;
+    if (!dup) out[np++] = (partner){.iid = r->iid, .w = e->types[r->type].weight};
   }
-  int fresh = userprof_apply(p, &e->upp, iid, type, w, ts, cats, ncats, ev->session);
+  int fresh = userprof_apply(p, &e->upp, iid, ev->type, e->types[ev->type].weight, ts, cats, ncats, ev->session);
   pthread_mutex_unlock(ul);
+  return fresh ? np : 0;
+}
 
-  if (fresh && np) {
-    double pw[100];
-    covis_list *pl[100];
-    covis_list *own = item_covis(e, iid, ts);
-    /* hints only (no locks needed: nothing is read that decides anything) */
-    for (int k = 0; k < np; k++) ptrvec_prefetch(&e->covis, partners[k].iid);
-    for (int k = 0; k < np; k++) {
-      pl[k] = ptrvec_get(&e->covis, partners[k].iid);
-      if (pl[k]) __builtin_prefetch(pl[k]);
-    }
-    for (int stage = 1; stage <= 2; stage++)
-      for (int k = 0; k < np; k++) {
-        if (pl[k]) covis_prefetch(pl[k], iid, stage);
-        covis_prefetch(own, partners[k].iid, stage);
-      }
-    for (int k = 0; k < np; k++) {
-      pw[k] = sqrt((double)w * partners[k].w);
-      pthread_mutex_t *l = engine__ilock(e, partners[k].iid);
-      pthread_mutex_lock(l);
-      covis_add(pl[k] ? pl[k] : item_covis(e, partners[k].iid, ts), &e->cvp, iid, pw[k], ts);
-      pthread_mutex_unlock(l);
-    }
+/* Which of two apply threads owns a user's or an item's state: the upper or
+ * lower half of the stripes (engine__ulock/ilock), so that the threads never
+ * take each other's stripe locks. */
+#define OWNER(id) ((int)(((id) * 2654435761u) >> 31))
+#define ALL_PARTS (-1)
+
+/* Add the pairs (item, partner) to both lists, only those lists owned by
+ * `part` (or all with ALL_PARTS). Each list receives its adds in event order
+ * whatever the split, so the result is the same. */
+static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner *pt, int np, int part) {
+  if (!np) return;
+  uint32_t iid = ev->iid;
+  int64_t ts = ev->ts;
+  double w = e->types[ev->type].weight;
+  int mine = part == ALL_PARTS || OWNER(iid) == part;
+  covis_list *pl[100];
+  covis_list *own = mine ? item_covis(e, iid, ts) : NULL;
+  /* the index slots were fetched an event ahead; now the entries they point
+   * to. Hints only: nothing read decides anything */
+  for (int k = 0; k < np; k++) {
+    pl[k] = part == ALL_PARTS || OWNER(pt[k].iid) == part ? ptrvec_get(&e->covis, pt[k].iid) : NULL;
+    if (pl[k]) covis_prefetch(pl[k], iid, 2);
+    if (own) covis_prefetch(own, pt[k].iid, 2);
+  }
+  for (int k = 0; k < np; k++) {
+    if (part != ALL_PARTS && OWNER(pt[k].iid) != part) continue;
+    pthread_mutex_t *l = engine__ilock(e, pt[k].iid);
+    pthread_mutex_lock(l);
+    covis_add(pl[k] ? pl[k] : item_covis(e, pt[k].iid, ts), &e->cvp, iid, sqrt(w * pt[k].w), ts);
+    pthread_mutex_unlock(l);
+  }
+  if (own) {
+    pthread_mutex_t *il = engine__ilock(e, iid);
     pthread_mutex_lock(il); /* the item's own list: one lock for all its new pairs */
-    for (int k = 0; k < np; k++) covis_add(own, &e->cvp, partners[k].iid, pw[k], ts);
+    for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, sqrt(w * pt[k].w), ts);
     pthread_mutex_unlock(il);
   }
-  int64_t now = atomic_load(&e->now_ms);
-  while (ts > now && !atomic_compare_exchange_weak(&e->now_ms, &now, ts)) {
-  }
-  atomic_fetch_add(&e->version, 1);
+}
+
+static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
+  partner pt[100];
+  item_part(e, ev);
+  int np = user_part(e, ev, pt);
+  covis_part(e, ev, pt, np, ALL_PARTS);
+  advance(e, ev, 1);
 }
 
 /* Prefetch distances, in events: the id slots first, then the structures they
@@ -148,60 +185,267 @@ static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
  * change before the event is applied, which only makes a hint useless). */
 #define AHEAD_SLOTS 12
 #define AHEAD_STRUCTS 8
-#define AHEAD_INSIDE 4
-#define AHEAD_PARTNER_SLOTS 2
-#define AHEAD_PARTNERS 1
+#define AHEAD_INSIDE 5
+#define AHEAD_PARTNER_SLOTS 3
+#define AHEAD_PARTNER_LISTS 2
+#define AHEAD_PARTNER_INDEX 1
 
-static void prefetch_partners(recd_engine *e, const engine_apply_ev *a, int structs) {
+static void prefetch_user(recd_engine *e, const engine_apply_ev *a, int stage) {
+  if (stage == 0) {
+    ptrvec_prefetch(&e->uprof, a->uid);
+    return;
+  }
   userprof *p = ptrvec_get(&e->uprof, a->uid);
   if (!p) return;
-  int n = e->cfg.covis_window;
-  for (int i = 0; i < n; i++) {
-    const recent_ev *r = userprof_recent(p, i);
-    if (!r) break;
-    if (r->iid == a->iid || llabs(a->ts - r->ts) > e->cfg.covis_max_gap_ms) {
-      if (p->ring_sorted && r->ts < a->ts && r->iid != a->iid) break;
-      n++;
-      continue;
+  if (stage == 1) __builtin_prefetch(p);
+  else userprof_prefetch(p, a->iid);
+}
+
+static void prefetch_item(recd_engine *e, const engine_apply_ev *a, int stage) {
+  if (stage == 0) {
+    ptrvec_prefetch(&e->istats, a->iid);
+    ptrvec_prefetch(&e->covis, a->iid);
+    return;
+  }
+  itemstats *s = ptrvec_get(&e->istats, a->iid);
+  if (stage == 1) {
+    covis_list *l = ptrvec_get(&e->covis, a->iid);
+    if (s) {
+      __builtin_prefetch(s);
+      __builtin_prefetch(&s->counts[a->type]);
     }
-    if (!structs) {
-      ptrvec_prefetch(&e->covis, r->iid);
-    } else {
-      covis_list *l = ptrvec_get(&e->covis, r->iid);
-      if (l) __builtin_prefetch(l);
-    }
+    if (l) __builtin_prefetch(l);
+  } else if (s && s->cats) {
+    __builtin_prefetch(s->cats);
   }
 }
 
-void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+/* The partners' lists, stage 0: their slots; 1: the lists; 2: the index slots
+ * the adds will probe, in the partners' lists and in the item's own. From the
+ * user's ring (pt NULL: the partners are not known yet) or from pt. */
+static void prefetch_covis(recd_engine *e, const engine_apply_ev *a, const partner *pt, int np, int part, int stage) {
+  userprof *p = pt ? NULL : ptrvec_get(&e->uprof, a->uid);
+  if (!pt && !p) return;
+  int own_mine = part == ALL_PARTS || OWNER(a->iid) == part;
+  covis_list *own = stage == 2 && own_mine ? ptrvec_get(&e->covis, a->iid) : NULL;
+  int n = pt ? np : e->cfg.covis_window;
+  for (int i = 0; i < n; i++) {
+    uint32_t nb;
+    if (pt) {
+      nb = pt[i].iid;
+    } else {
+      const recent_ev *r = userprof_recent(p, i);
+      if (!r) break;
+      if (r->iid == a->iid || llabs(a->ts - r->ts) > e->cfg.covis_max_gap_ms) {
+        if (p->ring_sorted && r->ts < a->ts && r->iid != a->iid) break;
+        n++;
+        continue;
+      }
+      nb = r->iid;
+    }
+    int nb_mine = part == ALL_PARTS || OWNER(nb) == part;
+    if (stage == 0) {
+      if (nb_mine) ptrvec_prefetch(&e->covis, nb);
+      continue;
+    }
+    covis_list *l = nb_mine ? ptrvec_get(&e->covis, nb) : NULL;
+    if (stage == 1) {
+      if (l) __builtin_prefetch(l);
+      continue;
+    }
+    if (l) covis_prefetch(l, a->iid, 1);
+    if (own) covis_prefetch(own, nb, 1);
+  }
+}
+
+static void apply_sequential(recd_engine *e, const engine_apply_ev *ev, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (i + AHEAD_SLOTS < n) {
-      const engine_apply_ev *a = &ev[i + AHEAD_SLOTS];
-      ptrvec_prefetch(&e->uprof, a->uid);
-      ptrvec_prefetch(&e->istats, a->iid);
-      ptrvec_prefetch(&e->covis, a->iid);
+      prefetch_user(e, &ev[i + AHEAD_SLOTS], 0);
+      prefetch_item(e, &ev[i + AHEAD_SLOTS], 0);
     }
     if (i + AHEAD_STRUCTS < n) {
-      const engine_apply_ev *a = &ev[i + AHEAD_STRUCTS];
-      void *p = ptrvec_get(&e->uprof, a->uid), *s = ptrvec_get(&e->istats, a->iid), *l = ptrvec_get(&e->covis, a->iid);
-      if (p) __builtin_prefetch(p);
-      if (s) {
-        __builtin_prefetch(s);
-        __builtin_prefetch(&((itemstats *)s)->counts[a->type]);
-      }
-      if (l) __builtin_prefetch(l);
+      prefetch_user(e, &ev[i + AHEAD_STRUCTS], 1);
+      prefetch_item(e, &ev[i + AHEAD_STRUCTS], 1);
     }
     if (i + AHEAD_INSIDE < n) {
-      const engine_apply_ev *a = &ev[i + AHEAD_INSIDE];
-      userprof *p = ptrvec_get(&e->uprof, a->uid);
-      itemstats *s = ptrvec_get(&e->istats, a->iid);
-      if (p) userprof_prefetch(p, a->iid);
-      if (s && s->cats) __builtin_prefetch(s->cats);
+      prefetch_user(e, &ev[i + AHEAD_INSIDE], 2);
+      prefetch_item(e, &ev[i + AHEAD_INSIDE], 2);
     }
-    if (i + AHEAD_PARTNER_SLOTS < n) prefetch_partners(e, &ev[i + AHEAD_PARTNER_SLOTS], 0);
-    if (i + AHEAD_PARTNERS < n) prefetch_partners(e, &ev[i + AHEAD_PARTNERS], 1);
+    if (i + AHEAD_PARTNER_SLOTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_SLOTS], NULL, 0, ALL_PARTS, 0);
+    if (i + AHEAD_PARTNER_LISTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_LISTS], NULL, 0, ALL_PARTS, 1);
+    if (i + AHEAD_PARTNER_INDEX < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_INDEX], NULL, 0, ALL_PARTS, 2);
     apply_one(e, &ev[i]);
   }
+}
+
+/* ---- two apply threads ----
+ *
+ * A batch of at least PAR_MIN events is applied in two steps, each split
+ * between the calling thread (part 0) and a helper thread (part 1):
+ *  1. users: each part applies the events of the users it owns, in order,
+ *     recording every event's partners;
+ *  2. items: each part goes through all events in order and applies what
+ *     touches the items it owns: statistics, and the adds to the lists it owns.
+ * Every profile, statistic and list thus sees exactly the updates it would
+ * see applied one event at a time, in the same order: the state is identical
+ * to apply_sequential's. The parts share only the stripe locks (which readers
+ * take too) and the ptrvecs, whose slots may be set concurrently. */
+#define PAR_MIN 4096
+
+typedef struct {
+  uint32_t off;     /* into the owning part's partner buffer */
+  uint16_t np;
+} ev_partners;
+
+/* what one part writes: kept apart (aligned) so the parts share no cache line */
+typedef struct {
+  _Alignas(64) ev_partners *ep; /* per event of the batch (only its users' are set) */
+  size_t ep_cap;
+  partner *buf;
+  size_t len, cap;
+} par_part;
+
+struct apply_par {
+  pthread_t helper;
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  uint64_t posted, done;  /* step generations */
+  int stop;
+  int step;               /* 1 or 2 */
+  const engine_apply_ev *ev;
+  size_t n;
+  par_part part[2];
+};
+
+static void par_step(recd_engine *e, struct apply_par *ap, int part) {
+  const engine_apply_ev *ev = ap->ev;
+  size_t n = ap->n;
+  int win = e->cfg.covis_window;
+  if (ap->step == 1) {
+    par_part *pp = &ap->part[part];
+    size_t len = 0;
+    if (pp->ep_cap < n) {
+      pp->ep_cap = n;
+      pp->ep = xrealloc(pp->ep, n * sizeof *pp->ep);
+    }
+    for (size_t i = 0; i < n; i++) {
+      for (int st = 0; st < 3; st++) { /* 12, 8, 4 events ahead; the item for its categories */
+        size_t j = i + 12 - 4 * (size_t)st;
+        if (j < n && OWNER(ev[j].uid) == part) {
+          prefetch_user(e, &ev[j], st);
+          prefetch_item(e, &ev[j], st);
+        }
+      }
+      if (OWNER(ev[i].uid) != part) continue;
+      if (len + (size_t)win > pp->cap) {
+        pp->cap = (pp->cap + (size_t)win) * 2;
+        pp->buf = xrealloc(pp->buf, pp->cap * sizeof *pp->buf);
+      }
+      int np = user_part(e, &ev[i], pp->buf + len);
+      pp->ep[i] = (ev_partners){.off = (uint32_t)len, .np = (uint16_t)np};
+      len += (size_t)np;
+    }
+    pp->len = len;
+    return;
+  }
+#define EP(i) (ap->part[OWNER(ev[i].uid)].ep[i])
+#define PT(i) (ap->part[OWNER(ev[i].uid)].buf + EP(i).off)
+  for (size_t i = 0; i < n; i++) {
+    for (int st = 0; st < 2; st++) { /* 8, 4 events ahead */
+      size_t j = i + 8 - 4 * (size_t)st;
+      if (j < n && OWNER(ev[j].iid) == part) prefetch_item(e, &ev[j], st);
+    }
+    for (int st = 0; st < 3; st++) { /* 3, 2, 1 events ahead */
+      size_t j = i + 3 - (size_t)st;
+      if (j < n) prefetch_covis(e, &ev[j], PT(j), EP(j).np, part, st);
+    }
+    if (OWNER(ev[i].iid) == part) item_part(e, &ev[i]);
+    covis_part(e, &ev[i], PT(i), EP(i).np, part);
+  }
+#undef PT
+#undef EP
+}
+
+static void *helper_main(void *arg) {
+  recd_engine *e = arg;
+  struct apply_par *ap = e->par;
+  pthread_setname_np(pthread_self(), "recd-apply2");
+  uint64_t seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&ap->m);
+    while (ap->posted == seen && !ap->stop) pthread_cond_wait(&ap->c, &ap->m);
+    int stop = ap->stop;
+    seen = ap->posted;
+    pthread_mutex_unlock(&ap->m);
+    if (stop) break;
+    par_step(e, ap, 1);
+    pthread_mutex_lock(&ap->m);
+    ap->done = seen;
+    pthread_cond_broadcast(&ap->c);
+    pthread_mutex_unlock(&ap->m);
+  }
+  return NULL;
+}
+
+static void par_run(recd_engine *e, struct apply_par *ap, int step) {
+  pthread_mutex_lock(&ap->m);
+  ap->step = step;
+  uint64_t gen = ++ap->posted;
+  pthread_cond_broadcast(&ap->c);
+  pthread_mutex_unlock(&ap->m);
+  par_step(e, ap, 0);
+  pthread_mutex_lock(&ap->m);
+  while (ap->done != gen) pthread_cond_wait(&ap->c, &ap->m);
+  pthread_mutex_unlock(&ap->m);
+}
+
+static void apply_parallel(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  struct apply_par *ap = e->par;
+  ap->ev = ev;
+  ap->n = n;
+  par_run(e, ap, 1);
+  par_run(e, ap, 2);
+  advance(e, ev, n);
+}
+
+int engine__apply_start(recd_engine *e) {
+  struct apply_par *ap = xcalloc(1, sizeof *ap);
+  pthread_mutex_init(&ap->m, NULL);
+  pthread_cond_init(&ap->c, NULL);
+  e->par = ap;
+  int rc = pthread_create(&ap->helper, NULL, helper_main, e);
+  if (rc) { /* apply sequentially */
+    pthread_mutex_destroy(&ap->m);
+    pthread_cond_destroy(&ap->c);
+    free(ap);
+    e->par = NULL;
+    log_warn("apply: no helper thread (%s); applying on one thread", strerror(rc));
+  }
+  return 0;
+}
+
+void engine__apply_stop(recd_engine *e) {
+  struct apply_par *ap = e->par;
+  if (!ap) return;
+  pthread_mutex_lock(&ap->m);
+  ap->stop = 1;
+  pthread_cond_broadcast(&ap->c);
+  pthread_mutex_unlock(&ap->m);
+  pthread_join(ap->helper, NULL);
+  pthread_mutex_destroy(&ap->m);
+  pthread_cond_destroy(&ap->c);
+  for (int i = 0; i < 2; i++) {
+    free(ap->part[i].ep);
+    free(ap->part[i].buf);
+  }
+  free(ap);
+  e->par = NULL;
+}
+
+void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  if (e->par && n >= PAR_MIN) apply_parallel(e, ev, n);
+  else apply_sequential(e, ev, n);
 }
 
 void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session) {
