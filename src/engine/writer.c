@@ -696,12 +696,16 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   return rc;
 }
 
+static void count_events(recd_engine *e, const engine_op *op) {
+  for (size_t i = 0; i < op->nevents; i++) atomic_fetch_add(&e->by_type[op->events[i].type], 1);
+  atomic_fetch_add(&e->n_events, op->nevents);
+}
+
 static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   switch (op->kind) {
     case OP_EVENTS:
       engine__apply_events(e, sc->ev, op->nevents);
-      for (size_t i = 0; i < op->nevents; i++) atomic_fetch_add(&e->by_type[op->events[i].type], 1);
-      atomic_fetch_add(&e->n_events, op->nevents);
+      count_events(e, op);
       break;
     case OP_ITEMS:
       for (size_t i = 0; i < op->nitems; i++) {
@@ -885,7 +889,31 @@ static void *apply_main(void *arg) {
 
     if (!r->rc) {
       size_t i = 0;
-      for (engine_op *op = r->ops; op; op = op->next, i++) apply_op(e, op, &r->sc[i]);
+      for (engine_op *op = r->ops; op;) {
+        /* consecutive event ops (many small POSTed batches) are applied as one
+         * batch: big enough for the two apply threads */
+        size_t i0 = i, total = 0, nops = 0;
+        engine_op *first = op;
+        for (; op && op->kind == OP_EVENTS; op = op->next, i++, nops++) total += op->nevents;
+        if (nops > 1) {
+          engine_apply_ev *all = xmalloc(total * sizeof *all), *p = all;
+          for (size_t k = i0; k < i; k++) {
+            memcpy(p, r->sc[k].ev, first->nevents * sizeof *p);
+            p += first->nevents;
+            count_events(e, first);
+            first = first->next;
+          }
+          engine__apply_events(e, all, total);
+          free(all);
+        } else if (nops == 1) {
+          apply_op(e, first, &r->sc[i0]);
+        }
+        if (op && op->kind != OP_EVENTS) {
+          apply_op(e, op, &r->sc[i]);
+          op = op->next;
+          i++;
+        }
+      }
       e->applied_seq = r->last_seq;
       engine__trending_tick(e); /* before the acks: small catalogs see their writes in trending at once */
     }
