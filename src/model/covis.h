@@ -10,7 +10,8 @@
  * weight ever pruned is the list's `floor`; a newcomer starts at floor + w
  * with err = floor, so w - err is always a guaranteed lower bound of the
  * weight it really received, and readers use that. Heavy pairs are never lost.
- * Lists with more than 16 entries carry a small open-addressing index.
+ * Lists with more than 16 entries carry a small open-addressing index whose
+ * slots hold an entry number and a few hash bits (covis.c).
  *
  * Not thread-safe: the engine guards each list with the item's stripe lock. */
 #ifndef RECD_MODEL_COVIS_H
