@@ -119,11 +119,25 @@ static int load_item(void *arg, const store_item *it) {
   return 0;
 }
 
+/* Replay applies the log in chunks through engine__apply_events (which
+ * prefetches across events); session ids are copied, as the store's strings
+ * last only for the callback. */
+#define REPLAY_CHUNK 16384
+
 typedef struct {
   recd_engine *e;
   uint64_t n;
   int64_t t0;
+  engine_apply_ev ev[REPLAY_CHUNK];
+  size_t nev;
+  arena strings;        /* the chunk's session ids */
 } replay_ctx;
+
+static void replay_flush(replay_ctx *r) {
+  engine__apply_events(r->e, r->ev, r->nev);
+  r->nev = 0;
+  arena_reset(&r->strings);
+}
 
 static int replay_event(void *arg, const store_event *ev) {
   replay_ctx *r = arg;
@@ -137,7 +151,14 @@ static int replay_event(void *arg, const store_event *ev) {
     return RECD_ECORRUPT;
   }
   int type = e->tid_type[ev->tid];
-  engine__apply_event(e, ev->uid, ev->iid, type, ev->ts_ms, ev->session);
+  r->ev[r->nev++] = (engine_apply_ev){.uid = ev->uid,
+                                      .iid = ev->iid,
+                                      .type = type,
+                                      .ts = ev->ts_ms,
+                                      .session = ev->session ? arena_strndup(&r->strings, ev->session,
+                                                                             strlen(ev->session))
+                                                             : NULL};
+  if (r->nev == REPLAY_CHUNK) replay_flush(r);
   atomic_fetch_add(&e->by_type[type], 1);
   e->next_seq = ev->seq;
   if (++r->n % 1000000 == 0)
@@ -164,6 +185,9 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   pthread_mutex_init(&e->q_lock, NULL);
   pthread_mutex_init(&e->scratch_lock, NULL);
   pthread_cond_init(&e->q_cond, NULL);
+  pthread_mutex_init(&e->a_lock, NULL);
+  pthread_cond_init(&e->a_cond, NULL);
+  pthread_mutex_init(&e->round_lock, NULL);
   strmap_init(&e->users);
   strmap_init(&e->items);
   ptrvec_init(&e->uprof);
@@ -189,8 +213,10 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
 static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **out, char *err, size_t errlen) {
   *out = NULL;
   recd_engine *e = engine_alloc(cfg);
+  engine__apply_start(e);
   int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
   if (rc) goto fail;
+  if (cfg->bulk_load && (rc = store_bulk_begin(e->st))) goto store_fail;
   int64_t t0 = clock_mono_ns();
   if ((rc = store_load_types(e->st, load_type, e))) {
     snprintf(err, errlen, "loading event types from %s: %s", store_path(e->st), recd_strerror(rc));
@@ -228,16 +254,26 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   if (snap) log_info("snapshot: loaded the state at event %llu in %.2f s", (unsigned long long)from, (clock_mono_ns() - t0) / 1e9);
   else if (e->next_seq_stored) log_info("snapshot: not used (%s); replaying the whole log", why);
   e->last_snap_seq = from;
-  replay_ctx r = {.e = e, .t0 = clock_mono_ns()};
-  if ((rc = store_scan_events(e->st, from, replay_event, &r))) {
+  replay_ctx *r = xmalloc(sizeof *r);
+  r->e = e;
+  r->n = 0;
+  r->nev = 0;
+  r->t0 = clock_mono_ns();
+  arena_init(&r->strings);
+  rc = store_scan_events(e->st, from, replay_event, r);
+  if (!rc) replay_flush(r);
+  uint64_t replayed = r->n;
+  arena_release(&r->strings);
+  free(r);
+  if (rc) {
     snprintf(err, errlen, "replaying the event log of %s: %s", store_path(e->st), recd_strerror(rc));
     goto fail;
   }
-  atomic_fetch_add(&e->n_events, r.n);
+  atomic_fetch_add(&e->n_events, replayed);
   if (e->next_seq_stored > e->next_seq) e->next_seq = e->next_seq_stored;
   atomic_store(&e->committed_seq, e->next_seq);
   log_info("loaded %zu users, %zu items, %llu events (%llu replayed) from %s in %.2f s", strmap_count(&e->users),
-           strmap_count(&e->items), (unsigned long long)atomic_load(&e->n_events), (unsigned long long)r.n,
+           strmap_count(&e->items), (unsigned long long)atomic_load(&e->n_events), (unsigned long long)replayed,
            store_path(e->st), (clock_mono_ns() - t0) / 1e9);
   engine__models_open(e);
   e->last_train_seq = e->next_seq;
@@ -295,8 +331,7 @@ static int replay_scan_event(void *arg, const store_event *ev) {
   int type = e->tid_type[ev->tid];
   int rc = c->before ? c->before(c->arg, ev, type) : 0;
   if (rc) return rc;
-  engine__apply_event(e, ev->uid, ev->iid, type, ev->ts_ms, ev->session);
-  atomic_fetch_add(&e->version, 1);
+  engine__apply_event(e, ev->uid, ev->iid, type, ev->ts_ms, ev->session); /* advances clock and version */
   e->next_seq = ev->seq;
   return 0;
 }
@@ -315,6 +350,7 @@ int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t err
 void engine_free(recd_engine *e) {
   if (!e) return;
   engine__writer_stop(e);
+  engine__apply_stop(e);
   engine__models_close(e);
   if (e->snap_pid > 0) waitpid(e->snap_pid, NULL, 0); /* a background snapshot still running */
   /* a clean stop leaves a snapshot of everything, so the next start replays nothing */
@@ -350,6 +386,9 @@ void engine_free(recd_engine *e) {
   engine__scratch_free_all(e);
   pthread_mutex_destroy(&e->scratch_lock);
   pthread_cond_destroy(&e->q_cond);
+  pthread_mutex_destroy(&e->a_lock);
+  pthread_cond_destroy(&e->a_cond);
+  pthread_mutex_destroy(&e->round_lock);
   free(e);
 }
 

@@ -72,7 +72,9 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
 /* ---- writes (asynchronous, group-committed) ---- */
 typedef void (*engine_done_fn)(void *arg, int rc);
 
-typedef enum { OP_EVENTS = 1, OP_ITEMS = 2, OP_DELETE_ITEM = 3 } engine_op_kind;
+/* OP_SYNC: make every write committed so far durable under the fsync setting,
+ * ending a bulk load (recd_config.bulk_load; store_sync in src/store/store.h). */
+typedef enum { OP_EVENTS = 1, OP_ITEMS = 2, OP_DELETE_ITEM = 3, OP_SYNC = 4 } engine_op_kind;
 
 typedef struct engine_op {
   engine_op_kind kind;

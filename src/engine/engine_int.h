@@ -8,7 +8,10 @@
  *  - content_lock (rwlock) guards the content index.
  *  - trend_lock guards the `trend` pointer only; a trending snapshot is
  *    immutable and reference-counted. trend_build serialises rebuilds.
- *  - q_lock guards the write queue.
+ *  - q_lock guards the write queue; a_lock the committed rounds between the
+ *    writer's two stages; round_lock is held by the store stage for a whole
+ *    round (the apply stage takes it only to fork a snapshot). q_lock and
+ *    a_lock are never held together; round_lock may be held while taking a_lock.
  * Profiles, stats and lists are created by the writer and never freed before
  * engine_free(), so a pointer from ptrvec_get() stays valid. */
 #ifndef RECD_ENGINE_ENGINE_INT_H
@@ -75,8 +78,10 @@ struct recd_engine {
   itemstats_params ipp;
   covis_params cvp;
 
-  /* writer */
-  pthread_t writer;
+  /* writer: two threads in a pipeline (writer.c). The store stage (`writer`)
+   * writes and commits round N+1 while the apply stage (`applier`) applies
+   * round N and completes its ops. */
+  pthread_t writer, applier;
   int writer_started;
   pthread_mutex_t q_lock;
   pthread_cond_t q_cond;
@@ -84,9 +89,17 @@ struct recd_engine {
   size_t q_depth;
   int stopping;
   _Atomic int fatal;
-  uint64_t next_seq;              /* writer thread only */
+  uint64_t next_seq;              /* store stage only (after open) */
   uint64_t next_seq_stored;       /* last seq in the database at open */
-  /* snapshots (writer thread only) */
+  uint64_t applied_seq;           /* apply stage only: last seq applied to the live state */
+  pthread_mutex_t a_lock;         /* guards the committed rounds below */
+  pthread_cond_t a_cond;
+  struct write_round *a_head, *a_tail;  /* committed (or failed), not yet applied and completed */
+  int a_pending;                  /* rounds handed over and not yet completed */
+  int a_stop;                     /* the store stage has exited */
+  pthread_mutex_t round_lock;     /* held by the store stage during a round; a fork takes it */
+  struct apply_par *par;          /* the apply helper thread (writer.c), NULL if none */
+  /* snapshots (apply stage only) */
   pid_t snap_pid;                 /* running background snapshot, 0 if none */
   uint64_t snap_seq, last_snap_seq;
   int64_t snap_started_ns;
@@ -139,7 +152,22 @@ int64_t engine__now(recd_engine *e);
 /* writer.c */
 int engine__writer_start(recd_engine *e);
 void engine__writer_stop(recd_engine *e);
+/* one event as the live state sees it (ids interned) */
+typedef struct {
+  uint32_t uid, iid;
+  int type;                 /* type index */
+  int64_t ts;
+  const char *session;      /* NULL if none; read during the call only */
+} engine_apply_ev;
 void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session);
+/* The same as engine__apply_event on each, in order, with the same result, but
+ * faster: prefetching, and big batches on two threads. One caller at a time
+ * (engine_open, then the writer's apply stage). */
+void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n);
+/* the apply helper thread (engine_open starts it before replaying, engine_free
+ * stops it after the writer); without it everything is applied on one thread */
+int engine__apply_start(recd_engine *e);
+void engine__apply_stop(recd_engine *e);
 void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
                         size_t ntags, int available, int deleted, int64_t created_at, const char *props);
 itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create);
@@ -148,7 +176,8 @@ userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create);
 /* snapshot.c */
 uint64_t engine__fingerprint(const recd_engine *e);
 int engine__snapshot_save(recd_engine *e);
-int engine__snapshot_fork(recd_engine *e);
+/* apply stage: start a background snapshot of the state as of `seq` (all applied) */
+int engine__snapshot_fork(recd_engine *e, uint64_t seq);
 int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whylen);
 
 /* models.c */

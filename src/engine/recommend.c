@@ -235,7 +235,10 @@ int64_t engine__trending_tick(recd_engine *e) {
   pthread_mutex_unlock(&e->trend_lock);
   if (!stale) return -1; /* nothing built yet (no reader) or up to date */
   int64_t due = atomic_load(&e->last_build_ms) + e->cfg.trending_refresh_ms - clock_mono_ns() / 1000000;
-  if (strmap_count(&e->items) <= 2000 || due <= 0) {
+  pthread_rwlock_rdlock(&e->items_lock); /* the writer's store stage adds items */
+  size_t nitems = strmap_count(&e->items);
+  pthread_rwlock_unlock(&e->items_lock);
+  if (nitems <= 2000 || due <= 0) {
     rebuild_trending(e);
     return -1;
   }

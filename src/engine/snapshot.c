@@ -11,9 +11,14 @@
  *   trailer u64 hash of everything before it, magic "RECDEND1"
  *
  * Invariants:
- *  1. A snapshot is taken only between two write rounds of the writer thread,
- *     so it holds exactly the events up to `seq`, all applied.
- *  2. Periodic snapshots are written by a fork()ed child of the writer thread:
+ *  1. A snapshot is taken only between two rounds of the writer's apply stage,
+ *     so it holds exactly the events up to `seq`, all applied. The store stage
+ *     may have committed (not applied) the next round: its new users and items
+ *     are then in the id maps with no events applied (absent profiles, empty
+ *     statistics), which is what loading gives them too, and the log after
+ *     `seq` is replayed onto that. The fork happens while the store stage is
+ *     parked between rounds (round_lock), so no id map is half-updated.
+ *  2. Periodic snapshots are written by a fork()ed child of the apply stage:
  *     copy-on-write gives it a frozen image and it reads that image without
  *     locks (it is single-threaded; nobody mutates its copy). The child only
  *     calls write/fsync/rename and _exit.
@@ -195,11 +200,10 @@ int engine__snapshot_save(recd_engine *e) {
   return rc;
 }
 
-/* writer thread: start a background snapshot in a child process */
-int engine__snapshot_fork(recd_engine *e) {
+/* apply stage (store stage parked): start a background snapshot in a child process */
+int engine__snapshot_fork(recd_engine *e, uint64_t seq) {
   char path[1100];
   snprintf(path, sizeof path, "%s/state.snap", e->cfg.data);
-  uint64_t seq = e->next_seq;
   pid_t pid = fork();
   if (pid < 0) return -errno;
   if (pid == 0) {
@@ -256,6 +260,7 @@ static void get_user(rbuf *r, recd_engine *e, uint32_t uid) {
       GET(r, p->ring[i].iid);
       GET(r, p->ring[i].type);
     }
+    userprof_ring_check(p);
   }
   if (naff) {
     p->aff = xmalloc(naff * sizeof *p->aff);

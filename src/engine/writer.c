@@ -1,14 +1,26 @@
-/* writer.c — the single writer thread: group commit and apply.
+/* writer.c — the writer: group commit and apply, as a two-stage pipeline.
+ *
+ * The store stage (thread `writer`) takes everything queued, interns ids, writes
+ * it in one transaction and commits; the apply stage (thread `applier`) applies
+ * each committed round to the live state and then completes its ops. While
+ * round N is being applied, round N+1 is written and synced, so the two costs
+ * overlap instead of adding up.
  *
  * Invariants:
- *  1. Only this thread (or engine_open before it starts) interns ids, writes
- *     the store and mutates live state.
+ *  1. Only the store stage (or engine_open before it starts) interns ids and
+ *     writes the store; only the apply stage mutates live state (profiles,
+ *     statistics, lists, content index, trending) and creates profiles and
+ *     lists. Item statistics are created by the store stage when it interns an
+ *     item, before the round that names it is handed over.
  *  2. An op's done() is called only after the transaction holding it has
  *     committed (durable per the fsync setting) AND it has been applied to
- *     the live state: read-your-writes.
+ *     the live state: read-your-writes. Ops complete in queue order.
  *  3. All ops taken from the queue in one round share one transaction. If
  *     it fails, all of them fail and the engine becomes FATAL (sticky).
  *  4. Sequence numbers are assigned in queue order and never reused.
+ *  5. The store stage runs at most PIPELINE_DEPTH rounds ahead of the apply
+ *     stage; a round with catalog ops (which read item state set by apply)
+ *     waits until every earlier round is applied.
  */
 #include <math.h>
 #include <stdio.h>
@@ -50,23 +62,51 @@ static covis_list *item_covis(recd_engine *e, uint32_t iid, int64_t ts) {
   return l;
 }
 
-void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session) {
-  float w = e->types[type].weight;
-  uint32_t cats[ITEM_MAX_CATS];
-  int ncats;
-  itemstats *is = engine__item_stats(e, iid, 1);
-  pthread_mutex_t *il = engine__ilock(e, iid);
-  pthread_mutex_lock(il);
-  ncats = is->ncats;
-  if (ncats) memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
-  itemstats_apply(is, &e->ipp, type, w, ts);
-  pthread_mutex_unlock(il);
+/* One event's effect on the live state, in three parts that touch disjoint
+ * state: the item's statistics (item_part), the user's profile, which also
+ * yields the event's co-visitation partners (user_part), and the co-visitation
+ * lists of the item and of the partners (covis_part). Memory latency bounds
+ * all three (a few dozen lists and records per event, spread over the whole
+ * state), so what they touch is prefetched ahead, and big batches are applied
+ * by two threads (apply_parallel). */
+typedef struct {
+  uint32_t iid;
+  float w;          /* the strongest weight the user gave it in the window */
+} partner;
 
-  /* co-visitation partners: the user's recent distinct items close in time */
-  struct {
-    uint32_t iid;
-    float w;
-  } partners[100];
+static void item_part(recd_engine *e, const engine_apply_ev *ev) {
+  itemstats *is = engine__item_stats(e, ev->iid, 1);
+  pthread_mutex_t *il = engine__ilock(e, ev->iid);
+  pthread_mutex_lock(il);
+  itemstats_apply(is, &e->ipp, ev->type, e->types[ev->type].weight, ev->ts);
+  pthread_mutex_unlock(il);
+}
+
+/* the engine clock and the write version, after the batch is applied (a
+ * trending snapshot built meanwhile is then stale, and rebuilt) */
+static void advance(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  int64_t max = INT64_MIN;
+  for (size_t i = 0; i < n; i++)
+    if (ev[i].ts > max) max = ev[i].ts;
+  int64_t now = atomic_load(&e->now_ms);
+  while (max > now && !atomic_compare_exchange_weak(&e->now_ms, &now, max)) {
+  }
+  atomic_fetch_add(&e->version, n);
+}
+
+/* The user's recent distinct items close in time (before this event), then
+ * the profile update. Returns how many partners were written to out (room for
+ * covis_window), 0 if the (item, type) pair is not new for the user. */
+static int user_part(recd_engine *e, const engine_apply_ev *ev, partner *out) {
+  uint32_t uid = ev->uid, iid = ev->iid;
+  int64_t ts = ev->ts;
+  uint32_t cats[ITEM_MAX_CATS];
+  /* no lock: only the apply stage changes an item's categories (catalog rounds,
+   * never while events are applied) */
+  itemstats *is = engine__item_stats(e, iid, 1);
+  int ncats = is->ncats;
+  if (ncats) memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
+
   int np = 0;
   userprof *p = engine__user_prof(e, uid, 1);
   pthread_mutex_t *ul = engine__ulock(e, uid);
@@ -75,36 +115,342 @@ void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, i
     const recent_ev *r = userprof_recent(p, i);
     if (!r) break;
     if (r->iid == iid) continue;
-    if (llabs(ts - r->ts) > e->cfg.covis_max_gap_ms) continue;
+    if (llabs(ts - r->ts) > e->cfg.covis_max_gap_ms) {
+      if (p->ring_sorted && r->ts < ts) break; /* every older entry is further still */
+      continue;
+    }
     int dup = 0;
     for (int k = 0; k < np; k++)
-      if (partners[k].iid == r->iid) {
+      if (out[k].iid == r->iid) {
         dup = 1;
-        if (e->types[r->type].weight > partners[k].w) partners[k].w = e->types[r->type].weight;
+        if (e->types[r->type].weight > out[k].w) out[k].w = e->types[r->type].weight;
       }
-    if (!dup) partners[np++].iid = r->iid, partners[np - 1].w = e->types[r->type].weight;
+    if (!dup) out[np++] = (partner){.iid = r->iid, .w = e->types[r->type].weight};
   }
-  int fresh = userprof_apply(p, &e->upp, iid, type, w, ts, cats, ncats, session);
+  int fresh = userprof_apply(p, &e->upp, iid, ev->type, e->types[ev->type].weight, ts, cats, ncats, ev->session);
   pthread_mutex_unlock(ul);
+  return fresh ? np : 0;
+}
 
-  if (fresh && np) {
-    double pw[100];
-    for (int k = 0; k < np; k++) {
-      pw[k] = sqrt((double)w * partners[k].w);
-      pthread_mutex_t *pl = engine__ilock(e, partners[k].iid);
-      pthread_mutex_lock(pl);
-      covis_add(item_covis(e, partners[k].iid, ts), &e->cvp, iid, pw[k], ts);
-      pthread_mutex_unlock(pl);
-    }
+/* Which of two apply threads owns a user's or an item's state: the upper or
+ * lower half of the stripes (engine__ulock/ilock), so that the threads never
+ * take each other's stripe locks. */
+#define OWNER(id) ((int)(((id) * 2654435761u) >> 31))
+#define ALL_PARTS (-1)
+
+/* Add the pairs (item, partner) to both lists, only those lists owned by
+ * `part` (or all with ALL_PARTS). Each list receives its adds in event order
+ * whatever the split, so the result is the same. */
+static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner *pt, int np, int part) {
+  if (!np) return;
+  uint32_t iid = ev->iid;
+  int64_t ts = ev->ts;
+  double w = e->types[ev->type].weight;
+  int mine = part == ALL_PARTS || OWNER(iid) == part;
+  covis_list *pl[100];
+  covis_list *own = mine ? item_covis(e, iid, ts) : NULL;
+  /* the index slots were fetched an event ahead; now the entries they point
+   * to. Hints only: nothing read decides anything */
+  for (int k = 0; k < np; k++) {
+    pl[k] = part == ALL_PARTS || OWNER(pt[k].iid) == part ? ptrvec_get(&e->covis, pt[k].iid) : NULL;
+    if (pl[k]) covis_prefetch(pl[k], iid, 2);
+    if (own) covis_prefetch(own, pt[k].iid, 2);
+  }
+  for (int k = 0; k < np; k++) {
+    if (part != ALL_PARTS && OWNER(pt[k].iid) != part) continue;
+    pthread_mutex_t *l = engine__ilock(e, pt[k].iid);
+    pthread_mutex_lock(l);
+    covis_add(pl[k] ? pl[k] : item_covis(e, pt[k].iid, ts), &e->cvp, iid, sqrt(w * pt[k].w), ts);
+    pthread_mutex_unlock(l);
+  }
+  if (own) {
+    pthread_mutex_t *il = engine__ilock(e, iid);
     pthread_mutex_lock(il); /* the item's own list: one lock for all its new pairs */
-    covis_list *own = item_covis(e, iid, ts);
-    for (int k = 0; k < np; k++) covis_add(own, &e->cvp, partners[k].iid, pw[k], ts);
+    for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, sqrt(w * pt[k].w), ts);
     pthread_mutex_unlock(il);
   }
-  int64_t now = atomic_load(&e->now_ms);
-  while (ts > now && !atomic_compare_exchange_weak(&e->now_ms, &now, ts)) {
+}
+
+static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
+  partner pt[100];
+  item_part(e, ev);
+  int np = user_part(e, ev, pt);
+  covis_part(e, ev, pt, np, ALL_PARTS);
+  advance(e, ev, 1);
+}
+
+/* Prefetch distances, in events: the id slots first, then the structures they
+ * point to, then what inside those the event reads, then the co-visitation
+ * lists of the user's recent items (its likely partners: the ring may still
+ * change before the event is applied, which only makes a hint useless). */
+#define AHEAD_SLOTS 12
+#define AHEAD_STRUCTS 8
+#define AHEAD_INSIDE 5
+#define AHEAD_PARTNER_SLOTS 3
+#define AHEAD_PARTNER_LISTS 2
+#define AHEAD_PARTNER_INDEX 1
+
+static void prefetch_user(recd_engine *e, const engine_apply_ev *a, int stage) {
+  if (stage == 0) {
+    ptrvec_prefetch(&e->uprof, a->uid);
+    return;
   }
-  atomic_fetch_add(&e->version, 1);
+  userprof *p = ptrvec_get(&e->uprof, a->uid);
+  if (!p) return;
+  if (stage == 1) __builtin_prefetch(p);
+  else userprof_prefetch(p, a->iid);
+}
+
+static void prefetch_item(recd_engine *e, const engine_apply_ev *a, int stage) {
+  if (stage == 0) {
+    ptrvec_prefetch(&e->istats, a->iid);
+    ptrvec_prefetch(&e->covis, a->iid);
+    return;
+  }
+  itemstats *s = ptrvec_get(&e->istats, a->iid);
+  if (stage == 1) {
+    covis_list *l = ptrvec_get(&e->covis, a->iid);
+    if (s) {
+      __builtin_prefetch(s);
+      __builtin_prefetch(&s->counts[a->type]);
+    }
+    if (l) __builtin_prefetch(l);
+  } else if (s && s->cats) {
+    __builtin_prefetch(s->cats);
+  }
+}
+
+/* The partners' lists, stage 0: their slots; 1: the lists; 2: the index slots
+ * the adds will probe, in the partners' lists and in the item's own. From the
+ * user's ring (pt NULL: the partners are not known yet) or from pt. */
+static void prefetch_covis(recd_engine *e, const engine_apply_ev *a, const partner *pt, int np, int part, int stage) {
+  userprof *p = pt ? NULL : ptrvec_get(&e->uprof, a->uid);
+  if (!pt && !p) return;
+  int own_mine = part == ALL_PARTS || OWNER(a->iid) == part;
+  covis_list *own = stage == 2 && own_mine ? ptrvec_get(&e->covis, a->iid) : NULL;
+  int n = pt ? np : e->cfg.covis_window;
+  for (int i = 0; i < n; i++) {
+    uint32_t nb;
+    if (pt) {
+      nb = pt[i].iid;
+    } else {
+      const recent_ev *r = userprof_recent(p, i);
+      if (!r) break;
+      if (r->iid == a->iid || llabs(a->ts - r->ts) > e->cfg.covis_max_gap_ms) {
+        if (p->ring_sorted && r->ts < a->ts && r->iid != a->iid) break;
+        n++;
+        continue;
+      }
+      nb = r->iid;
+    }
+    int nb_mine = part == ALL_PARTS || OWNER(nb) == part;
+    if (stage == 0) {
+      if (nb_mine) ptrvec_prefetch(&e->covis, nb);
+      continue;
+    }
+    covis_list *l = nb_mine ? ptrvec_get(&e->covis, nb) : NULL;
+    if (stage == 1) {
+      if (l) __builtin_prefetch(l);
+      continue;
+    }
+    if (l) covis_prefetch(l, a->iid, 1);
+    if (own) covis_prefetch(own, nb, 1);
+  }
+}
+
+static void apply_sequential(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (i + AHEAD_SLOTS < n) {
+      prefetch_user(e, &ev[i + AHEAD_SLOTS], 0);
+      prefetch_item(e, &ev[i + AHEAD_SLOTS], 0);
+    }
+    if (i + AHEAD_STRUCTS < n) {
+      prefetch_user(e, &ev[i + AHEAD_STRUCTS], 1);
+      prefetch_item(e, &ev[i + AHEAD_STRUCTS], 1);
+    }
+    if (i + AHEAD_INSIDE < n) {
+      prefetch_user(e, &ev[i + AHEAD_INSIDE], 2);
+      prefetch_item(e, &ev[i + AHEAD_INSIDE], 2);
+    }
+    if (i + AHEAD_PARTNER_SLOTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_SLOTS], NULL, 0, ALL_PARTS, 0);
+    if (i + AHEAD_PARTNER_LISTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_LISTS], NULL, 0, ALL_PARTS, 1);
+    if (i + AHEAD_PARTNER_INDEX < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_INDEX], NULL, 0, ALL_PARTS, 2);
+    apply_one(e, &ev[i]);
+  }
+}
+
+/* ---- two apply threads ----
+ *
+ * A batch of at least PAR_MIN events is applied in two steps, each split
+ * between the calling thread (part 0) and a helper thread (part 1):
+ *  1. users: each part applies the events of the users it owns, in order,
+ *     recording every event's partners;
+ *  2. items: each part goes through all events in order and applies what
+ *     touches the items it owns: statistics, and the adds to the lists it owns.
+ * Every profile, statistic and list thus sees exactly the updates it would
+ * see applied one event at a time, in the same order: the state is identical
+ * to apply_sequential's. The parts share only the stripe locks (which readers
+ * take too) and the ptrvecs, whose slots may be set concurrently. */
+#define PAR_MIN 4096
+
+typedef struct {
+  uint32_t off;     /* into the owning part's partner buffer */
+  uint16_t np;
+} ev_partners;
+
+/* what one part writes: kept apart (aligned) so the parts share no cache line */
+typedef struct {
+  _Alignas(64) ev_partners *ep; /* per event of the batch (only its users' are set) */
+  size_t ep_cap;
+  partner *buf;
+  size_t len, cap;
+} par_part;
+
+struct apply_par {
+  pthread_t helper;
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  uint64_t posted, done;  /* step generations */
+  int stop;
+  int step;               /* 1 or 2 */
+  const engine_apply_ev *ev;
+  size_t n;
+  par_part part[2];
+};
+
+static void par_step(recd_engine *e, struct apply_par *ap, int part) {
+  const engine_apply_ev *ev = ap->ev;
+  size_t n = ap->n;
+  int win = e->cfg.covis_window;
+  if (ap->step == 1) {
+    par_part *pp = &ap->part[part];
+    size_t len = 0;
+    if (pp->ep_cap < n) {
+      pp->ep_cap = n;
+      pp->ep = xrealloc(pp->ep, n * sizeof *pp->ep);
+    }
+    for (size_t i = 0; i < n; i++) {
+      for (int st = 0; st < 3; st++) { /* 12, 8, 4 events ahead; the item for its categories */
+        size_t j = i + 12 - 4 * (size_t)st;
+        if (j < n && OWNER(ev[j].uid) == part) {
+          prefetch_user(e, &ev[j], st);
+          prefetch_item(e, &ev[j], st);
+        }
+      }
+      if (OWNER(ev[i].uid) != part) continue;
+      if (len + (size_t)win > pp->cap) {
+        pp->cap = (pp->cap + (size_t)win) * 2;
+        pp->buf = xrealloc(pp->buf, pp->cap * sizeof *pp->buf);
+      }
+      int np = user_part(e, &ev[i], pp->buf + len);
+      pp->ep[i] = (ev_partners){.off = (uint32_t)len, .np = (uint16_t)np};
+      len += (size_t)np;
+    }
+    pp->len = len;
+    return;
+  }
+#define EP(i) (ap->part[OWNER(ev[i].uid)].ep[i])
+#define PT(i) (ap->part[OWNER(ev[i].uid)].buf + EP(i).off)
+  for (size_t i = 0; i < n; i++) {
+    for (int st = 0; st < 2; st++) { /* 8, 4 events ahead */
+      size_t j = i + 8 - 4 * (size_t)st;
+      if (j < n && OWNER(ev[j].iid) == part) prefetch_item(e, &ev[j], st);
+    }
+    for (int st = 0; st < 3; st++) { /* 3, 2, 1 events ahead */
+      size_t j = i + 3 - (size_t)st;
+      if (j < n) prefetch_covis(e, &ev[j], PT(j), EP(j).np, part, st);
+    }
+    if (OWNER(ev[i].iid) == part) item_part(e, &ev[i]);
+    covis_part(e, &ev[i], PT(i), EP(i).np, part);
+  }
+#undef PT
+#undef EP
+}
+
+static void *helper_main(void *arg) {
+  recd_engine *e = arg;
+  struct apply_par *ap = e->par;
+  pthread_setname_np(pthread_self(), "recd-apply2");
+  uint64_t seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&ap->m);
+    while (ap->posted == seen && !ap->stop) pthread_cond_wait(&ap->c, &ap->m);
+    int stop = ap->stop;
+    seen = ap->posted;
+    pthread_mutex_unlock(&ap->m);
+    if (stop) break;
+    par_step(e, ap, 1);
+    pthread_mutex_lock(&ap->m);
+    ap->done = seen;
+    pthread_cond_broadcast(&ap->c);
+    pthread_mutex_unlock(&ap->m);
+  }
+  return NULL;
+}
+
+static void par_run(recd_engine *e, struct apply_par *ap, int step) {
+  pthread_mutex_lock(&ap->m);
+  ap->step = step;
+  uint64_t gen = ++ap->posted;
+  pthread_cond_broadcast(&ap->c);
+  pthread_mutex_unlock(&ap->m);
+  par_step(e, ap, 0);
+  pthread_mutex_lock(&ap->m);
+  while (ap->done != gen) pthread_cond_wait(&ap->c, &ap->m);
+  pthread_mutex_unlock(&ap->m);
+}
+
+static void apply_parallel(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  struct apply_par *ap = e->par;
+  ap->ev = ev;
+  ap->n = n;
+  par_run(e, ap, 1);
+  par_run(e, ap, 2);
+  advance(e, ev, n);
+}
+
+int engine__apply_start(recd_engine *e) {
+  struct apply_par *ap = xcalloc(1, sizeof *ap);
+  pthread_mutex_init(&ap->m, NULL);
+  pthread_cond_init(&ap->c, NULL);
+  e->par = ap;
+  int rc = pthread_create(&ap->helper, NULL, helper_main, e);
+  if (rc) { /* apply sequentially */
+    pthread_mutex_destroy(&ap->m);
+    pthread_cond_destroy(&ap->c);
+    free(ap);
+    e->par = NULL;
+    log_warn("apply: no helper thread (%s); applying on one thread", strerror(rc));
+  }
+  return 0;
+}
+
+void engine__apply_stop(recd_engine *e) {
+  struct apply_par *ap = e->par;
+  if (!ap) return;
+  pthread_mutex_lock(&ap->m);
+  ap->stop = 1;
+  pthread_cond_broadcast(&ap->c);
+  pthread_mutex_unlock(&ap->m);
+  pthread_join(ap->helper, NULL);
+  pthread_mutex_destroy(&ap->m);
+  pthread_cond_destroy(&ap->c);
+  for (int i = 0; i < 2; i++) {
+    free(ap->part[i].ep);
+    free(ap->part[i].buf);
+  }
+  free(ap);
+  e->par = NULL;
+}
+
+void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n) {
+  if (e->par && n >= PAR_MIN) apply_parallel(e, ev, n);
+  else apply_sequential(e, ev, n);
+}
+
+void engine__apply_event(recd_engine *e, uint32_t uid, uint32_t iid, int type, int64_t ts, const char *session) {
+  engine_apply_ev ev = {.uid = uid, .iid = iid, .type = type, .ts = ts, .session = session};
+  apply_one(e, &ev);
 }
 
 void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
@@ -215,14 +561,9 @@ int engine_submit_wait(recd_engine *e, engine_op *op) {
 
 /* ---- writing ---- */
 
-typedef struct {
-  uint32_t uid, iid;
-} ids;
-
 /* intern (creating rows for) the ids of an event; writer thread only */
-static int intern_user(recd_engine *e, const char *key, uint32_t *out) {
-  size_t len = strlen(key);
-  uint32_t id = strmap_find(&e->users, key, len);
+static int intern_user(recd_engine *e, const char *key, size_t len, uint32_t h, uint32_t *out) {
+  uint32_t id = strmap_find_hashed(&e->users, key, len, h);
   if (id == STRMAP_NONE) {
     pthread_rwlock_wrlock(&e->users_lock);
     id = strmap_intern(&e->users, key, len, NULL);
@@ -234,9 +575,9 @@ static int intern_user(recd_engine *e, const char *key, uint32_t *out) {
   return 0;
 }
 
-static int intern_item(recd_engine *e, const char *key, int64_t ts, uint32_t *out, int *created) {
-  size_t len = strlen(key);
-  uint32_t id = strmap_find(&e->items, key, len);
+static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, int64_t ts, uint32_t *out,
+                       int *created) {
+  uint32_t id = strmap_find_hashed(&e->items, key, len, h);
   *created = 0;
   if (id == STRMAP_NONE) {
     pthread_rwlock_wrlock(&e->items_lock);
@@ -261,7 +602,7 @@ static char *json_list(const char **v, size_t n) {
 }
 
 typedef struct {
-  ids *ev_ids;       /* per event of OP_EVENTS */
+  engine_apply_ev *ev; /* per event of OP_EVENTS: what apply needs */
   uint32_t *item_ids;
   int64_t *created;  /* per item of OP_ITEMS: resolved created_at */
 } op_scratch;
@@ -271,16 +612,39 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   int64_t now = clock_now_ms();
   switch (op->kind) {
     case OP_EVENTS:
-      sc->ev_ids = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev_ids);
-      for (size_t i = 0; i < op->nevents && !rc; i++) {
+      sc->ev = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev);
+      /* the id maps are large: hash every key first, then look them up with the
+       * hash slots and keys prefetched a few events ahead */
+      struct key_hash {
+        uint32_t hu, hi, lu, li;
+      } *kh = xmalloc((op->nevents ? op->nevents : 1) * sizeof *kh);
+      for (size_t i = 0; i < op->nevents; i++) {
         const recd_event *ev = &op->events[i];
-        if ((rc = intern_user(e, ev->user_id, &sc->ev_ids[i].uid)) ||
-            (rc = intern_item(e, ev->item_id, ev->ts_ms, &sc->ev_ids[i].iid, &created)))
+        kh[i].lu = (uint32_t)strlen(ev->user_id);
+        kh[i].li = (uint32_t)strlen(ev->item_id);
+        kh[i].hu = strmap_hash(ev->user_id, kh[i].lu);
+        kh[i].hi = strmap_hash(ev->item_id, kh[i].li);
+      }
+      for (size_t i = 0; i < op->nevents && !rc; i++) {
+        for (int stage = 1; stage <= 3; stage++) {
+          size_t j = i + (size_t)(16 >> (stage - 1)); /* 16, 8, 4 events ahead */
+          if (j < op->nevents) {
+            strmap_prefetch(&e->users, kh[j].hu, stage);
+            strmap_prefetch(&e->items, kh[j].hi, stage);
+          }
+        }
+        const recd_event *ev = &op->events[i];
+        engine_apply_ev *a = &sc->ev[i];
+        if ((rc = intern_user(e, ev->user_id, kh[i].lu, kh[i].hu, &a->uid)) ||
+            (rc = intern_item(e, ev->item_id, kh[i].li, kh[i].hi, ev->ts_ms, &a->iid, &created)))
           break;
+        a->type = ev->type;
+        a->ts = ev->ts_ms;
+        a->session = ev->session_id;
         store_event se = {.seq = ++e->next_seq,
                           .ts_ms = ev->ts_ms,
-                          .uid = sc->ev_ids[i].uid,
-                          .iid = sc->ev_ids[i].iid,
+                          .uid = a->uid,
+                          .iid = a->iid,
                           .tid = e->type_tid[ev->type],
                           .value = ev->value,
                           .has_value = ev->has_value,
@@ -288,13 +652,16 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
                           .rec_id = ev->rec_id};
         rc = store_append_event(e->st, &se);
       }
+      free(kh);
       break;
     case OP_ITEMS:
       sc->item_ids = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->item_ids);
       sc->created = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->created);
       for (size_t i = 0; i < op->nitems && !rc; i++) {
         const recd_item *it = &op->items[i];
-        if ((rc = intern_item(e, it->item_id, now, &sc->item_ids[i], &created))) break;
+        size_t len = strlen(it->item_id);
+        if ((rc = intern_item(e, it->item_id, len, strmap_hash(it->item_id, len), now, &sc->item_ids[i], &created)))
+          break;
         itemstats *is = engine__item_stats(e, sc->item_ids[i], 1);
         int64_t cat = it->created_at_ms;
         if (cat < 0) cat = (!created && is->created_at != INT64_MIN) ? is->created_at : now;
@@ -315,6 +682,8 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
         free(tj);
       }
       break;
+    case OP_SYNC: /* after the commit (store_main) */
+      break;
     case OP_DELETE_ITEM: {
       uint32_t iid = strmap_find(&e->items, op->item_id, strlen(op->item_id));
       itemstats *is = iid == STRMAP_NONE ? NULL : engine__item_stats(e, iid, 0);
@@ -328,15 +697,16 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   return rc;
 }
 
+static void count_events(recd_engine *e, const engine_op *op) {
+  for (size_t i = 0; i < op->nevents; i++) atomic_fetch_add(&e->by_type[op->events[i].type], 1);
+  atomic_fetch_add(&e->n_events, op->nevents);
+}
+
 static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   switch (op->kind) {
     case OP_EVENTS:
-      for (size_t i = 0; i < op->nevents; i++) {
-        const recd_event *ev = &op->events[i];
-        engine__apply_event(e, sc->ev_ids[i].uid, sc->ev_ids[i].iid, ev->type, ev->ts_ms, ev->session_id);
-        atomic_fetch_add(&e->by_type[ev->type], 1);
-      }
-      atomic_fetch_add(&e->n_events, op->nevents);
+      engine__apply_events(e, sc->ev, op->nevents);
+      count_events(e, op);
       break;
     case OP_ITEMS:
       for (size_t i = 0; i < op->nitems; i++) {
@@ -344,6 +714,8 @@ static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
         engine__apply_item(e, sc->item_ids[i], it->categories, it->ncategories, it->tags, it->ntags, it->available,
                            0, sc->created[i], it->properties_json);
       }
+      break;
+    case OP_SYNC:
       break;
     case OP_DELETE_ITEM:
       if (op->found) engine__apply_item(e, sc->item_ids[0], NULL, 0, NULL, 0, 0, 1, INT64_MIN, NULL);
@@ -360,7 +732,7 @@ static void record_sync(recd_engine *e, int64_t ns) {
   atomic_fetch_add(&e->sync_sum_us, (uint64_t)(ns / 1000));
 }
 
-/* reap a finished background snapshot; start one when enough events came in */
+/* reap a finished background snapshot; start one when enough events were applied */
 static void snapshot_tick(recd_engine *e) {
   if (e->snap_pid > 0) {
     int status;
@@ -377,38 +749,44 @@ static void snapshot_tick(recd_engine *e) {
     }
   }
   if (!e->snap_pid && e->cfg.snapshot_every && e->opened &&
-      e->next_seq - e->last_snap_seq >= (uint64_t)e->cfg.snapshot_every && !atomic_load(&e->fatal)) {
-    int rc = engine__snapshot_fork(e);
+      e->applied_seq - e->last_snap_seq >= (uint64_t)e->cfg.snapshot_every && !atomic_load(&e->fatal)) {
+    /* the store stage is parked between two rounds while we fork, so the
+     * child's image holds no half-made id map (see snapshot.c) */
+    pthread_mutex_lock(&e->round_lock);
+    int rc = engine__snapshot_fork(e, e->applied_seq);
+    pthread_mutex_unlock(&e->round_lock);
     if (rc) log_error("snapshot: cannot fork: %s", recd_strerror(rc));
   }
 }
 
-static void *writer_main(void *arg) {
+/* One write round, handed from the store stage to the apply stage. */
+typedef struct write_round {
+  engine_op *ops;
+  size_t n;
+  op_scratch *sc;
+  int rc;               /* the commit's result: 0, or every op fails with it */
+  int sync_rc;          /* OP_SYNC ops' result when the commit succeeded */
+  uint64_t last_seq;    /* the seq of its last event */
+  struct write_round *next;
+} write_round;
+
+/* Rounds committed but not yet applied that the store stage may run ahead by:
+ * while the apply stage works on round N, round N+1 is written and synced. */
+#define PIPELINE_DEPTH 1
+
+/* Store stage: take everything queued, intern ids, write it in one transaction,
+ * commit, hand it to the apply stage. */
+static void *store_main(void *arg) {
   recd_engine *e = arg;
+  pthread_setname_np(pthread_self(), "recd-store");
   for (;;) {
+    /* the apply stage is at most PIPELINE_DEPTH rounds behind */
+    pthread_mutex_lock(&e->a_lock);
+    while (e->a_pending > PIPELINE_DEPTH) pthread_cond_wait(&e->a_cond, &e->a_lock);
+    pthread_mutex_unlock(&e->a_lock);
+
     pthread_mutex_lock(&e->q_lock);
-    while (!e->q_head && !e->stopping) {
-      pthread_mutex_unlock(&e->q_lock);
-      int64_t due = engine__trending_tick(e);
-      pthread_mutex_lock(&e->q_lock);
-      if (e->q_head || e->stopping) break;
-      if (e->snap_pid > 0 || due >= 0) { /* wake to reap the snapshot child or refresh trending */
-        if (due < 0 || due > 1000) due = 1000;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(due % 1000) * 1000000L + 1000000L;
-        ts.tv_sec += due / 1000 + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&e->q_cond, &e->q_lock, &ts);
-        if (!e->q_head && !e->stopping) {
-          pthread_mutex_unlock(&e->q_lock);
-          snapshot_tick(e);
-          pthread_mutex_lock(&e->q_lock);
-        }
-      } else {
-        pthread_cond_wait(&e->q_cond, &e->q_lock);
-      }
-    }
+    while (!e->q_head && !e->stopping) pthread_cond_wait(&e->q_cond, &e->q_lock);
     engine_op *batch = e->q_head;
     size_t n = e->q_depth;
     e->q_head = e->q_tail = NULL;
@@ -417,16 +795,33 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&e->q_lock);
     if (stop) break;
 
-    op_scratch *sc = xcalloc(n, sizeof *sc);
+    int catalog = 0, sync = 0;
+    for (engine_op *op = batch; op; op = op->next) {
+      catalog |= op->kind == OP_ITEMS || op->kind == OP_DELETE_ITEM;
+      sync |= op->kind == OP_SYNC;
+    }
+    write_round *r = xcalloc(1, sizeof *r);
+    r->ops = batch;
+    r->n = n;
+    r->sc = xcalloc(n, sizeof *r->sc);
+    pthread_mutex_lock(&e->round_lock);
+    if (catalog) { /* catalog writes read item state (created_at, deleted) that earlier rounds set */
+      pthread_mutex_lock(&e->a_lock);
+      while (e->a_pending) pthread_cond_wait(&e->a_cond, &e->a_lock);
+      pthread_mutex_unlock(&e->a_lock);
+    }
     uint64_t seq0 = e->next_seq;
     int rc = atomic_load(&e->fatal) ? RECD_EFATAL : store_begin(e->st);
     size_t i = 0;
-    for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &sc[i]);
+    for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &r->sc[i]);
     if (!rc) {
       int64_t t0 = clock_mono_ns();
       rc = store_commit(e->st);
       record_sync(e, clock_mono_ns() - t0);
     }
+    int sync_rc = !rc && sync ? store_sync(e->st) : 0;
+    if (sync_rc && !atomic_exchange(&e->fatal, 1))
+      log_error("writer: syncing the store failed (%s); refusing all writes until restart", recd_strerror(sync_rc));
     if (rc) {
       store_rollback(e->st);
       e->next_seq = seq0; /* nothing of this round was stored */
@@ -435,20 +830,109 @@ static void *writer_main(void *arg) {
     } else {
       atomic_fetch_add(&e->n_commits, 1);
       atomic_store(&e->committed_seq, e->next_seq);
-      i = 0;
-      for (engine_op *op = batch; op; op = op->next, i++) apply_op(e, op, &sc[i]);
+    }
+    r->rc = rc;
+    r->sync_rc = sync_rc;
+    r->last_seq = e->next_seq;
+    pthread_mutex_unlock(&e->round_lock);
+
+    pthread_mutex_lock(&e->a_lock);
+    if (e->a_tail) e->a_tail->next = r;
+    else e->a_head = r;
+    e->a_tail = r;
+    e->a_pending++;
+    pthread_cond_broadcast(&e->a_cond);
+    pthread_mutex_unlock(&e->a_lock);
+  }
+  pthread_mutex_lock(&e->a_lock);
+  e->a_stop = 1;
+  pthread_cond_broadcast(&e->a_cond);
+  pthread_mutex_unlock(&e->a_lock);
+  return NULL;
+}
+
+/* Apply stage: apply each committed round to the live state in order, then
+ * complete its ops; between rounds, trending, snapshots and training. */
+static void *apply_main(void *arg) {
+  recd_engine *e = arg;
+  pthread_setname_np(pthread_self(), "recd-apply");
+  for (;;) {
+    pthread_mutex_lock(&e->a_lock);
+    while (!e->a_head && !e->a_stop) {
+      pthread_mutex_unlock(&e->a_lock);
+      int64_t due = engine__trending_tick(e);
+      pthread_mutex_lock(&e->a_lock);
+      if (e->a_head || e->a_stop) break;
+      if (e->snap_pid > 0 || due >= 0) { /* wake to reap the snapshot child or refresh trending */
+        if (due < 0 || due > 1000) due = 1000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(due % 1000) * 1000000L + 1000000L;
+        ts.tv_sec += due / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&e->a_cond, &e->a_lock, &ts);
+        if (!e->a_head && !e->a_stop) {
+          pthread_mutex_unlock(&e->a_lock);
+          snapshot_tick(e);
+          pthread_mutex_lock(&e->a_lock);
+        }
+      } else {
+        pthread_cond_wait(&e->a_cond, &e->a_lock);
+      }
+    }
+    write_round *r = e->a_head;
+    if (r) {
+      e->a_head = r->next;
+      if (!e->a_head) e->a_tail = NULL;
+    }
+    pthread_mutex_unlock(&e->a_lock);
+    if (!r) break; /* stopped and drained */
+
+    if (!r->rc) {
+      size_t i = 0;
+      for (engine_op *op = r->ops; op;) {
+        /* consecutive event ops (many small POSTed batches) are applied as one
+         * batch: big enough for the two apply threads */
+        size_t i0 = i, total = 0, nops = 0;
+        engine_op *first = op;
+        for (; op && op->kind == OP_EVENTS; op = op->next, i++, nops++) total += op->nevents;
+        if (nops > 1) {
+          engine_apply_ev *all = xmalloc(total * sizeof *all), *p = all;
+          for (size_t k = i0; k < i; k++) {
+            memcpy(p, r->sc[k].ev, first->nevents * sizeof *p);
+            p += first->nevents;
+            count_events(e, first);
+            first = first->next;
+          }
+          engine__apply_events(e, all, total);
+          free(all);
+        } else if (nops == 1) {
+          apply_op(e, first, &r->sc[i0]);
+        }
+        if (op && op->kind != OP_EVENTS) {
+          apply_op(e, op, &r->sc[i]);
+          op = op->next;
+          i++;
+        }
+      }
+      e->applied_seq = r->last_seq;
       engine__trending_tick(e); /* before the acks: small catalogs see their writes in trending at once */
     }
-    i = 0;
-    for (engine_op *op = batch, *next; op; op = next, i++) {
+    size_t i = 0;
+    for (engine_op *op = r->ops, *next; op; op = next, i++) {
       next = op->next; /* done() may free op */
-      free(sc[i].ev_ids);
-      free(sc[i].item_ids);
-      free(sc[i].created);
-      op->rc = rc;
-      if (op->done) op->done(op->arg, rc);
+      free(r->sc[i].ev);
+      free(r->sc[i].item_ids);
+      free(r->sc[i].created);
+      op->rc = r->rc ? r->rc : op->kind == OP_SYNC ? r->sync_rc : 0;
+      if (op->done) op->done(op->arg, op->rc);
     }
-    free(sc);
+    free(r->sc);
+    free(r);
+    pthread_mutex_lock(&e->a_lock);
+    e->a_pending--;
+    pthread_cond_broadcast(&e->a_cond);
+    pthread_mutex_unlock(&e->a_lock);
     snapshot_tick(e);
     engine__train_tick(e);
   }
@@ -456,8 +940,17 @@ static void *writer_main(void *arg) {
 }
 
 int engine__writer_start(recd_engine *e) {
-  int rc = pthread_create(&e->writer, NULL, writer_main, e);
+  e->applied_seq = e->next_seq;
+  int rc = pthread_create(&e->applier, NULL, apply_main, e);
   if (rc) return -rc;
+  if ((rc = pthread_create(&e->writer, NULL, store_main, e))) {
+    pthread_mutex_lock(&e->a_lock);
+    e->a_stop = 1;
+    pthread_cond_broadcast(&e->a_cond);
+    pthread_mutex_unlock(&e->a_lock);
+    pthread_join(e->applier, NULL);
+    return -rc;
+  }
   e->writer_started = 1;
   return 0;
 }
@@ -468,6 +961,7 @@ void engine__writer_stop(recd_engine *e) {
   e->stopping = 1;
   pthread_cond_broadcast(&e->q_cond);
   pthread_mutex_unlock(&e->q_lock);
-  pthread_join(e->writer, NULL);
+  pthread_join(e->writer, NULL);  /* drains the queue, then tells the apply stage to stop */
+  pthread_join(e->applier, NULL); /* applies and completes every committed round first */
   e->writer_started = 0;
 }

@@ -20,6 +20,7 @@ userprof *userprof_new(int ntypes) {
   u32map_init(&p->seen);
   p->first_ts = INT64_MAX;
   p->last_ts = INT64_MIN;
+  p->ring_sorted = 1;
   return p;
 }
 
@@ -32,7 +33,14 @@ void userprof_free(userprof *p) {
   free(p);
 }
 
+void userprof_ring_check(userprof *p) {
+  p->ring_sorted = 1;
+  for (int i = 1; i < p->ring_len; i++)
+    if (userprof_recent(p, i - 1)->ts < userprof_recent(p, i)->ts) p->ring_sorted = 0;
+}
+
 static void ring_push(userprof *p, int cap, uint32_t iid, int type, int64_t ts) {
+  if (p->ring_len && ts < userprof_recent(p, 0)->ts) p->ring_sorted = 0;
   if (p->ring_len == p->ring_cap && p->ring_cap < cap) {
     /* grow: unroll into a bigger buffer, oldest first */
     uint16_t ncap = p->ring_cap ? (uint16_t)(p->ring_cap * 2) : 4;
@@ -49,11 +57,18 @@ static void ring_push(userprof *p, int cap, uint32_t iid, int type, int64_t ts) 
   if (p->ring_len < p->ring_cap) p->ring_len++;
 }
 
-const recent_ev *userprof_recent(const userprof *p, int i) {
-  if (i < 0 || i >= p->ring_len) return NULL;
-  int idx = ((int)p->ring_head - 1 - i) % (int)p->ring_cap;
-  if (idx < 0) idx += p->ring_cap;
-  return &p->ring[idx];
+void userprof_prefetch(const userprof *p, uint32_t iid) {
+  if (p->ring_len) {
+    /* the newest ~12 entries, 4 to a cache line, walking back from the head */
+    for (int i = 0; i < p->ring_len && i < 12; i += 4) __builtin_prefetch(userprof_recent(p, i));
+  }
+  if (p->seen.cap) {
+    uint32_t s = u32_hash(iid) & (p->seen.cap - 1);
+    __builtin_prefetch(&p->seen.keys[s]);
+    __builtin_prefetch(&p->seen.vals[s]);
+  }
+  if (p->aff) __builtin_prefetch(p->aff);
+  if (p->session) __builtin_prefetch(p->session);
 }
 
 static void aff_add(userprof *p, const userprof_params *pp, const uint32_t *cats, int ncats, float w, int64_t ts) {

@@ -39,6 +39,9 @@ typedef struct userprof {
   uint32_t total;
   uint16_t ring_cap, ring_len, ring_head; /* ring_head: next write slot */
   uint8_t naff, aff_cap;
+  uint8_t ring_sorted;          /* 1: the ring's times never decrease from oldest to newest
+                                 * (so a newest-first walk may stop at the first entry older
+                                 * than a bound); derived, recomputed by userprof_ring_check */
   recent_ev *ring;
   aff_ent *aff;                 /* grows 2, 4, ... USERPROF_MAX_AFF (most users have few) */
   u32map seen;                  /* iid -> bitmask of event types (bit 31: any) */
@@ -56,8 +59,19 @@ void userprof_free(userprof *p);
 int userprof_apply(userprof *p, const userprof_params *pp, uint32_t iid, int type, float weight,
                    int64_t ts, const uint32_t *cats, int ncats, const char *session);
 
-/* i-th most recent entry (0 = newest); NULL past the end */
-const recent_ev *userprof_recent(const userprof *p, int i);
+/* Recompute ring_sorted after the ring was filled in directly (snapshot load). */
+void userprof_ring_check(userprof *p);
+/* A hint that userprof_apply(p, ..., iid, ...) and userprof_recent() come
+ * soon: fetches the newest ring entries and iid's slot of the seen set. */
+void userprof_prefetch(const userprof *p, uint32_t iid);
+/* i-th most recent entry (0 = newest); NULL past the end. Inline: the writer
+ * walks the ring for every event. */
+static inline const recent_ev *userprof_recent(const userprof *p, int i) {
+  if (i < 0 || i >= p->ring_len) return NULL;
+  int idx = (int)p->ring_head - 1 - i; /* >= -ring_cap, as i < ring_len <= ring_cap */
+  if (idx < 0) idx += p->ring_cap;
+  return &p->ring[idx];
+}
 /* category affinity value at `now` */
 double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_life_ms);
 size_t userprof_memory(const userprof *p, int ntypes);

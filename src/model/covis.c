@@ -37,11 +37,22 @@ static void rebase(covis_list *l, int64_t t, int64_t hl) {
   top_fix(l); /* rounding may have reordered near-equal guaranteed weights */
 }
 
+/* The index: hcap slots (a power of two), linear probing. A slot holds 0 when
+ * empty, else (tag << b) | (entry index + 1) with b = log2(hcap): entries never
+ * exceed 3/4 of hcap, so the index fits in b bits, and the other 16 - b bits
+ * (at least 1) hold a tag, high bits of the hash. A probe compares the tag and
+ * reads the entry only when it matches: a lookup of an absent neighbour (most
+ * adds) touches the index alone, not one random entry per probed slot. */
+static inline unsigned index_bits(const covis_list *l) { return (unsigned)__builtin_ctz(l->hcap); }
+
+static inline uint32_t index_tag(uint32_t hash, unsigned b) { return hash >> (16 + b); }
+
 static void index_put(covis_list *l, uint32_t iid, int idx) {
-  uint32_t mask = l->hcap - 1u;
-  uint32_t s = u32_hash(iid) & mask;
+  uint32_t mask = l->hcap - 1u, hash = u32_hash(iid);
+  unsigned b = index_bits(l);
+  uint32_t s = hash & mask;
   while (l->h[s]) s = (s + 1) & mask;
-  l->h[s] = (uint16_t)(idx + 1);
+  l->h[s] = (uint16_t)(index_tag(hash, b) << b | (uint32_t)(idx + 1));
 }
 
 static void index_build(covis_list *l, uint16_t hcap) {
@@ -57,11 +68,13 @@ static int find(const covis_list *l, uint32_t iid) {
       if (l->e[i].iid == iid) return i;
     return -1;
   }
-  uint32_t mask = l->hcap - 1u;
-  for (uint32_t s = u32_hash(iid) & mask;; s = (s + 1) & mask) {
+  uint32_t mask = l->hcap - 1u, hash = u32_hash(iid);
+  unsigned b = index_bits(l);
+  uint32_t tag = index_tag(hash, b), low = mask;
+  for (uint32_t s = hash & mask;; s = (s + 1) & mask) {
     uint16_t v = l->h[s];
     if (!v) return -1;
-    if (l->e[v - 1].iid == iid) return v - 1;
+    if ((uint32_t)v >> b == tag && l->e[(v & low) - 1].iid == iid) return (int)(v & low) - 1;
   }
 }
 
@@ -106,10 +119,11 @@ static void topmin_scan(covis_list *l) {
   l->topmin_at = (uint16_t)at;
 }
 
-/* the index slot of the entry with this id, which is at position `at` */
+/* the index slot of the entry with this id, which is at position `at` (a
+ * slot's low index_bits hold the position + 1, the bits above it a tag) */
 static uint32_t index_slot(const covis_list *l, uint32_t iid, int at) {
   uint32_t mask = l->hcap - 1u, s = u32_hash(iid) & mask;
-  while (l->h[s] != at + 1) s = (s + 1) & mask;
+  while ((l->h[s] & mask) != (uint32_t)at + 1) s = (s + 1) & mask;
   return s;
 }
 
@@ -123,9 +137,10 @@ static void top_offer(covis_list *l, int i) {
   int m = l->topmin_at;
   if (!(guaranteed(&l->e[i]) > guaranteed(&l->e[m]))) return;
   if (l->hcap) { /* both slots first: after one is rewritten, the positions are ambiguous */
+    uint32_t mask = l->hcap - 1u;
     uint32_t si = index_slot(l, l->e[i].iid, i), sm = index_slot(l, l->e[m].iid, m);
-    l->h[si] = (uint16_t)(m + 1);
-    l->h[sm] = (uint16_t)(i + 1);
+    l->h[si] = (uint16_t)((l->h[si] & ~mask) | (uint32_t)(m + 1)); /* each keeps its own tag */
+    l->h[sm] = (uint16_t)((l->h[sm] & ~mask) | (uint32_t)(i + 1));
   }
   swap_ent(&l->e[i], &l->e[m]);
   topmin_scan(l);
@@ -205,6 +220,31 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   }
   if (l->n == COVIS_TOP + 1) topmin_scan(l); /* the top set starts to matter */
   top_offer(l, i);
+}
+
+void covis_prefetch(const covis_list *l, uint32_t nb, int stage) {
+  if (!l->hcap) {
+    if (stage == 1 && l->e) __builtin_prefetch(l->e);
+    return;
+  }
+  uint32_t mask = l->hcap - 1u, hash = u32_hash(nb);
+  uint32_t s = hash & mask;
+  if (stage == 1) {
+    __builtin_prefetch(&l->h[s]);
+    return;
+  }
+  /* the entry the probe will stop at, or the end where a newcomer goes */
+  unsigned b = index_bits(l);
+  uint32_t tag = index_tag(hash, b);
+  for (int k = 0; k < 8; k++, s = (s + 1) & mask) {
+    uint16_t v = l->h[s];
+    if (!v) break;
+    if ((uint32_t)v >> b == tag) {
+      __builtin_prefetch(&l->e[(v & mask) - 1]);
+      return;
+    }
+  }
+  if (l->n < l->cap) __builtin_prefetch(&l->e[l->n]);
 }
 
 void covis_reindex(covis_list *l) {

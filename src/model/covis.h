@@ -10,7 +10,8 @@
  * weight ever pruned is the list's `floor`; a newcomer starts at floor + w
  * with err = floor, so w - err is always a guaranteed lower bound of the
  * weight it really received, and readers use that. Heavy pairs are never lost.
- * Lists with more than 16 entries carry a small open-addressing index.
+ * Lists with more than 16 entries carry a small open-addressing index whose
+ * slots hold an entry number and a few hash bits (covis.c).
  *
  * Top set: when a list has more than COVIS_TOP entries, e[0..COVIS_TOP) are
  * kept as the COVIS_TOP entries with the largest guaranteed weight (w - err),
@@ -60,6 +61,11 @@ void covis_reindex(covis_list *l);
  * set. */
 int covis_top(const covis_list *l, int k, covis_ent *out);
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts);
+/* Hints that covis_add(l, ..., nb, ...) comes soon (they change nothing): stage 1
+ * fetches the index slot (or the first entries) for nb, stage 2, issued later
+ * once that slot is in cache, fetches the entry it points to. Used to overlap
+ * the cache misses of many adds. */
+void covis_prefetch(const covis_list *l, uint32_t nb, int stage);
 /* decay multiplier turning stored weights into weights as of `now` */
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms);
 size_t covis_memory(const covis_list *l);

@@ -11,6 +11,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@ struct store {
   char *path;
   int failed;
   int in_txn;
+  const char *sync;  /* the configured synchronous level: FULL, NORMAL or OFF */
+  int bulk;          /* store_bulk_begin() relaxed it; store_sync() restores it */
 };
 
 static const char *schema =
@@ -108,7 +111,14 @@ static int finish_open(store *s, store **out, char *err, size_t errlen) {
   return 0;
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation it makes
+ * (several per inserted row); nothing here reads them. Process-wide, and only
+ * possible before SQLite initialises, so once, before the first open. */
+static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int store_open(const char *dir, const char *fsync_mode, store **out, char *err, size_t errlen) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, sqlite_setup);
   *out = NULL;
   if (mkdir_p(dir)) {
     snprintf(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
@@ -148,6 +158,7 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
   }
   sqlite3_busy_timeout(s->db, 5000);
   const char *sync = !strcmp(fsync_mode, "off") ? "OFF" : !strcmp(fsync_mode, "normal") ? "NORMAL" : "FULL";
+  s->sync = sync;
   char pragmas[512];
   snprintf(pragmas, sizeof pragmas,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
@@ -198,6 +209,40 @@ static int step_reset(store *s, int i, const char *what) {
   sqlite3_reset(s->st[i]);
   sqlite3_clear_bindings(s->st[i]);
   if (rc != SQLITE_DONE) return fail(s, what);
+  return 0;
+}
+
+static int set_sync(store *s, const char *level) {
+  char q[64];
+  snprintf(q, sizeof q, "PRAGMA synchronous=%s", level);
+  return sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK ? 0 : fail(s, "set synchronous");
+}
+
+int store_bulk_begin(store *s) {
+  if (s->failed) return RECD_EFATAL;
+  if (s->in_txn) return RECD_EINVAL;
+  if (strcmp(s->sync, "FULL")) return 0;
+  int rc = set_sync(s, "NORMAL");
+  if (!rc) s->bulk = 1;
+  return rc;
+}
+
+int store_sync(store *s) {
+  if (s->failed) return RECD_EFATAL;
+  if (s->in_txn) return RECD_EINVAL;
+  if (s->bulk) {
+    int rc = set_sync(s, s->sync);
+    if (rc) return rc;
+    s->bulk = 0;
+  }
+  int log = 0, done = 0;
+  if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) != SQLITE_OK)
+    return fail(s, "checkpoint");
+  if (done != log) { /* a reader held frames back: impossible while we own the data dir */
+    log_error("store: checkpoint copied %d of %d WAL frames", done, log);
+    s->failed = 1;
+    return RECD_EFATAL;
+  }
   return 0;
 }
 

@@ -51,6 +51,18 @@ int store_failed(const store *s);
 /* in a fork()ed child: drop its copy of the data dir lock so it never outlives the parent's */
 void store_forget_lock(store *s);
 
+/* Bulk loading (recd import). With fsync=full, commits are no longer fsynced
+ * one by one: synchronous=NORMAL, where SQLite syncs the WAL before each
+ * checkpoint and the database after it. A crash or power loss during the load
+ * may lose the last commits but never corrupts the database (WAL). store_sync()
+ * ends it. No effect with fsync=normal or off. */
+int store_bulk_begin(store *s);
+/* Make every commit so far durable under the fsync setting: back to the
+ * configured synchronous level, then a TRUNCATE checkpoint (with fsync=full:
+ * the WAL is fsynced, copied into the database, the database fsynced, the WAL
+ * emptied). Outside a transaction. A failure is sticky, like a failed commit. */
+int store_sync(store *s);
+
 int store_begin(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);

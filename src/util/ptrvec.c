@@ -15,10 +15,15 @@ void ptrvec_release(ptrvec *v) {
 int ptrvec_set(ptrvec *v, uint32_t id, void *p) {
   uint32_t c = id >> PTRVEC_CHUNK_BITS;
   if (c >= PTRVEC_CHUNKS) return -1;
-  void **chunk = v->chunks[c];
-  if (!chunk) {
-    chunk = xcalloc(PTRVEC_CHUNK, sizeof(void *));
-    __atomic_store_n(&v->chunks[c], chunk, __ATOMIC_RELEASE);
+  void **chunk = __atomic_load_n(&v->chunks[c], __ATOMIC_ACQUIRE);
+  if (!chunk) { /* two writers may race to add the same chunk: one wins */
+    void **fresh = xcalloc(PTRVEC_CHUNK, sizeof(void *)), **expected = NULL;
+    if (__atomic_compare_exchange_n(&v->chunks[c], &expected, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      chunk = fresh;
+    } else {
+      free(fresh);
+      chunk = expected;
+    }
   }
   __atomic_store_n(&chunk[id & (PTRVEC_CHUNK - 1)], p, __ATOMIC_RELEASE);
   return 0;

@@ -28,8 +28,29 @@ uint32_t strmap_hash(const char *s, size_t len) {
 }
 
 uint32_t strmap_find(const strmap *m, const char *s, size_t len) {
+  return m->cap ? strmap_find_hashed(m, s, len, strmap_hash(s, len)) : STRMAP_NONE;
+}
+
+void strmap_prefetch(const strmap *m, uint32_t h, int stage) {
+  if (!m->cap) return;
+  size_t i = h & (m->cap - 1);
+  if (stage == 1) {
+    __builtin_prefetch(&m->slots[i]);
+    __builtin_prefetch(&m->hashes[i]);
+    return;
+  }
+  uint32_t v = m->slots[i];
+  if (!v || m->hashes[i] != h) return;
+  if (stage == 2) {
+    __builtin_prefetch(&m->lens[v - 1]);
+    __builtin_prefetch(&m->keys[v - 1]);
+  } else {
+    __builtin_prefetch(m->keys[v - 1]);
+  }
+}
+
+uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t h) {
   if (!m->cap) return STRMAP_NONE;
-  uint32_t h = strmap_hash(s, len);
   size_t mask = m->cap - 1;
   for (size_t i = h & mask;; i = (i + 1) & mask) {
     uint32_t v = m->slots[i];

@@ -26,6 +26,13 @@ void strmap_release(strmap *m);
 uint32_t strmap_hash(const char *s, size_t len);
 /* STRMAP_NONE when absent */
 uint32_t strmap_find(const strmap *m, const char *s, size_t len);
+/* strmap_find with h = strmap_hash(s, len) already computed */
+uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t h);
+/* A hint that strmap_find_hashed(m, ..., h) comes soon; changes nothing. Stage 1
+ * fetches the key's hash slot; stage 2, issued once that is in cache, the id's
+ * length and key pointer; stage 3 the key's bytes. Used to overlap the cache
+ * misses of many lookups in a big map. */
+void strmap_prefetch(const strmap *m, uint32_t h, int stage);
 /* Existing id, or a new one (*created set to 1). */
 uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created);
 static inline const char *strmap_key(const strmap *m, uint32_t id) { return m->keys[id]; }
