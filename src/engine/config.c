@@ -74,6 +74,7 @@ static const opt opts[] = {
     {"ials_reg", T_DBL, O(ials_reg), 0, "30", "iALS L2 regularisation", 1e-9, 1e9},
     {"ials_alpha", T_DBL, O(ials_alpha), 0, "1", "iALS confidence slope: c = 1 + alpha * strength", 0, 1e6},
     {"ease_lambda", T_DBL, O(ease_lambda), 0, "250", "EASE L2 regularisation", 1e-6, 1e9},
+    {"mf_scan_items", T_SIZE, O(mf_scan_items), 0, "20000", "iALS scores every item per request up to this catalog size; above it, only this many most popular items (0 = always every item)", 0, 1e9},
     {"w_mf", T_DBL, O(w_mf), 0, "1.0", "blend weight of the production model (iALS or EASE) when one exists", 0, 100},
     {"train_every", T_SIZE, O(train_every), 0, "0", "events between automatic background trainings; 0 = only when asked", 0, 1e12},
     {"promote_margin", T_DBL, O(promote_margin), 0, "0.02", "automatic promotion needs nDCG@10 above production's by this share", 0, 10},

@@ -63,6 +63,7 @@ typedef struct recd_config {
   size_t ranker_max_groups;  /* training requests sampled at most */
   int ials_factors, ials_iterations;
   double ials_reg, ials_alpha, ease_lambda;
+  size_t mf_scan_items;    /* catalogs larger than this: MF scores only this many most popular items */
   double w_mf;             /* blend weight of the production model's scores */
   int64_t train_every;     /* events between automatic trainings; 0 = only on request */
   double promote_margin;   /* a candidate must beat production's nDCG@10 by this share */

@@ -51,8 +51,16 @@ void engine__models_release(model_set *m) {
   ials_free(m->ials);
   ease_free(m->ease);
   ranker_free(m->ranker);
+  free(atomic_load(&m->scan));
+  pthread_mutex_destroy(&m->scan_lock);
   json_decref(m->meta);
   free(m);
+}
+
+static model_set *set_new(void) {
+  model_set *m = xcalloc(1, sizeof *m);
+  pthread_mutex_init(&m->scan_lock, NULL);
+  return m;
 }
 
 static void model_dir(const recd_engine *e, uint64_t v, char *buf, size_t n) {
@@ -112,7 +120,7 @@ static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen)
   char path[1200];
   model_dir(e, v, path, sizeof path);
   strcat(path, "/model.bin");
-  model_set *m = xcalloc(1, sizeof *m);
+  model_set *m = set_new();
   m->refs = 1;
   m->version = v;
   m->meta = meta;
@@ -290,15 +298,54 @@ static int skip_own(void *arg, uint32_t item) {
   return 0;
 }
 
-size_t engine__model_topk(const model_set *m, const uint32_t *items, const float *r, size_t n, size_t k,
-                          int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores) {
+size_t engine__model_topk(const model_set *m, const uint32_t *among, size_t namong, const uint32_t *items,
+                          const float *r, size_t n, size_t k, int (*skip)(void *arg, uint32_t item), void *arg,
+                          uint32_t *out, float *scores) {
   if (m->ials) {
     float vec[1024];
     if (ials_fold_in(m->ials, items, r, n, vec)) return 0;
+    if (among) return ials_topk_among(m->ials, vec, among, namong, k, skip, arg, out, scores);
     return ials_topk(m->ials, vec, k, skip, arg, out, scores);
   }
   if (m->ease) return ease_topk(m->ease, items, NULL, n, k, skip, arg, out, scores); /* trained binary */
   return 0;
+}
+
+const uint32_t *engine__model_scan(recd_engine *e, model_set *m, size_t *n) {
+  uint32_t *scan = atomic_load(&m->scan);
+  if (scan) {
+    *n = m->nscan;
+    return m->nscan ? scan : NULL;
+  }
+  pthread_mutex_lock(&m->scan_lock);
+  if (!(scan = atomic_load(&m->scan))) {
+    size_t cap = e->cfg.mf_scan_items, nitems = m->ials ? (size_t)ials_nitems(m->ials) : 0;
+    size_t k = 0;
+    if (cap && nitems > cap) { /* the cap most popular items, by all-time event weight */
+      pop_list pl;
+      pop_list_init(&pl, (uint32_t)cap);
+      for (uint32_t iid = 0; iid < nitems; iid++) {
+        itemstats *st = ptrvec_get(&e->istats, iid);
+        if (!st) continue;
+        pthread_mutex_t *l = engine__ilock(e, iid);
+        pthread_mutex_lock(l);
+        float w = st->weight_total;
+        pthread_mutex_unlock(l);
+        pop_list_offer(&pl, iid, w);
+      }
+      pop_list_sort(&pl);
+      scan = xmalloc((pl.n ? pl.n : 1) * sizeof *scan);
+      for (uint32_t i = 0; i < pl.n; i++) scan[k++] = pl.e[i].iid;
+      pop_list_release(&pl);
+    } else {
+      scan = xmalloc(sizeof *scan); /* a marker: score every item */
+    }
+    m->nscan = k;
+    atomic_store(&m->scan, scan);
+  }
+  pthread_mutex_unlock(&m->scan_lock);
+  *n = m->nscan;
+  return m->nscan ? scan : NULL;
 }
 
 /* HR@10 and nDCG@10 on the held-out slice: fold in each user's training items */
@@ -312,7 +359,7 @@ static void evaluate(const model_set *m, const train_data *t, double *hr, double
     const uint32_t *items = t->indices + t->indptr[u];
     size_t n = t->indptr[u + 1] - t->indptr[u];
     skip_list sl = {items, n};
-    size_t k = engine__model_topk(m, items, t->values + t->indptr[u], n, EVAL_K, skip_own, &sl, top, sc);
+    size_t k = engine__model_topk(m, NULL, 0, items, t->values + t->indptr[u], n, EVAL_K, skip_own, &sl, top, sc);
     for (size_t j = 0; j < k; j++)
       if (top[j] == t->ho_item[h]) {
         *hr += 1;
@@ -367,7 +414,7 @@ static int promote_set(recd_engine *e, model_set *m, const char *why) {
 /* a retrieval model (iALS or EASE) fitted to the training data; its
  * parameters go into `params` when given */
 static model_set *fit(recd_engine *e, const char *kind, const train_data *t, json_t *params, char *err, size_t errlen) {
-  model_set *m = xcalloc(1, sizeof *m);
+  model_set *m = set_new();
   m->refs = 1;
   snprintf(m->kind, sizeof m->kind, "%s", kind);
   if (!strcmp(kind, "ials")) {
@@ -540,7 +587,7 @@ int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out
   if (strcmp(base, "none")) {
     m = fit(e, base, &t, params, err, sizeof err);
   } else {
-    m = xcalloc(1, sizeof *m);
+    m = set_new();
     m->refs = 1;
   }
   model_set *prod = engine__models(e);

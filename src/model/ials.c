@@ -1215,19 +1215,28 @@ static void sift_up(uint32_t *it, float *sc, size_t i) {
 /* top-k by q.y_i (times inv_norm[i] if cosine), excluding `self`; scores
  * are computed 64 items at a time with the dots kernel */
 static size_t topk_core(const ials_model *m, const float *q, size_t k, int (*skip)(void *, uint32_t), void *arg,
-                        int cosine, uint32_t self, uint32_t *items, float *scores) {
-  if (k > m->nitems) k = m->nitems;
+                        int cosine, uint32_t self, const uint32_t *among, size_t namong, uint32_t *items,
+                        float *scores) {
+  size_t total = among ? namong : m->nitems;
+  if (k > total) k = total;
   if (!k) return 0;
   int f = m->param.factors;
   size_t n = 0;
   const float *rows[64];
   float sc[64];
-  for (uint32_t i0 = 0; i0 < m->nitems; i0 += 64) {
-    uint32_t mb = m->nitems - i0 < 64 ? m->nitems - i0 : 64;
-    for (uint32_t j = 0; j < mb; j++) rows[j] = m->V + (size_t)(i0 + j) * f;
+  uint32_t ids[64];
+  for (size_t i0 = 0; i0 < total; i0 += 64) {
+    uint32_t mb = 0;
+    for (size_t j = i0; j < total && j < i0 + 64; j++) {
+      uint32_t id = among ? among[j] : (uint32_t)j;
+      if (id >= m->nitems) continue;
+      ids[mb] = id;
+      rows[mb++] = m->V + (size_t)id * f;
+    }
+    if (!mb) continue;
     m->k->dots(rows, mb, 0, q, sc, f);
     for (uint32_t j = 0; j < mb; j++) {
-      uint32_t i = i0 + j;
+      uint32_t i = ids[j];
       float s = sc[j];
       if (i == self) continue;
       if (cosine) {
@@ -1263,12 +1272,17 @@ static size_t topk_core(const ials_model *m, const float *q, size_t k, int (*ski
 
 size_t ials_topk(const ials_model *m, const float *uvec, size_t k, int (*skip)(void *arg, uint32_t item), void *arg,
                  uint32_t *items, float *scores) {
-  return topk_core(m, uvec, k, skip, arg, 0, UINT32_MAX, items, scores);
+  return topk_core(m, uvec, k, skip, arg, 0, UINT32_MAX, NULL, 0, items, scores);
+}
+
+size_t ials_topk_among(const ials_model *m, const float *uvec, const uint32_t *among, size_t n, size_t k,
+                       int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *items, float *scores) {
+  return topk_core(m, uvec, k, skip, arg, 0, UINT32_MAX, among, n, items, scores);
 }
 
 size_t ials_similar(const ials_model *m, uint32_t item, size_t k, uint32_t *items, float *scores) {
   if (item >= m->nitems || m->inv_norm[item] == 0) return 0;
-  size_t n = topk_core(m, m->V + (size_t)item * m->param.factors, k, NULL, NULL, 1, item, items, scores);
+  size_t n = topk_core(m, m->V + (size_t)item * m->param.factors, k, NULL, NULL, 1, item, NULL, 0, items, scores);
   for (size_t j = 0; j < n; j++) scores[j] *= m->inv_norm[item];
   return n;
 }

@@ -127,6 +127,11 @@ int ials_fold_in(const ials_model *m, const uint32_t *items, const float *r, siz
 size_t ials_topk(const ials_model *m, const float *uvec, size_t k, int (*skip)(void *arg, uint32_t item), void *arg,
                  uint32_t *items, float *scores);
 
+/* ials_topk over the listed items only (ids >= nitems are ignored): for
+ * large catalogs, where scoring every item costs more than the request. */
+size_t ials_topk_among(const ials_model *m, const float *uvec, const uint32_t *among, size_t n, size_t k,
+                       int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *items, float *scores);
+
 /* The k items most similar to `item` by cosine of item factors, best first,
  * the item itself excluded. Returns 0 if item >= nitems or its vector is 0. */
 size_t ials_similar(const ials_model *m, uint32_t item, size_t k, uint32_t *items, float *scores);
