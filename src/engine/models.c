@@ -19,6 +19,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,7 +565,18 @@ static int fit_ranker(recd_engine *e, uint64_t upto, model_set *m, const model_s
 
 static int valid_kind(const char *k) { return !strcmp(k, "ials") || !strcmp(k, "ease") || !strcmp(k, "ranker"); }
 
+static int train_locked(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail);
+
+/* Training allocates a lot and frees it all (the ranker's replay engine is a
+ * second copy of the live state); give the freed memory back to the system
+ * rather than keep the peak for the process's lifetime. */
 int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail) {
+  int rc = train_locked(e, rq, meta_out, fail);
+  malloc_trim(0);
+  return rc;
+}
+
+static int train_locked(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail) {
   *meta_out = NULL;
   const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
   if (!valid_kind(kind)) {
