@@ -218,7 +218,7 @@ typedef struct {
   uint32_t *ho_user, *ho_item;
   size_t nho;
   uint64_t seq;
-  int64_t max_ts;
+  int64_t max_ts, min_ts; /* min_ts: the earliest event of any user */
 } train_data;
 
 static void data_release(train_data *t) {
@@ -246,6 +246,7 @@ static void collect(recd_engine *e, int holdout, train_data *t) {
   pthread_rwlock_unlock(&e->items_lock);
   t->seq = atomic_load(&e->committed_seq);
   t->max_ts = engine__now(e);
+  t->min_ts = INT64_MAX;
   t->indptr = xcalloc((size_t)t->nusers + 1, sizeof *t->indptr);
   size_t cap = 1 << 16, n = 0;
   t->indices = xmalloc(cap * sizeof *t->indices);
@@ -260,6 +261,7 @@ static void collect(recd_engine *e, int holdout, train_data *t) {
     if (!p) continue;
     pthread_mutex_t *l = engine__ulock(e, u);
     pthread_mutex_lock(l);
+    if (p->total && p->first_ts < t->min_ts) t->min_ts = p->first_ts;
     uint32_t ho = UINT32_MAX;
     if (holdout && u % stride == 0 && p->seen.count >= 3 && t->nho < HOLDOUT_MAX) {
       const recent_ev *r = userprof_recent(p, 0);
@@ -646,6 +648,8 @@ static int train_locked(recd_engine *e, const recd_train_request *rq, json_t **m
   }
   clock_format_rfc3339(clock_now_ms(), ts, sizeof ts);
   clock_format_rfc3339(t.max_ts, last, sizeof last);
+  char first[40] = "";
+  if (t.min_ts != INT64_MAX) clock_format_rfc3339(t.min_ts, first, sizeof first);
   uint64_t nnz = t.indptr[t.nusers];
   m->meta = json_pack("{s:I,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I,s:s},s:{s:f,s:f,s:I,s:s},s:f,s:f,s:I}", "version",
                       (json_int_t)m->version, "kind", kind, "params", params, "created_at", ts, "data", "events_seq",
@@ -655,6 +659,10 @@ static int train_locked(recd_engine *e, const recd_train_request *rq, json_t **m
                       "each sampled user's most recent item, held out of training", "train_seconds",
                       (t2 - t1) / 1e9, "collect_seconds", (t1 - t0) / 1e9, "size_bytes", size);
   json_object_set_new(m->meta, "stage", json_string("candidate"));
+  /* the training data range: events 1..events_seq, first_event..latest_event */
+  json_t *data = json_object_get(m->meta, "data");
+  json_object_set_new(data, "events_seq_from", json_integer(t.seq ? 1 : 0));
+  json_object_set_new(data, "first_event", first[0] ? json_string(first) : json_null());
   if (is_ranker) {
     json_object_set_new(m->meta, "base", json_string(base));
     json_object_set_new(m->meta, "ranker", rinfo);

@@ -34,6 +34,8 @@ class ModelsTest(RecdTestCase):
         self.assertGreater(m["metrics"]["holdout_users"], 0)
         self.assertGreater(m["metrics"]["ndcg_at_10"], 0.1, m)
         self.assertEqual(m["data"]["events_seq"], 960)
+        self.assertEqual(m["data"]["events_seq_from"], 1)
+        self.assertLessEqual(m["data"]["first_event"], m["data"]["latest_event"])
         d = self.ok(self.server.get(API + "/models"))
         self.assertEqual(d["production"], m["version"])
         # a brand-new user: one event, and the model's block follows at once
