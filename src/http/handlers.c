@@ -235,6 +235,7 @@ static pending_write *pending_new(http_worker *w, struct evhttp_request *req, ro
 
 static void pending_free(pending_write *p) {
   json_decref(p->root);
+  json_decref(p->result);
   arena_release(&p->a);
   free(p);
 }
@@ -251,7 +252,11 @@ static void submit(pending_write *p) {
 
 void http__finish_write(pending_write *p) {
   http_worker *w = p->w;
-  if (p->op.rc) {
+  if (p->run) { /* a model job */
+    if (p->job_rc) http__reply_error(w, p->req, p->route, p->t0, &p->fail);
+    else http__reply_json(w, p->req, p->route, p->t0, 200, p->result ? p->result : json_object());
+    p->result = NULL;
+  } else if (p->op.rc) {
     http__error(w, p->req, p->route, p->t0, 503, "store_failed", "",
                 "the write could not be made durable (%s); nothing was stored", recd_strerror(p->op.rc));
   } else {
@@ -826,20 +831,43 @@ static void h_model_job(http_worker *w, struct evhttp_request *req, route_id r, 
   else http__reply_json(w, req, r, t0, 200, j);
 }
 
+/* Promote and rollback load and verify model files (hundreds of ms for a large
+ * model): they run on a thread of their own so this worker's other
+ * connections are not held up, and are answered like a write. */
+static void run_promote(pending_write *p) {
+  p->fail.index = -1;
+  p->job_rc = engine_promote(p->w->srv->e, p->version, &p->result, &p->fail);
+}
+
+static void run_rollback(pending_write *p) {
+  p->fail.index = -1;
+  p->job_rc = engine_rollback(p->w->srv->e, &p->result, &p->fail);
+}
+
+static void start_job(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, uint64_t v,
+                      void (*run)(pending_write *)) {
+  if (atomic_load(&w->srv->stopping)) {
+    http__error(w, req, r, t0, 503, "shutting_down", "", "the server is shutting down");
+    return;
+  }
+  pending_write *p = pending_new(w, req, r, t0);
+  p->run = run;
+  p->version = v;
+  int rc = http__submit_job(p);
+  if (rc) {
+    http__error(w, req, r, t0, 500, "internal", "", "cannot start a thread: %s", strerror(-rc));
+    pending_free(p);
+  }
+}
+
 static void h_model_promote(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
   uint64_t v;
-  json_t *meta;
-  recd_fail f;
   if (parse_version(w, req, r, t0, m, "version", &v)) return;
-  if (engine_promote(w->srv->e, v, &meta, &f)) http__reply_error(w, req, r, t0, &f);
-  else http__reply_json(w, req, r, t0, 200, meta ? meta : json_object());
+  start_job(w, req, r, t0, v, run_promote);
 }
 
 static void h_models_rollback(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
-  json_t *meta;
-  recd_fail f;
-  if (engine_rollback(w->srv->e, &meta, &f)) http__reply_error(w, req, r, t0, &f);
-  else http__reply_json(w, req, r, t0, 200, meta ? meta : json_object());
+  start_job(w, req, r, t0, 0, run_rollback);
 }
 
 static int method_bit(enum evhttp_cmd_type t) {

@@ -52,6 +52,12 @@ struct pending_write {
   engine_op op;
   size_t count;
   char item_id[RECD_MAX_ID_LEN + 1];
+  /* a model job (promote, rollback): run on its own thread, answered like a write */
+  void (*run)(pending_write *p);
+  uint64_t version;
+  int job_rc;
+  json_t *result;
+  recd_fail fail;
   pending_write *next;
 };
 
@@ -61,5 +67,8 @@ void http__error(http_worker *w, struct evhttp_request *req, route_id r, int64_t
                  const char *field, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 void http__dispatch(http_worker *w, struct evhttp_request *req);
 void http__finish_write(pending_write *p);  /* on the worker thread */
+/* run p->run(p) on a new thread, then answer it through http__finish_write on
+ * p's worker (counted as a write in flight, so shutdown waits for it) */
+int http__submit_job(pending_write *p);
 
 #endif

@@ -79,6 +79,25 @@ int http__submit(pending_write *p) {
   return rc;
 }
 
+static void *job_main(void *arg) {
+  pending_write *p = arg;
+  p->run(p);
+  on_write_done(p, 0);
+  return NULL;
+}
+
+int http__submit_job(pending_write *p) {
+  atomic_fetch_add(&g_writes_inflight, 1);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  int rc = pthread_create(&t, &a, job_main, p);
+  pthread_attr_destroy(&a);
+  if (rc) atomic_fetch_sub(&g_writes_inflight, 1);
+  return rc ? -rc : 0;
+}
+
 static int parse_listen(const char *spec, char *host, size_t hostcap, char *port, size_t portcap) {
   const char *colon;
   if (spec[0] == '[') {
