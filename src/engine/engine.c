@@ -314,33 +314,54 @@ recd_engine *engine__replay_open(recd_engine *live, char *err, size_t errlen) {
   return e;
 }
 
+/* events are applied in chunks (the writer's prefetching batch path); the
+ * caller's callback says when it needs the state up to an event, and the
+ * chunk is applied first */
 typedef struct {
-  recd_engine *e;
+  replay_ctx r;
   uint64_t upto;
-  int (*before)(void *arg, const store_event *ev, int type);
+  engine_replay_fn before;
   void *arg;
 } replay_scan;
 
 static int replay_scan_event(void *arg, const store_event *ev) {
   replay_scan *c = arg;
-  recd_engine *e = c->e;
+  recd_engine *e = c->r.e;
   if (ev->seq > c->upto) return RECD_ECANCELED;
   if (ev->tid < 0 || ev->tid >= 256 || e->tid_type[ev->tid] < 0 || ev->uid >= strmap_count(&e->users) ||
       ev->iid >= strmap_count(&e->items))
     return 0; /* users/items/types newer than the catalog read: past `upto` anyway */
   int type = e->tid_type[ev->tid];
-  int rc = c->before ? c->before(c->arg, ev, type) : 0;
+  int rc = c->before ? c->before(c->arg, ev, type, 0) : 0;
+  if (rc == ENGINE_REPLAY_NEED_STATE) {
+    replay_flush(&c->r);
+    rc = c->before(c->arg, ev, type, 1);
+  }
   if (rc) return rc;
-  engine__apply_event(e, ev->uid, ev->iid, type, ev->ts_ms, ev->session); /* advances clock and version */
+  c->r.ev[c->r.nev++] = (engine_apply_ev){
+      .uid = ev->uid,
+      .iid = ev->iid,
+      .type = type,
+      .ts = ev->ts_ms,
+      .session = ev->session ? arena_strndup(&c->r.strings, ev->session, strlen(ev->session)) : NULL};
+  if (c->r.nev == REPLAY_CHUNK) replay_flush(&c->r);
   e->next_seq = ev->seq;
   return 0;
 }
 
-int engine__replay_events(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
-                           void *arg) {
-  replay_scan c = {e, upto, before, arg};
-  int rc = store_scan_events(e->st, 0, replay_scan_event, &c);
-  return rc == RECD_ECANCELED ? 0 : rc;
+int engine__replay_events(recd_engine *e, uint64_t upto, engine_replay_fn before, void *arg) {
+  replay_scan *c = xcalloc(1, sizeof *c);
+  c->r.e = e;
+  arena_init(&c->r.strings);
+  c->upto = upto;
+  c->before = before;
+  c->arg = arg;
+  int rc = store_scan_events(e->st, 0, replay_scan_event, c);
+  if (rc == RECD_ECANCELED) rc = 0;
+  if (!rc) replay_flush(&c->r);
+  arena_release(&c->r.strings);
+  free(c);
+  return rc;
 }
 
 int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t errlen) {

@@ -199,10 +199,14 @@ size_t engine__model_topk(const model_set *m, const uint32_t *among, size_t namo
 
 /* engine.c: replay engines for point-in-time replays (rankdata.c) */
 recd_engine *engine__replay_open(recd_engine *live, char *err, size_t errlen);
-/* apply the log's events with seq <= upto, in order; `before` (may be NULL)
- * sees each event just before it is applied and may stop the scan (nonzero) */
-int engine__replay_events(recd_engine *e, uint64_t upto, int (*before)(void *arg, const store_event *ev, int type),
-                           void *arg);
+/* Apply the log's events with seq <= upto, in order, in chunks. `before`
+ * (may be NULL) sees each event before it is applied; with `current` 0 the
+ * state may lag behind (events not yet applied); it returns
+ * ENGINE_REPLAY_NEED_STATE to be called again with the state exactly as of
+ * just before this event (current 1), 0 to go on, or an error to stop. */
+#define ENGINE_REPLAY_NEED_STATE 1
+typedef int (*engine_replay_fn)(void *arg, const store_event *ev, int type, int current);
+int engine__replay_events(recd_engine *e, uint64_t upto, engine_replay_fn before, void *arg);
 void engine__trending_rebuild(recd_engine *e);
 
 /* features.c: the fixed-length vectors (also the ranker's inputs) */

@@ -30,7 +30,10 @@
 #include "util/log.h"
 #include "util/u32map.h"
 
-#define TREND_EVERY 1000 /* replay trending lists are at most this many events old at a sample */
+/* trending lists at a sample are at most this old in event time (serving
+ * rebuilds them every trending_refresh of wall time; lists of daily buckets
+ * barely move in a minute, and a rebuild scans every item) */
+#define TREND_EVERY_MS 60000
 
 typedef struct {
   recd_engine *e;
@@ -40,7 +43,8 @@ typedef struct {
   uint32_t *prev;     /* per group: the same user's previous group + 1 (0: none) */
   size_t prev_cap;
   int cut_done;
-  uint64_t since_trend;
+  int force_trend;
+  int64_t trend_at;   /* engine time of the last trending rebuild */
   uint32_t *iids;
   float *rows;
   char *err;
@@ -68,9 +72,11 @@ static void grow(rank_data *d, size_t rows, size_t groups) {
 static void sample(builder *b, const store_event *ev) {
   recd_engine *e = b->e;
   rank_data *d = b->d;
-  if (b->since_trend >= TREND_EVERY || !e->trend) {
+  int64_t now = engine__now(e);
+  if (b->force_trend || !e->trend || now - b->trend_at >= TREND_EVERY_MS) {
     engine__trending_rebuild(e);
-    b->since_trend = 0;
+    b->force_trend = 0;
+    b->trend_at = now;
   }
   size_t n = engine__rank_group(e, ev->uid, b->o->depth, b->iids, b->rows);
   if (!n) return;
@@ -114,10 +120,13 @@ static void label(builder *b, const store_event *ev, int type) {
   }
 }
 
-static int before_event(void *arg, const store_event *ev, int type) {
+static int before_event(void *arg, const store_event *ev, int type, int current) {
   builder *b = arg;
   recd_engine *e = b->e;
-  if (ev->seq > b->o->cut && !b->cut_done) {
+  int at_cut = ev->seq > b->o->cut && !b->cut_done;
+  int sampled = ev->seq > b->o->cut && (ev->seq - b->o->cut) % b->o->stride == 0;
+  if ((at_cut || sampled) && !current) return ENGINE_REPLAY_NEED_STATE;
+  if (at_cut) {
     b->cut_done = 1;
     if (b->o->base && strcmp(b->o->base, "none")) {
       int64_t t0 = clock_mono_ns();
@@ -126,10 +135,9 @@ static int before_event(void *arg, const store_event *ev, int type) {
       e->models = m; /* the replay engine's own: freed with it */
       b->d->base_seconds = (clock_mono_ns() - t0) / 1e9;
     }
-    b->since_trend = TREND_EVERY;
+    b->force_trend = 1;
   }
-  b->since_trend++;
-  if (ev->seq > b->o->cut && (ev->seq - b->o->cut) % b->o->stride == 0) sample(b, ev);
+  if (sampled) sample(b, ev);
   label(b, ev, type);
   return 0;
 }
