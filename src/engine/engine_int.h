@@ -47,11 +47,10 @@ typedef struct model_set {
   struct ease_model *ease;
   struct ranker *ranker;          /* kind "ranker": reranks the blend's top candidates */
   float ranker_prior;             /* the prior strength it was trained with (meta ranker.params.prior) */
-  /* the items MF scores per request (built on first use, then immutable):
+  /* the items iALS scores per request, fixed when the set is made: NULL for
    * all of them, or for a catalog over mf_scan_items the most popular */
-  _Atomic(uint32_t *) scan;
+  uint32_t *scan;
   size_t nscan;
-  pthread_mutex_t scan_lock;
   json_t *meta;
 } model_set;
 
@@ -191,8 +190,6 @@ void engine__models_release(model_set *m);
 void engine__models_open(recd_engine *e);
 void engine__models_close(recd_engine *e);  /* joins a running training job */
 void engine__train_tick(recd_engine *e);    /* writer thread: automatic training */
-/* the scan list of a model set (NULL: score every item) */
-const uint32_t *engine__model_scan(recd_engine *e, model_set *m, size_t *n);
 size_t engine__model_topk(const model_set *m, const uint32_t *among, size_t namong, const uint32_t *items,
                           const float *r, size_t n, size_t k,
                           int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores);

@@ -52,16 +52,33 @@ void engine__models_release(model_set *m) {
   ials_free(m->ials);
   ease_free(m->ease);
   ranker_free(m->ranker);
-  free(atomic_load(&m->scan));
-  pthread_mutex_destroy(&m->scan_lock);
+  free(m->scan);
   json_decref(m->meta);
   free(m);
 }
 
-static model_set *set_new(void) {
-  model_set *m = xcalloc(1, sizeof *m);
-  pthread_mutex_init(&m->scan_lock, NULL);
-  return m;
+/* The items iALS scores per request, fixed when the set is made (trained or
+ * loaded, never on the request path): every item (scan NULL), or for a
+ * catalog over mf_scan_items the most popular ones by all-time event weight. */
+static void set_scan(recd_engine *e, model_set *m) {
+  size_t cap = e->cfg.mf_scan_items, nitems = m->ials ? (size_t)ials_nitems(m->ials) : 0;
+  if (!cap || nitems <= cap) return;
+  pop_list pl;
+  pop_list_init(&pl, (uint32_t)cap);
+  for (uint32_t iid = 0; iid < nitems; iid++) {
+    itemstats *st = ptrvec_get(&e->istats, iid);
+    if (!st) continue;
+    pthread_mutex_t *l = engine__ilock(e, iid);
+    pthread_mutex_lock(l);
+    float w = st->weight_total;
+    pthread_mutex_unlock(l);
+    pop_list_offer(&pl, iid, w);
+  }
+  pop_list_sort(&pl);
+  m->scan = xmalloc((pl.n ? pl.n : 1) * sizeof *m->scan);
+  for (uint32_t i = 0; i < pl.n; i++) m->scan[i] = pl.e[i].iid;
+  m->nscan = pl.n;
+  pop_list_release(&pl);
 }
 
 static void model_dir(const recd_engine *e, uint64_t v, char *buf, size_t n) {
@@ -121,7 +138,7 @@ static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen)
   char path[1200];
   model_dir(e, v, path, sizeof path);
   strcat(path, "/model.bin");
-  model_set *m = set_new();
+  model_set *m = xcalloc(1, sizeof *m);
   m->refs = 1;
   m->version = v;
   m->meta = meta;
@@ -156,6 +173,7 @@ static model_set *load_set(recd_engine *e, uint64_t v, char *err, size_t errlen)
     return NULL;
   }
   snprintf(m->kind, sizeof m->kind, "%s", kind);
+  set_scan(e, m);
   return m;
 }
 
@@ -314,43 +332,6 @@ size_t engine__model_topk(const model_set *m, const uint32_t *among, size_t namo
   return 0;
 }
 
-const uint32_t *engine__model_scan(recd_engine *e, model_set *m, size_t *n) {
-  uint32_t *scan = atomic_load(&m->scan);
-  if (scan) {
-    *n = m->nscan;
-    return m->nscan ? scan : NULL;
-  }
-  pthread_mutex_lock(&m->scan_lock);
-  if (!(scan = atomic_load(&m->scan))) {
-    size_t cap = e->cfg.mf_scan_items, nitems = m->ials ? (size_t)ials_nitems(m->ials) : 0;
-    size_t k = 0;
-    if (cap && nitems > cap) { /* the cap most popular items, by all-time event weight */
-      pop_list pl;
-      pop_list_init(&pl, (uint32_t)cap);
-      for (uint32_t iid = 0; iid < nitems; iid++) {
-        itemstats *st = ptrvec_get(&e->istats, iid);
-        if (!st) continue;
-        pthread_mutex_t *l = engine__ilock(e, iid);
-        pthread_mutex_lock(l);
-        float w = st->weight_total;
-        pthread_mutex_unlock(l);
-        pop_list_offer(&pl, iid, w);
-      }
-      pop_list_sort(&pl);
-      scan = xmalloc((pl.n ? pl.n : 1) * sizeof *scan);
-      for (uint32_t i = 0; i < pl.n; i++) scan[k++] = pl.e[i].iid;
-      pop_list_release(&pl);
-    } else {
-      scan = xmalloc(sizeof *scan); /* a marker: score every item */
-    }
-    m->nscan = k;
-    atomic_store(&m->scan, scan);
-  }
-  pthread_mutex_unlock(&m->scan_lock);
-  *n = m->nscan;
-  return m->nscan ? scan : NULL;
-}
-
 /* HR@10 and nDCG@10 on the held-out slice: fold in each user's training items */
 static void evaluate(const model_set *m, const train_data *t, double *hr, double *ndcg) {
   *hr = *ndcg = 0;
@@ -417,7 +398,7 @@ static int promote_set(recd_engine *e, model_set *m, const char *why) {
 /* a retrieval model (iALS or EASE) fitted to the training data; its
  * parameters go into `params` when given */
 static model_set *fit(recd_engine *e, const char *kind, const train_data *t, json_t *params, char *err, size_t errlen) {
-  model_set *m = set_new();
+  model_set *m = xcalloc(1, sizeof *m);
   m->refs = 1;
   snprintf(m->kind, sizeof m->kind, "%s", kind);
   if (!strcmp(kind, "ials")) {
@@ -452,6 +433,7 @@ static model_set *fit(recd_engine *e, const char *kind, const train_data *t, jso
     free(m);
     return NULL;
   }
+  set_scan(e, m);
   return m;
 }
 
@@ -601,7 +583,7 @@ static int train_locked(recd_engine *e, const recd_train_request *rq, json_t **m
   if (strcmp(base, "none")) {
     m = fit(e, base, &t, params, err, sizeof err);
   } else {
-    m = set_new();
+    m = xcalloc(1, sizeof *m);
     m->refs = 1;
   }
   model_set *prod = engine__models(e);

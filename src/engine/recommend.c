@@ -461,9 +461,7 @@ static void src_mf(cand_set *cs, const user_ctx *u, const model_set *m) {
     }
   }
   mf_skip_arg a = {e, u};
-  size_t nscan;
-  const uint32_t *scan = engine__model_scan(e, (model_set *)m, &nscan);
-  size_t n = engine__model_topk(m, scan, nscan, items, r, ni, MF_CANDIDATES, mf_skip, &a, top, sc);
+  size_t n = engine__model_topk(m, m->scan, m->nscan, items, r, ni, MF_CANDIDATES, mf_skip, &a, top, sc);
   free(items);
   free(r);
   for (size_t k = 0; k < n; k++)
