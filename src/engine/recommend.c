@@ -34,7 +34,7 @@ typedef struct {
   uint32_t anchor[NSRC];   /* covis/content: anchor item; category: category id */
   float anchor_w[NSRC];
   float final;
-  float out_score;         /* the score shown: the blend, or the ranker's */
+  float out_score;         /* reranked candidates: the ranker's score (see cand_set.ranked) */
   uint32_t ord;            /* insertion order: ties keep the sources' order */
   uint32_t cat0;           /* first category or UINT32_MAX */
   int ok;
@@ -96,6 +96,8 @@ typedef struct {
   stampmap *idx; /* iid -> cand index (the scratch's) */
   cand *c;       /* the scratch's array: finish_list may replace it, the caller hands it back */
   size_t n, cap;
+  size_t ranked; /* after a rerank: c[0..ranked) carry the ranker's scores in out_score */
+  float ranked_lo; /* the lowest of them (the rest are shown below it) */
 } cand_set;
 
 static void cand_set_init(cand_set *cs, recd_engine *e, int64_t now, rec_scratch *scr) {
@@ -827,9 +829,11 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uin
     if (sc[k] < lo) lo = sc[k];
   }
   qsort(o, nd, sizeof *o, scored_cmp);
-  size_t m = cs->n;
-  cand *c2 = xmalloc(m * sizeof *c2);
-  uint8_t *ok2 = xmalloc(m), *moved = xcalloc(m, 1);
+  /* only c[0..span) moves: the reranked ones first, then the others of the
+   * span in their order; everything after the span stays where it is */
+  size_t span = idx[nd - 1] + 1;
+  cand *c2 = xmalloc(span * sizeof *c2);
+  uint8_t *ok2 = xmalloc(span), *moved = xcalloc(span, 1);
   for (size_t k = 0; k < nd; k++) {
     c2[k] = cs->c[o[k].i];
     c2[k].out_score = o[k].s;
@@ -837,17 +841,18 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uin
     moved[o[k].i] = 1;
   }
   size_t k = nd;
-  for (size_t i = 0; i < m; i++)
+  for (size_t i = 0; i < span; i++)
     if (!moved[i]) {
       c2[k] = cs->c[i];
-      c2[k].out_score = lo - 1e-3f * (float)(k - nd + 1); /* below every reranked item, in blend order */
       ok2[k++] = ok[i];
     }
-  memcpy(cs->c, c2, m * sizeof *c2);
-  memcpy(ok, ok2, m);
+  memcpy(cs->c, c2, span * sizeof *c2);
+  memcpy(ok, ok2, span);
   free(c2);
   free(ok2);
   free(moved);
+  cs->ranked = nd;
+  cs->ranked_lo = lo;
 }
 
 /* Score, rule-filter, diversify and fill `out` from the candidate set.
@@ -871,7 +876,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
         c->s[s] /= mx[s];
         f += wsrc[s] * c->s[s];
       }
-    c->final = c->out_score = (float)f;
+    c->final = (float)f;
   }
   /* sort a prefix big enough for the usual case (and the ranker); the rest only if needed */
   size_t depth = sink ? sink->depth : rk ? (size_t)e->cfg.ranker_depth : 0;
@@ -938,7 +943,10 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       pos[out->count] = i;
       recd_rec_item *it = &out->items[out->count++];
       it->item_id = engine__item_key(e, c->iid);
-      it->score = c->out_score;
+      /* reranked: the ranker's score; after them, below the lowest, in candidate order */
+      it->score = i < cs->ranked ? c->out_score
+                  : cs->ranked   ? cs->ranked_lo - 1e-3f * (float)(i - cs->ranked + 1)
+                                 : c->final;
       reasons_for(e, c, wsrc, win, it, r->u, anonymous);
     }
   }
