@@ -76,18 +76,13 @@ int cmd_models(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(cmd, "train") && !strcmp(a, "--kind") && i + 1 < argc) {
-      kind = argv[++i];
-      if (strcmp(kind, "ials") && strcmp(kind, "ease") && strcmp(kind, "ranker")) {
-        fprintf(stderr, "recd train: --kind: '%s' is not ials, ease or ranker\n", kind);
+      if (!(kind = engine_model_kind(argv[++i]))) {
+        fprintf(stderr, "recd train: --kind: '%s' is not ials, ease or ranker\n", argv[i]);
         return 2;
       }
     } else if (!strcmp(cmd, "train") && !strcmp(a, "--promote") && i + 1 < argc) {
-      const char *p = argv[++i];
-      if (!strcmp(p, "if_better")) promote = RECD_PROMOTE_IF_BETTER;
-      else if (!strcmp(p, "always")) promote = RECD_PROMOTE_ALWAYS;
-      else if (!strcmp(p, "never")) promote = RECD_PROMOTE_NEVER;
-      else {
-        fprintf(stderr, "recd train: --promote: '%s' is not if_better, always or never\n", p);
+      if ((promote = engine_promote_mode(argv[++i])) < 0) {
+        fprintf(stderr, "recd train: --promote: '%s' is not if_better, always or never\n", argv[i]);
         return 2;
       }
     } else if (!strcmp(cmd, "models") && !strcmp(a, "--json")) {
@@ -99,16 +94,10 @@ int cmd_models(int argc, char **argv) {
       return 2;
     }
   }
-  unsigned long long v = 0;
-  if (!strcmp(cmd, "promote")) {
-    char *end;
-    const char *d = version && (version[0] == 'v' || version[0] == 'V') ? version + 1 : version;
-    v = d && *d ? strtoull(d, &end, 10) : 0;
-    if (!d || !*d || *end || !v) {
-      fprintf(stderr, "recd promote: VERSION: %s is not a version number such as 3 or v3\n",
-              version ? version : "(missing)");
-      return 2;
-    }
+  uint64_t v = 0;
+  if (!strcmp(cmd, "promote") && engine_model_version(version, &v)) {
+    fprintf(stderr, "recd promote: VERSION: %s is not a version number such as 3 or v3\n", version ? version : "(missing)");
+    return 2;
   }
   log_set_level(LOG_WARN);
   recd_engine *e;

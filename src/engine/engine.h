@@ -162,6 +162,13 @@ int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out
 /* Make a stored version production (its file is verified first; a corrupt one
  * is refused and production stays as it was). */
 int engine_promote(recd_engine *e, uint64_t version, json_t **meta_out, recd_fail *fail);
+/* The registry's words, for the HTTP API and the CLI alike:
+ * a model kind ("ials", "ease", "ranker": the static string, else NULL),
+ * a promotion mode ("if_better", "always", "never": RECD_PROMOTE_*, else -1),
+ * a version ("3" or "v3": 0 and *out, else -1). */
+const char *engine_model_kind(const char *s);
+int engine_promote_mode(const char *s);
+int engine_model_version(const char *s, uint64_t *out);
 /* Back to the production version before the current one. */
 int engine_rollback(recd_engine *e, json_t **meta_out, recd_fail *fail);
 /* {"production": N|null, "models": [meta...]} (new reference) */

@@ -547,7 +547,31 @@ static int fit_ranker(recd_engine *e, uint64_t upto, model_set *m, const model_s
   return 0;
 }
 
-static int valid_kind(const char *k) { return !strcmp(k, "ials") || !strcmp(k, "ease") || !strcmp(k, "ranker"); }
+const char *engine_model_kind(const char *s) {
+  static const char *const kinds[] = {"ials", "ease", "ranker"};
+  for (size_t i = 0; s && i < sizeof kinds / sizeof kinds[0]; i++)
+    if (!strcmp(s, kinds[i])) return kinds[i];
+  return NULL;
+}
+
+int engine_promote_mode(const char *s) {
+  return !s ? -1
+         : !strcmp(s, "if_better") ? RECD_PROMOTE_IF_BETTER
+         : !strcmp(s, "always")    ? RECD_PROMOTE_ALWAYS
+         : !strcmp(s, "never")     ? RECD_PROMOTE_NEVER
+                                   : -1;
+}
+
+int engine_model_version(const char *s, uint64_t *out) {
+  const char *d = s && (s[0] == 'v' || s[0] == 'V') ? s + 1 : s;
+  if (!d || !*d || *d < '0' || *d > '9') return -1;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(d, &end, 10);
+  if (*end || errno || !v) return -1;
+  *out = v;
+  return 0;
+}
 
 static int train_locked(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail);
 
@@ -563,7 +587,7 @@ int engine_train(recd_engine *e, const recd_train_request *rq, json_t **meta_out
 static int train_locked(recd_engine *e, const recd_train_request *rq, json_t **meta_out, recd_fail *fail) {
   *meta_out = NULL;
   const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
-  if (!valid_kind(kind)) {
+  if (!engine_model_kind(kind)) {
     recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials, ease or ranker", kind);
     return RECD_EINVAL;
   }
@@ -786,13 +810,13 @@ int engine_train_start(recd_engine *e, const recd_train_request *rq, uint64_t *j
   pthread_mutex_unlock(&e->models_lock);
   if (joinable) pthread_join(old, NULL); /* finished already: status != running */
   const char *kind = rq->kind && *rq->kind ? rq->kind : e->cfg.model;
-  if (!valid_kind(kind)) {
+  if (!engine_model_kind(kind)) {
     recd_fail_set(fail, 400, "invalid_parameter", -1, "kind", "kind: '%.32s' is not ials, ease or ranker", kind);
     return RECD_EINVAL;
   }
   pthread_mutex_lock(&e->models_lock);
   e->job_rq = *rq;
-  e->job_rq.kind = !strcmp(kind, "ials") ? "ials" : !strcmp(kind, "ease") ? "ease" : "ranker"; /* static storage */
+  e->job_rq.kind = engine_model_kind(kind); /* static storage: the job outlives the request */
   e->job_status = 0;
   json_decref(e->job_result);
   e->job_result = NULL;

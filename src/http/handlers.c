@@ -721,18 +721,10 @@ static void h_root(http_worker *w, struct evhttp_request *req, route_id r, int64
 
 static int parse_version(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m,
                          const char *what, uint64_t *out) {
-  const char *a = m->arg;
-  if (a[0] == 'v') a++;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(a, &end, 10);
-  if (!*a || *end || errno || !v) {
-    http__error(w, req, r, t0, 400, "invalid_parameter", what, "%s: '%.32s' is not a version number like 3 or v3", what,
-                m->arg);
-    return -1;
-  }
-  *out = v;
-  return 0;
+  if (!engine_model_version(m->arg, out)) return 0;
+  http__error(w, req, r, t0, 400, "invalid_parameter", what, "%s: '%.32s' is not a version number like 3 or v3", what,
+              m->arg);
+  return -1;
 }
 
 static void h_models(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
@@ -787,19 +779,13 @@ static void h_models_train(http_worker *w, struct evhttp_request *req, route_id 
     goto out;
   }
   dowait = wait && !strcmp(wait, "true");
-  if (kind && strcmp(kind, "ials") && strcmp(kind, "ease") && strcmp(kind, "ranker")) {
+  if (kind && !(rq.kind = engine_model_kind(kind))) {
     http__error(w, req, r, t0, 400, "invalid_parameter", "kind", "kind: '%.32s' is not ials, ease or ranker", kind);
     goto out;
   }
-  rq.kind = kind ? (!strcmp(kind, "ials") ? "ials" : !strcmp(kind, "ease") ? "ease" : "ranker") : NULL;
-  if (promote) {
-    if (!strcmp(promote, "if_better")) rq.promote = RECD_PROMOTE_IF_BETTER;
-    else if (!strcmp(promote, "always")) rq.promote = RECD_PROMOTE_ALWAYS;
-    else if (!strcmp(promote, "never")) rq.promote = RECD_PROMOTE_NEVER;
-    else {
-      http__error(w, req, r, t0, 400, "invalid_parameter", "promote", "promote: must be if_better, always or never");
-      goto out;
-    }
+  if (promote && (rq.promote = engine_promote_mode(promote)) < 0) {
+    http__error(w, req, r, t0, 400, "invalid_parameter", "promote", "promote: must be if_better, always or never");
+    goto out;
   }
   uint64_t job;
   recd_fail f;
