@@ -68,6 +68,7 @@ typedef struct recd_config {
   int64_t train_every;     /* events between automatic trainings; 0 = only on request */
   double promote_margin;   /* a candidate must beat production's nDCG@10 by this share */
   int64_t snapshot_every;  /* events between background snapshots; 0 = none */
+  double snapshot_growth;  /* ... and at least this share of all events */
   int bulk_load;           /* not an option: set by `recd import`. With fsync=full, commits
                             * are not fsynced one by one until an OP_SYNC op (engine.h) */
   int demo;

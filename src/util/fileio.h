@@ -9,6 +9,10 @@
 
 /* 0 or -errno; retries short writes and EINTR */
 int fileio_write_all(int fd, const void *buf, size_t n);
+/* Write back bytes [off, off + len) of fd to disk and wait for them. A big file
+ * written in such steps keeps the kernel's dirty pages, and so the wait of every
+ * other fsync on the same disk (the database's commits), small. */
+int fileio_writeback(int fd, uint64_t off, uint64_t len);
 /* 0, -errno, or RECD_ECORRUPT when the file ends first */
 int fileio_read_all(int fd, void *buf, size_t n);
 

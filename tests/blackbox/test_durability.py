@@ -2,6 +2,7 @@
 
 import http.client
 import random
+import re
 import threading
 import time
 
@@ -129,6 +130,34 @@ class DurabilityTest(RecdTestCase):
 
     def test_acked_events_survive_sigkill_fsync_full(self):
         self.run_cycles(["--fsync", "full"], cycles=1)
+
+    def test_background_snapshots_survive_sigkill(self):
+        """Snapshots forked in the background while writes go on: a crash
+        recovers from the newest one plus the log after it, and they are
+        spaced by both snapshot_every and snapshot_growth."""
+        args = ["--snapshot-every", "300", "--snapshot-growth", "0.4", "--log-level", "info"]
+        self.run_cycles(args, cycles=2)
+        with open(self.test_servers[-1].log_path, "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+        taken = [int(m) for m in re.findall(r"state at event (\d+) written in the background", log)]
+        loaded = [int(m) for m in re.findall(r"snapshot: loaded the state at event (\d+)", log)]
+        self.assertTrue(taken, "no background snapshot was written:\n" + log[-3000:])
+        # each restart after a kill loaded the newest background snapshot taken before it
+        self.assertTrue(loaded and max(loaded) >= min(taken), (taken, loaded))
+        starts = log.split("===== [")
+        for part in starts[1:]:
+            got = re.findall(r"state at event (\d+) written in the background", part)
+            seqs = [int(x) for x in got]
+            prev = None
+            m = re.search(r"snapshot: loaded the state at event (\d+)", part)
+            if m:
+                prev = int(m.group(1))
+            for seq in seqs:
+                if prev is not None:
+                    since = seq - prev
+                    self.assertGreaterEqual(since, 300, (prev, seq))
+                    self.assertGreaterEqual(since, 0.4 * seq - 1, (prev, seq))
+                prev = seq
 
     def test_catalog_writes_survive_sigkill(self):
         server = self.new_server([])
