@@ -25,6 +25,8 @@ struct http_worker {
   pthread_t thread;
   pthread_mutex_t done_lock;
   pending_write *done_head;    /* completed writes to answer */
+  int64_t date_s;              /* the second `date` names (Date header, made once a second) */
+  char date[32];
 };
 
 struct http_server {

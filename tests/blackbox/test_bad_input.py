@@ -1,7 +1,9 @@
 """Bad input: every rejected request gets the documented 4xx, a JSON error with
 the right code/field, and changes nothing."""
 
+import email.utils
 import re
+import time
 
 from harness import API, RecdTestCase, count, ev, now_s, q, rfc3339
 
@@ -175,6 +177,24 @@ class BadInputTest(RecdTestCase):
         r = self.server.post(API + "/events", raw=body, chunked=True)
         self.assertError(r, 413, "body_too_large")
         self.assertUnchanged(before)
+
+    def test_date_and_length_headers(self):
+        """Every answer, error or not, names its body's length and the time."""
+        for method, path, body in (("GET", API + "/health", None), ("GET", API + "/recommendations/hd_u?n=3", None),
+                                   ("POST", API + "/events", {"user_id": "x"}), ("GET", "/metrics", None),
+                                   ("HEAD", API + "/health", None)):
+            t0 = time.time()
+            r = self.server.request(method, path, body=body)
+            t1 = time.time()
+            if method != "HEAD":
+                self.assertEqual(int(r.headers["content-length"]), len(r.data), r.describe())
+            else:
+                self.assertGreater(int(r.headers["content-length"]), 0, r.headers)
+            when = email.utils.parsedate_to_datetime(r.headers["date"]).timestamp()
+            self.assertTrue(int(t0) <= when <= t1, (r.headers["date"], t0, t1))
+            self.assertTrue(r.headers["date"].endswith(" GMT"), r.headers["date"])
+            self.assertEqual(r.headers["date"],
+                             email.utils.formatdate(when, usegmt=True), r.headers["date"])
 
     def test_keep_alive_survives_errors(self):
         before = self.snapshot()
