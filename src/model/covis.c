@@ -205,7 +205,8 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   if (l->n == l->cap) {
     int ncap = l->cap ? l->cap * 2 : 4;
     if (ncap > limit + 1) ncap = limit + 1;
-    l->e = xrealloc(l->e, (size_t)ncap * sizeof *l->e);
+    covis_ent *ne = xrealloc(l->e, (size_t)ncap * sizeof *l->e);
+    __atomic_store_n(&l->e, ne, __ATOMIC_RELAXED); /* read unlocked by covis_prefetch_top */
     l->cap = (uint16_t)ncap;
   }
   i = l->n++;

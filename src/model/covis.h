@@ -66,6 +66,14 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
  * once that slot is in cache, fetches the entry it points to. Used to overlap
  * the cache misses of many adds. */
 void covis_prefetch(const covis_list *l, uint32_t nb, int stage);
+/* A hint that covis_top(l, k <= COVIS_TOP, ...) comes soon: fetches the top
+ * set's entries. It may run without the list's lock: it reads only l->e, which
+ * writers store atomically, and a stale pointer only fetches the wrong lines. */
+static inline void covis_prefetch_top(const covis_list *l) {
+  const char *p = (const char *)__atomic_load_n(&l->e, __ATOMIC_RELAXED);
+  if (!p) return;
+  for (size_t off = 0; off < COVIS_TOP * sizeof(covis_ent); off += 64) __builtin_prefetch(p + off);
+}
 /* decay multiplier turning stored weights into weights as of `now` */
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms);
 size_t covis_memory(const covis_list *l);
