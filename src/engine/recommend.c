@@ -37,7 +37,7 @@ typedef struct {
   float out_score;         /* reranked candidates: the ranker's score (see cand_set.ranked) */
   uint32_t ord;            /* insertion order: ties keep the sources' order */
   uint32_t cat0;           /* first category or UINT32_MAX */
-  int ok;
+  int ok;                  /* finish_list's scratch mark */
 } cand;
 
 typedef struct {
@@ -347,6 +347,7 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
       n = covis_top(cl, COVIS_PER_ANCHOR, top);
     }
     pthread_mutex_unlock(l);
+    for (int k = 0; k < n; k++) stampmap_prefetch(cs->idx, top[k].iid);
     for (int k = 0; k < n; k++) cand_add(cs, top[k].iid, SRC_COVIS, (float)(f * top[k].w), r);
   }
 }
@@ -907,21 +908,25 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     pop_list_init(&top, (uint32_t)pre);
     for (size_t i = 0; i < m; i++) pop_list_offer(&top, (uint32_t)(m - 1 - i), cs->c[i].final);
     pop_list_sort(&top);
-    /* move the chosen prefix to the front in order */
-    cand *sorted = xmalloc(m * sizeof *sorted);
-    uint8_t *used = xcalloc(m, 1);
-    for (uint32_t i = 0; i < top.n; i++) {
-      size_t at = m - 1 - top.e[i].iid;
-      sorted[i] = cs->c[at];
-      used[at] = 1;
+    /* move the chosen prefix to the front in order, in place: the chosen go
+     * through a buffer of k, the others they displace from the front go to the
+     * places the chosen left behind (the order of the rest does not matter:
+     * it is sorted by cand_cmp, ties by `ord`, if it is ever reached) */
+    uint32_t k = top.n;
+    cand *chosen = xmalloc(k * sizeof *chosen);
+    uint32_t *left = xmalloc(k * sizeof *left); /* places >= k the chosen left */
+    uint32_t nleft = 0;
+    for (uint32_t i = 0; i < k; i++) {
+      uint32_t at = (uint32_t)(m - 1 - top.e[i].iid);
+      chosen[i] = cs->c[at];
+      cs->c[at].ok = -1; /* marks it taken (ok is 0 before eligibility) */
+      if (at >= k) left[nleft++] = at;
     }
-    size_t k = top.n;
-    for (size_t i = 0; i < m; i++)
-      if (!used[i]) sorted[k++] = cs->c[i];
-    free(cs->c);
-    free(used);
-    cs->c = sorted;
-    cs->cap = m;
+    for (uint32_t j = 0, d = 0; j < k; j++)
+      if (cs->c[j].ok != -1) cs->c[left[d++]] = cs->c[j];
+    memcpy(cs->c, chosen, k * sizeof *chosen);
+    free(chosen);
+    free(left);
     pop_list_release(&top);
   }
 

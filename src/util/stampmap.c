@@ -8,14 +8,13 @@
 void stampmap_init(stampmap *m) { memset(m, 0, sizeof *m), m->gen = 1; }
 
 void stampmap_release(stampmap *m) {
-  free(m->stamp);
-  free(m->val);
+  free(m->s);
   stampmap_init(m);
 }
 
 void stampmap_clear(stampmap *m) {
   if (++m->gen == 0) { /* wrapped: old stamps could look current */
-    if (m->cap) memset(m->stamp, 0, m->cap * sizeof *m->stamp);
+    for (uint32_t i = 0; i < m->cap; i++) m->s[i].stamp = 0;
     m->gen = 1;
   }
 }
@@ -23,8 +22,7 @@ void stampmap_clear(stampmap *m) {
 void stampmap__grow(stampmap *m, uint32_t key) {
   uint32_t cap = m->cap ? m->cap : 1024;
   while (cap <= key && cap < UINT32_MAX) cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
-  m->stamp = xrealloc(m->stamp, (size_t)cap * sizeof *m->stamp);
-  m->val = xrealloc(m->val, (size_t)cap * sizeof *m->val);
-  memset(m->stamp + m->cap, 0, (size_t)(cap - m->cap) * sizeof *m->stamp);
+  m->s = xrealloc(m->s, (size_t)cap * sizeof *m->s);
+  memset(m->s + m->cap, 0, (size_t)(cap - m->cap) * sizeof *m->s);
   m->cap = cap;
 }

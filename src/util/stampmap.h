@@ -13,7 +13,11 @@
 #include <stdint.h>
 
 typedef struct {
-  uint32_t *stamp, *val;
+  uint32_t stamp, val; /* together: one cache line per lookup */
+} stampmap_slot;
+
+typedef struct {
+  stampmap_slot *s;
   uint32_t cap, gen;
 } stampmap;
 
@@ -25,19 +29,25 @@ void stampmap__grow(stampmap *m, uint32_t key);
 
 /* pointer to the value for key, or NULL */
 static inline uint32_t *stampmap_get(const stampmap *m, uint32_t key) {
-  return key < m->cap && m->stamp[key] == m->gen ? &m->val[key] : NULL;
+  return key < m->cap && m->s[key].stamp == m->gen ? &m->s[key].val : NULL;
 }
 
 /* pointer to the value slot, inserting it with value `init` if absent */
 static inline uint32_t *stampmap_put(stampmap *m, uint32_t key, uint32_t init, int *created) {
   if (key >= m->cap) stampmap__grow(m, key);
-  int c = m->stamp[key] != m->gen;
+  stampmap_slot *sl = &m->s[key];
+  int c = sl->stamp != m->gen;
   if (c) {
-    m->stamp[key] = m->gen;
-    m->val[key] = init;
+    sl->stamp = m->gen;
+    sl->val = init;
   }
   if (created) *created = c;
-  return &m->val[key];
+  return &sl->val;
+}
+
+/* a hint that key is looked up soon; changes nothing */
+static inline void stampmap_prefetch(const stampmap *m, uint32_t key) {
+  if (key < m->cap) __builtin_prefetch(&m->s[key], 1);
 }
 
 #endif
