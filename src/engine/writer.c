@@ -608,36 +608,60 @@ typedef struct {
   int64_t *created;  /* per item of OP_ITEMS: resolved created_at */
 } op_scratch;
 
-static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
+/* The keys of every event in a round, hashed up front: the id maps are large
+ * (a million users is several cache and TLB misses per lookup), so each lookup
+ * runs with the hash slots and keys of the events 16, 8 and 4 places ahead
+ * already being fetched - across requests, since a round of single-event
+ * POSTs is one event per op. */
+typedef struct {
+  uint32_t hu, hi, lu, li;
+} key_hash;
+
+typedef struct {
+  key_hash *kh;
+  size_t n, at; /* events in the round, and the next one write_op interns */
+} round_keys;
+
+static void round_keys_init(round_keys *rk, const engine_op *batch) {
+  size_t n = 0;
+  for (const engine_op *op = batch; op; op = op->next)
+    if (op->kind == OP_EVENTS) n += op->nevents;
+  rk->kh = xmalloc((n ? n : 1) * sizeof *rk->kh);
+  rk->n = n;
+  rk->at = 0;
+  size_t k = 0;
+  for (const engine_op *op = batch; op; op = op->next) {
+    if (op->kind != OP_EVENTS) continue;
+    for (size_t i = 0; i < op->nevents; i++, k++) {
+      const recd_event *ev = &op->events[i];
+      rk->kh[k].lu = (uint32_t)strlen(ev->user_id);
+      rk->kh[k].li = (uint32_t)strlen(ev->item_id);
+      rk->kh[k].hu = strmap_hash(ev->user_id, rk->kh[k].lu);
+      rk->kh[k].hi = strmap_hash(ev->item_id, rk->kh[k].li);
+    }
+  }
+}
+
+static int write_op(recd_engine *e, engine_op *op, op_scratch *sc, round_keys *rk) {
   int rc = 0, created;
   int64_t now = clock_now_ms();
   switch (op->kind) {
     case OP_EVENTS:
       sc->ev = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev);
-      /* the id maps are large: hash every key first, then look them up with the
-       * hash slots and keys prefetched a few events ahead */
-      struct key_hash {
-        uint32_t hu, hi, lu, li;
-      } *kh = xmalloc((op->nevents ? op->nevents : 1) * sizeof *kh);
-      for (size_t i = 0; i < op->nevents; i++) {
-        const recd_event *ev = &op->events[i];
-        kh[i].lu = (uint32_t)strlen(ev->user_id);
-        kh[i].li = (uint32_t)strlen(ev->item_id);
-        kh[i].hu = strmap_hash(ev->user_id, kh[i].lu);
-        kh[i].hi = strmap_hash(ev->item_id, kh[i].li);
-      }
       for (size_t i = 0; i < op->nevents && !rc; i++) {
+        size_t g = rk->at++;
         for (int stage = 1; stage <= 3; stage++) {
-          size_t j = i + (size_t)(16 >> (stage - 1)); /* 16, 8, 4 events ahead */
-          if (j < op->nevents) {
-            strmap_prefetch(&e->users, kh[j].hu, stage);
-            strmap_prefetch(&e->items, kh[j].hi, stage);
+          size_t j = g + (size_t)(16 >> (stage - 1)); /* 16, 8, 4 events ahead */
+          if (j < rk->n) {
+            strmap_prefetch(&e->users, rk->kh[j].hu, stage);
+            strmap_prefetch(&e->items, rk->kh[j].hi, stage);
           }
         }
+        const key_hash *kh = &rk->kh[g];
         const recd_event *ev = &op->events[i];
         engine_apply_ev *a = &sc->ev[i];
-        if ((rc = intern_user(e, ev->user_id, kh[i].lu, kh[i].hu, &a->uid)) ||
-            (rc = intern_item(e, ev->item_id, kh[i].li, kh[i].hi, ev->ts_ms, &a->iid, &created)))
+        if ((rc = intern_user(e, ev->user_id, kh->lu, kh->hu, &a->uid)) ||
+            (rc = intern_item(e, ev->item_id, kh->li, kh->hi, ev->ts_ms, &a->iid, &created)))
           break;
         a->type = ev->type;
         a->ts = ev->ts_ms;
@@ -653,7 +677,6 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
                           .rec_id = ev->rec_id};
         rc = store_append_event(e->st, &se);
       }
-      free(kh);
       break;
     case OP_ITEMS:
       sc->item_ids = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->item_ids);
@@ -827,7 +850,10 @@ static void *store_main(void *arg) {
     uint64_t seq0 = e->next_seq;
     int rc = atomic_load(&e->fatal) ? RECD_EFATAL : store_begin(e->st);
     size_t i = 0;
-    for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &r->sc[i]);
+    round_keys rk;
+    round_keys_init(&rk, batch);
+    for (engine_op *op = batch; op && !rc; op = op->next, i++) rc = write_op(e, op, &r->sc[i], &rk);
+    free(rk.kh);
     if (!rc) {
       int64_t t0 = clock_mono_ns();
       rc = store_commit(e->st);
