@@ -10,9 +10,31 @@
 
 #define MAX_FUTURE_MS (24LL * 3600 * 1000)
 
+static void path_put(char *buf, size_t n, size_t *at, const char *s, size_t len) {
+  if (*at + 1 >= n) return;
+  if (len > n - 1 - *at) len = n - 1 - *at;
+  memcpy(buf + *at, s, len);
+  *at += len;
+}
+
+/* "events[3].user_id", or "user_id" for a single event; built by hand, not
+ * with snprintf: it runs for every field of every event (printf is slow in
+ * this process, see add_fixed_headers in http/handlers.c) */
 static void path_of(char *buf, size_t n, const char *prefix, long index, const char *field) {
-  if (index >= 0) snprintf(buf, n, "%s[%ld].%s", prefix, index, field);
-  else snprintf(buf, n, "%s", field);
+  size_t at = 0;
+  if (index >= 0) {
+    char digits[24];
+    size_t k = sizeof digits;
+    unsigned long v = (unsigned long)index;
+    do digits[--k] = (char)('0' + v % 10), v /= 10;
+    while (v);
+    path_put(buf, n, &at, prefix, strlen(prefix));
+    path_put(buf, n, &at, "[", 1);
+    path_put(buf, n, &at, digits + k, sizeof digits - k);
+    path_put(buf, n, &at, "].", 2);
+  }
+  path_put(buf, n, &at, field, strlen(field));
+  buf[at] = 0;
 }
 
 int engine_check_id(const char *s, size_t len, const char *what, long index, const char *field, recd_fail *fail) {

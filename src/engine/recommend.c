@@ -152,11 +152,15 @@ static double window_days(const recd_engine *e, int64_t window_ms) {
 
 static void window_words(int64_t window_ms, char *buf, size_t n) {
   int days = (int)ceil(window_ms / 86400000.0);
-  if (days == 0) snprintf(buf, n, "overall");
-  else if (days == 1) snprintf(buf, n, "today");
-  else if (days == 7) snprintf(buf, n, "this week");
-  else if (days == 30) snprintf(buf, n, "this month");
-  else snprintf(buf, n, "in the last %d days", days);
+  /* runs per request: the usual words are copied, not printed (printf is slow here) */
+  const char *w = days == 0 ? "overall" : days == 1 ? "today" : days == 7 ? "this week" : days == 30 ? "this month" : NULL;
+  if (!w) {
+    snprintf(buf, n, "in the last %d days", days);
+    return;
+  }
+  size_t len = strlen(w) < n ? strlen(w) : n - 1;
+  memcpy(buf, w, len);
+  buf[len] = 0;
 }
 
 static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t window_ms) {
@@ -904,10 +908,9 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   if (pre) {
     /* ties keep the order in which sources added candidates (trending lists add
      * the most popular first): the heap prefers larger ids, so offer m-1-i */
-    pop_list top;
-    pop_list_init(&top, (uint32_t)pre);
-    for (size_t i = 0; i < m; i++) pop_list_offer(&top, (uint32_t)(m - 1 - i), cs->c[i].final);
-    pop_list_sort(&top);
+    pop_list top = {.e = xmalloc(m * sizeof *top.e), .n = (uint32_t)pre, .cap = (uint32_t)m};
+    for (size_t i = 0; i < m; i++) top.e[i] = (pop_ent){.iid = (uint32_t)(m - 1 - i), .score = cs->c[i].final};
+    pop_select_top(top.e, (uint32_t)m, (uint32_t)pre);
     /* move the chosen prefix to the front in order, in place: the chosen go
      * through a buffer of k, the others they displace from the front go to the
      * places the chosen left behind (the order of the rest does not matter:

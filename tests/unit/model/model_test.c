@@ -218,11 +218,38 @@ START_TEST(pop_list_sorted_like_a_full_sort) {
 }
 END_TEST
 
+/* selecting the top k in place gives exactly what the heap gives */
+START_TEST(pop_select_top_equals_the_heap) {
+  uint64_t x = 777;
+  for (int round = 0; round < 400; round++) {
+    uint32_t k = 1 + (uint32_t)(round % 70), n = (uint32_t)(round * 13 % 2000);
+    int distinct = round % 3 == 0 ? 4 : round % 3 == 1 ? 64 : 1 << 20; /* ties, some, none */
+    pop_list l;
+    pop_list_init(&l, k);
+    pop_ent *all = xmalloc((n ? n : 1) * sizeof *all);
+    for (uint32_t i = 0; i < n; i++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      all[i] = (pop_ent){.iid = n - 1 - i, .score = (float)((x >> 33) % (uint64_t)distinct)};
+      pop_list_offer(&l, all[i].iid, all[i].score);
+    }
+    pop_list_sort(&l);
+    pop_select_top(all, n, k);
+    for (uint32_t i = 0; i < l.n; i++) {
+      ck_assert_uint_eq(all[i].iid, l.e[i].iid);
+      ck_assert(all[i].score == l.e[i].score);
+    }
+    free(all);
+    pop_list_release(&l);
+  }
+}
+END_TEST
+
 Suite *popularity_suite(void) {
   Suite *s = suite_create("popularity");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, topk_lists);
   tcase_add_test(tc, pop_list_sorted_like_a_full_sort);
+  tcase_add_test(tc, pop_select_top_equals_the_heap);
   suite_add_tcase(s, tc);
   return s;
 }
