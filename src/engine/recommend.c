@@ -316,28 +316,25 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
 
 /* ---- sources ---- */
 
-/* How many anchors ahead src_covis fetches an anchor's list slot, its list
- * and lock, and its top entries: each step needs the one before in cache, and
- * at 100k items nearly every one of them is a cache miss. */
-enum { AHEAD_SLOT = 6, AHEAD_LIST = 4, AHEAD_TOP = 2 };
-
 static void src_covis(cand_set *cs, const user_ctx *u) {
   recd_engine *e = cs->e;
   covis_ent top[COVIS_PER_ANCHOR];
   int na = u->nanchors;
-  for (int a = -AHEAD_SLOT; a < na; a++) {
-    if (a + AHEAD_SLOT < na) ptrvec_prefetch(&e->covis, u->anchors[a + AHEAD_SLOT].iid);
-    if (a + AHEAD_LIST >= 0 && a + AHEAD_LIST < na) {
-      uint32_t x = u->anchors[a + AHEAD_LIST].iid;
-      const covis_list *xl = ptrvec_get(&e->covis, x);
-      if (xl) __builtin_prefetch(xl);
-      __builtin_prefetch(engine__ilock(e, x), 1);
-    }
-    if (a + AHEAD_TOP >= 0 && a + AHEAD_TOP < na) {
-      const covis_list *xl = ptrvec_get(&e->covis, u->anchors[a + AHEAD_TOP].iid);
-      if (xl) covis_prefetch_top(xl);
-    }
-    if (a < 0) continue;
+  /* At 100k items nearly every step to an anchor's neighbours is a cache (and
+   * TLB) miss: its slot in the list vector, the list, its lock, its entries.
+   * Each step is fetched for all anchors before the next, so the misses of
+   * different anchors overlap instead of queueing one after another. */
+  for (int a = 0; a < na; a++) ptrvec_prefetch(&e->covis, u->anchors[a].iid);
+  for (int a = 0; a < na; a++) {
+    const covis_list *xl = ptrvec_get(&e->covis, u->anchors[a].iid);
+    if (xl) __builtin_prefetch(xl);
+    __builtin_prefetch(engine__ilock(e, u->anchors[a].iid), 1);
+  }
+  for (int a = 0; a < na; a++) {
+    const covis_list *xl = ptrvec_get(&e->covis, u->anchors[a].iid);
+    if (xl) covis_prefetch_top(xl);
+  }
+  for (int a = 0; a < na; a++) {
     uint32_t r = u->anchors[a].iid;
     double f = 0;
     int n = 0;
