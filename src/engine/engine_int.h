@@ -77,6 +77,11 @@ struct recd_engine {
   trending *trend;
   _Atomic uint64_t version;      /* bumped by every applied write */
   _Atomic int64_t last_build_ms;
+  /* large catalogs: trending is rebuilt by a thread of its own (recommend.c) */
+  pthread_t trender;
+  int trender_started, trender_stop;
+  pthread_mutex_t tr_lock;
+  pthread_cond_t tr_cond;
 
   userprof_params upp;
   itemstats_params ipp;
@@ -230,9 +235,12 @@ struct model_set *engine__model_train_retrieval(recd_engine *e, const char *kind
 
 /* recommend.c */
 trending *engine__trending(recd_engine *e); /* retained snapshot; release it */
-/* writer thread: rebuild trending if writes made it stale and it is due;
- * returns ms until it will be due, or -1 when nothing is pending */
-int64_t engine__trending_tick(recd_engine *e);
+/* apply stage, after a round and before its acks: rebuild trending if writes
+ * made it stale and the catalog is small (or trending_refresh is 0) */
+void engine__trending_sync(recd_engine *e);
+/* the thread that rebuilds trending for large catalogs (started with the writer) */
+int engine__trending_start(recd_engine *e);
+void engine__trending_stop(recd_engine *e);
 const char *engine__type_verb(const recd_engine *e, int type);
 void engine__scratch_free_all(recd_engine *e); /* engine_free */
 

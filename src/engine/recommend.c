@@ -220,9 +220,9 @@ static void rebuild_trending(recd_engine *e) {
   pthread_mutex_unlock(&e->trend_build);
 }
 
-/* Requests only read the current snapshot (built on first use); the writer
- * thread rebuilds it after writes (engine__trending_tick), so no request
- * pays for an O(items) pass. */
+/* Requests only read the current snapshot (built on first use); the apply
+ * stage (small catalogs) or the trending thread (large ones) rebuilds it
+ * after writes, so no request pays for an O(items) pass. */
 trending *engine__trending(recd_engine *e) {
   pthread_mutex_lock(&e->trend_lock);
   trending *t = e->trend ? trending_retain(e->trend) : NULL;
@@ -235,20 +235,81 @@ trending *engine__trending(recd_engine *e) {
   return t;
 }
 
-int64_t engine__trending_tick(recd_engine *e) {
+/* Up to this many items the apply stage rebuilds trending after every round,
+ * before its acks, so writes show in trending at once. Above it a rebuild is
+ * an O(items) pass (tens of milliseconds at 100k items): a thread of its own
+ * does it at most once per trending_refresh, and no ack waits for it. */
+#define TRENDING_SYNC_ITEMS 2000
+
+static int trending_stale(recd_engine *e) {
   pthread_mutex_lock(&e->trend_lock);
-  int have = e->trend != NULL, stale = have && e->trend->version != atomic_load(&e->version);
+  int stale = e->trend != NULL && e->trend->version != atomic_load(&e->version);
   pthread_mutex_unlock(&e->trend_lock);
-  if (!stale) return -1; /* nothing built yet (no reader) or up to date */
-  int64_t due = atomic_load(&e->last_build_ms) + e->cfg.trending_refresh_ms - clock_mono_ns() / 1000000;
+  return stale; /* nothing built yet (no reader) is not stale */
+}
+
+static size_t catalog_size(recd_engine *e) {
   pthread_rwlock_rdlock(&e->items_lock); /* the writer's store stage adds items */
-  size_t nitems = strmap_count(&e->items);
+  size_t n = strmap_count(&e->items);
   pthread_rwlock_unlock(&e->items_lock);
-  if (nitems <= 2000 || due <= 0) {
+  return n;
+}
+
+void engine__trending_sync(recd_engine *e) {
+  if (trending_stale(e) && (e->cfg.trending_refresh_ms == 0 || catalog_size(e) <= TRENDING_SYNC_ITEMS))
     rebuild_trending(e);
-    return -1;
+}
+
+static void *trend_main(void *arg) {
+  recd_engine *e = arg;
+  pthread_setname_np(pthread_self(), "recd-trend");
+  int64_t refresh = e->cfg.trending_refresh_ms, checked = 0; /* last look that found nothing to do */
+  pthread_mutex_lock(&e->tr_lock);
+  while (!e->trender_stop) {
+    int64_t built = atomic_load(&e->last_build_ms);
+    int64_t due = (built > checked ? built : checked) + refresh - clock_mono_ns() / 1000000;
+    if (due > 0) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += (long)(due % 1000) * 1000000L;
+      ts.tv_sec += due / 1000 + ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      pthread_cond_timedwait(&e->tr_cond, &e->tr_lock, &ts);
+      continue;
+    }
+    pthread_mutex_unlock(&e->tr_lock);
+    if (trending_stale(e) && catalog_size(e) > TRENDING_SYNC_ITEMS) rebuild_trending(e);
+    else checked = clock_mono_ns() / 1000000;
+    pthread_mutex_lock(&e->tr_lock);
   }
-  return due;
+  pthread_mutex_unlock(&e->tr_lock);
+  return NULL;
+}
+
+int engine__trending_start(recd_engine *e) {
+  if (e->cfg.trending_refresh_ms == 0) return 0; /* the apply stage rebuilds every time */
+  pthread_mutex_init(&e->tr_lock, NULL);
+  pthread_cond_init(&e->tr_cond, NULL);
+  int rc = pthread_create(&e->trender, NULL, trend_main, e);
+  if (rc) {
+    pthread_mutex_destroy(&e->tr_lock);
+    pthread_cond_destroy(&e->tr_cond);
+    return -rc;
+  }
+  e->trender_started = 1;
+  return 0;
+}
+
+void engine__trending_stop(recd_engine *e) {
+  if (!e->trender_started) return;
+  pthread_mutex_lock(&e->tr_lock);
+  e->trender_stop = 1;
+  pthread_cond_broadcast(&e->tr_cond);
+  pthread_mutex_unlock(&e->tr_lock);
+  pthread_join(e->trender, NULL);
+  pthread_mutex_destroy(&e->tr_lock);
+  pthread_cond_destroy(&e->tr_cond);
+  e->trender_started = 0;
 }
 
 /* ---- request context ---- */

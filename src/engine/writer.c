@@ -899,17 +899,10 @@ static void *apply_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&e->a_lock);
     while (!e->a_head && !e->a_stop) {
-      pthread_mutex_unlock(&e->a_lock);
-      int64_t due = engine__trending_tick(e);
-      pthread_mutex_lock(&e->a_lock);
-      if (e->a_head || e->a_stop) break;
-      if (e->snap_pid > 0 || due >= 0) { /* wake to reap the snapshot child or refresh trending */
-        if (due < 0 || due > 1000) due = 1000;
+      if (e->snap_pid > 0) { /* wake to reap the snapshot child */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(due % 1000) * 1000000L + 1000000L;
-        ts.tv_sec += due / 1000 + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        ts.tv_sec += 1;
         pthread_cond_timedwait(&e->a_cond, &e->a_lock, &ts);
         if (!e->a_head && !e->a_stop) {
           pthread_mutex_unlock(&e->a_lock);
@@ -956,7 +949,7 @@ static void *apply_main(void *arg) {
         }
       }
       e->applied_seq = r->last_seq;
-      engine__trending_tick(e); /* before the acks: small catalogs see their writes in trending at once */
+      engine__trending_sync(e); /* before the acks: small catalogs see their writes in trending at once */
     }
     size_t i = 0;
     for (engine_op *op = r->ops, *next; op; op = next, i++) {
@@ -981,14 +974,20 @@ static void *apply_main(void *arg) {
 
 int engine__writer_start(recd_engine *e) {
   e->applied_seq = e->next_seq;
-  int rc = pthread_create(&e->applier, NULL, apply_main, e);
-  if (rc) return -rc;
+  int rc = engine__trending_start(e);
+  if (rc) return rc;
+  rc = pthread_create(&e->applier, NULL, apply_main, e);
+  if (rc) {
+    engine__trending_stop(e);
+    return -rc;
+  }
   if ((rc = pthread_create(&e->writer, NULL, store_main, e))) {
     pthread_mutex_lock(&e->a_lock);
     e->a_stop = 1;
     pthread_cond_broadcast(&e->a_cond);
     pthread_mutex_unlock(&e->a_lock);
     pthread_join(e->applier, NULL);
+    engine__trending_stop(e);
     return -rc;
   }
   e->writer_started = 1;
@@ -1003,5 +1002,6 @@ void engine__writer_stop(recd_engine *e) {
   pthread_mutex_unlock(&e->q_lock);
   pthread_join(e->writer, NULL);  /* drains the queue, then tells the apply stage to stop */
   pthread_join(e->applier, NULL); /* applies and completes every committed round first */
+  engine__trending_stop(e);
   e->writer_started = 0;
 }

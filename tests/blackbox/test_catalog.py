@@ -1,6 +1,8 @@
 """Catalog: upsert, get, unavailable and deleted items never recommended,
 content-similar items for a brand-new item."""
 
+import time
+
 from harness import API, RecdTestCase, ev, item_ids, now_s, parse_ts, q, qs
 
 
@@ -170,3 +172,52 @@ class CatalogTest(RecdTestCase):
         self.post_events([ev("cat_ev_user", "cat_never_cataloged", "view")])
         f = self.ok(self.server.get(API + "/items/cat_never_cataloged/features"))
         self.assertEqual(f["counts"].get("view"), 1, f)
+
+
+class LargeCatalogTrendingTest(RecdTestCase):
+    """Above 2,000 items trending is rebuilt by its own thread, at most once per
+    trending_refresh, and still follows writes; with trending_refresh 0 every
+    write shows at once."""
+    class_server = False
+
+    def load(self, server, n=2500):
+        items = [{"item_id": "lc_%d" % i, "categories": ["lc_c%d" % (i % 7)]} for i in range(n)]
+        self.assertEqual(self.ok(server.post(API + "/items", {"items": items})), {"upserted": n})
+        # some history so trending exists, then read it once (the first read builds it)
+        self.ok(server.post(API + "/events", {"events": [ev("lc_u%d" % i, "lc_%d" % (i % 50), "view")
+                                                         for i in range(200)]}))
+        self.assertTrue(item_ids(self.ok(server.get(API + "/popular?n=5"))))
+
+    def burst(self, server, item):
+        self.ok(server.post(API + "/events", {"events": [ev("lc_b%d" % i, item, "purchase")
+                                                         for i in range(40)]}))
+
+    def test_thread_rebuilds_within_refresh(self):
+        server = self.new_server(["--trending-refresh", "300ms"])
+        self.load(server)
+        self.burst(server, "lc_2400")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20:
+            top = item_ids(self.ok(server.get(API + "/popular?n=3")))
+            if top and top[0] == "lc_2400":
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("trending never showed the burst: %s" % top)
+        # and it keeps following: a second burst on another item
+        self.burst(server, "lc_2401")
+        self.burst(server, "lc_2401")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20:
+            top = item_ids(self.ok(server.get(API + "/popular?n=3")))
+            if top and top[0] == "lc_2401":
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("trending stopped following writes: %s" % top)
+
+    def test_refresh_zero_is_read_your_writes(self):
+        server = self.new_server(["--trending-refresh", "0"])
+        self.load(server)
+        self.burst(server, "lc_2300")
+        self.assertEqual(item_ids(self.ok(server.get(API + "/popular?n=3")))[0], "lc_2300")
