@@ -221,6 +221,7 @@ int engine__snapshot_fork(recd_engine *e, uint64_t seq) {
   char path[1100];
   snprintf(path, sizeof path, "%s/state.snap", e->cfg.data);
   pid_t parent = getpid();
+  int64_t t0 = clock_mono_ns();
   pid_t pid = fork();
   if (pid < 0) return -errno;
   if (pid == 0) {
@@ -235,6 +236,9 @@ int engine__snapshot_fork(recd_engine *e, uint64_t seq) {
   e->snap_pid = pid;
   e->snap_seq = seq;
   e->snap_started_ns = clock_mono_ns();
+  /* the writer is stopped while fork() copies the page tables */
+  log_info("snapshot: forked the writer of the state at event %llu in %.1f ms", (unsigned long long)seq,
+           (e->snap_started_ns - t0) / 1e6);
   return 0;
 }
 
