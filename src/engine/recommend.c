@@ -1009,6 +1009,15 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   u32map_init(&percat);
   u32map_init(&taken);
   size_t sorted_upto = pre;
+  /* the candidates eligible() will most likely look at: their statistics and
+   * locks, fetched in two steps for all of them (see src_covis) */
+  size_t look = 2 * n + 16 < pre ? 2 * n + 16 : pre;
+  for (size_t i = 0; i < look; i++) ptrvec_prefetch(&e->istats, cs->c[i].iid);
+  for (size_t i = 0; i < look; i++) {
+    const itemstats *ps = ptrvec_get(&e->istats, cs->c[i].iid);
+    if (ps) __builtin_prefetch(ps);
+    __builtin_prefetch(engine__ilock(e, cs->c[i].iid), 1);
+  }
   for (int pass = 0; pass < 2 && out->count < n; pass++) {
     for (size_t i = 0; i < m && out->count < n; i++) {
       if (i == sorted_upto && sorted_upto < m) { /* rarely reached: most lists fill from the prefix */
