@@ -213,6 +213,8 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
 static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **out, char *err, size_t errlen) {
   *out = NULL;
   recd_engine *e = engine_alloc(cfg);
+  /* a bulk load has no readers: no server, and no training job to start */
+  e->solo = cfg->bulk_load && !cfg->train_every;
   engine__apply_start(e);
   int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
   if (rc) goto fail;
