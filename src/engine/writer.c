@@ -618,6 +618,8 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
       struct key_hash {
         uint32_t hu, hi, lu, li;
       } *kh = xmalloc((op->nevents ? op->nevents : 1) * sizeof *kh);
+      /* the rows, written after the ids are interned: several per statement */
+      store_event *se = xmalloc((op->nevents ? op->nevents : 1) * sizeof *se);
       for (size_t i = 0; i < op->nevents; i++) {
         const recd_event *ev = &op->events[i];
         kh[i].lu = (uint32_t)strlen(ev->user_id);
@@ -641,17 +643,18 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc) {
         a->type = ev->type;
         a->ts = ev->ts_ms;
         a->session = ev->session_id;
-        store_event se = {.seq = ++e->next_seq,
-                          .ts_ms = ev->ts_ms,
-                          .uid = a->uid,
-                          .iid = a->iid,
-                          .tid = e->type_tid[ev->type],
-                          .value = ev->value,
-                          .has_value = ev->has_value,
-                          .session = ev->session_id,
-                          .rec_id = ev->rec_id};
-        rc = store_append_event(e->st, &se);
+        se[i] = (store_event){.seq = ++e->next_seq,
+                              .ts_ms = ev->ts_ms,
+                              .uid = a->uid,
+                              .iid = a->iid,
+                              .tid = e->type_tid[ev->type],
+                              .value = ev->value,
+                              .has_value = ev->has_value,
+                              .session = ev->session_id,
+                              .rec_id = ev->rec_id};
       }
+      if (!rc) rc = store_append_events(e->st, se, op->nevents);
+      free(se);
       free(kh);
       break;
     case OP_ITEMS:
