@@ -126,8 +126,8 @@ START_TEST(bulk_load_then_sync) {
 END_TEST
 
 /* store_append_events writes exactly the rows store_append_event would, for a
- * count that is not a multiple of the rows per statement; a duplicate seq in
- * it fails the store like a single append does */
+ * count that is not a multiple of the rows per statement; seqs that do not
+ * continue the table (a repeat, a gap) fail the store and leave nothing */
 typedef struct {
   store_event ev[2000];
   char text[2000][2][16];
@@ -195,19 +195,26 @@ START_TEST(append_events_equals_single_appends) {
     ck_assert_str_eq(d[0].text[i][0], d[1].text[i][0]);
     ck_assert_str_eq(d[0].text[i][1], d[1].text[i][1]);
   }
-  /* a duplicate seq inside a multi-row statement fails the store */
-  store *s;
-  ck_assert_int_eq(store_open(dir[1], "normal", &s, err, sizeof err), 0);
-  ck_assert_int_eq(store_begin(s), 0);
+  /* seqs that do not continue the table fail the store, whichever way */
   store_event more[200];
-  for (int i = 0; i < 200; i++) more[i] = (store_event){.seq = (uint64_t)N + 1 + (uint64_t)i, .ts_ms = 1};
-  more[150].seq = 5;
-  ck_assert_int_eq(store_append_events(s, more, 200), RECD_EFATAL);
-  ck_assert_int_eq(store_failed(s), 1);
-  ck_assert_int_eq(store_begin(s), RECD_EFATAL);
-  store_close(s);
-  dump_events(dir[1], &d[1]);
-  ck_assert_int_eq(d[1].n, N); /* nothing of the failed transaction */
+  for (int bad = 0; bad < 4; bad++) {
+    /* 0: a repeat inside; 1: a gap before a full statement; 2: a repeat, one
+     * row; 3: a gap, a few rows */
+    static const uint64_t first[4] = {N + 1, N + 11, 7, N + 4};
+    static const size_t count[4] = {200, 200, 1, 5};
+    for (int i = 0; i < 200; i++) more[i] = (store_event){.seq = first[bad] + (uint64_t)i, .ts_ms = 1};
+    if (bad == 0) more[150].seq = 5;
+    size_t n = count[bad];
+    store *s;
+    ck_assert_int_eq(store_open(dir[1], "normal", &s, err, sizeof err), 0);
+    ck_assert_int_eq(store_begin(s), 0);
+    ck_assert_int_eq(store_append_events(s, more, n), RECD_EFATAL);
+    ck_assert_int_eq(store_failed(s), 1);
+    ck_assert_int_eq(store_begin(s), RECD_EFATAL);
+    store_close(s);
+    dump_events(dir[1], &d[1]);
+    ck_assert_int_eq(d[1].n, N); /* nothing of the failed transaction */
+  }
   for (int w = 0; w < 2; w++) {
     unit_rmrf(dir[w]);
     free(dir[w]);
