@@ -70,7 +70,10 @@ typedef struct recd_config {
   int64_t snapshot_every;  /* events between background snapshots; 0 = none */
   double snapshot_growth;  /* ... and at least this share of all events */
   int bulk_load;           /* not an option: set by `recd import`. With fsync=full, commits
-                            * are not fsynced one by one until an OP_SYNC op (engine.h) */
+                            * are not fsynced one by one until an OP_SYNC op (engine.h).
+                            * The caller only writes: nothing may read the live state
+                            * (recommend, features, training) while the engine is open, so
+                            * with train_every 0 the apply takes no stripe locks */
   int demo;
   int default_n, max_n;
 } recd_config;

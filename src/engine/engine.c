@@ -213,6 +213,10 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
 static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **out, char *err, size_t errlen) {
   *out = NULL;
   recd_engine *e = engine_alloc(cfg);
+  /* Nothing reads the state while it is loaded and the log replayed (the
+   * server starts after engine_open), and a bulk load has no readers at all
+   * (no server, no training job to start): the apply takes no stripe locks. */
+  e->solo = 1;
   engine__apply_start(e);
   int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
   if (rc) goto fail;
@@ -269,6 +273,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
     snprintf(err, errlen, "replaying the event log of %s: %s", store_path(e->st), recd_strerror(rc));
     goto fail;
   }
+  e->solo = cfg->bulk_load && !cfg->train_every;
   atomic_fetch_add(&e->n_events, replayed);
   if (e->next_seq_stored > e->next_seq) e->next_seq = e->next_seq_stored;
   atomic_store(&e->committed_seq, e->next_seq);

@@ -108,6 +108,9 @@ struct recd_engine {
   int a_stop;                     /* the store stage has exited */
   pthread_mutex_t round_lock;     /* held by the store stage during a round; a fork takes it */
   struct apply_par *par;          /* the apply helper thread (writer.c), NULL if none */
+  int solo;                       /* nothing but the writer reads the live state (a bulk load
+                                   * that starts no training): the apply takes no stripe locks
+                                   * (its two threads own disjoint stripes anyway) */
   /* snapshots (apply stage only) */
   pid_t snap_pid;                 /* running background snapshot, 0 if none */
   uint64_t snap_seq, last_snap_seq;
@@ -151,6 +154,13 @@ static inline pthread_mutex_t *engine__ulock(recd_engine *e, uint32_t uid) {
 }
 static inline pthread_mutex_t *engine__ilock(recd_engine *e, uint32_t iid) {
   return &e->istripe[(iid * 2654435761u) >> 22 & (NSTRIPES - 1)];
+}
+/* a stripe lock as the event apply takes it: none while e->solo */
+static inline void engine__stripe_lock(const recd_engine *e, pthread_mutex_t *m) {
+  if (!e->solo) pthread_mutex_lock(m);
+}
+static inline void engine__stripe_unlock(const recd_engine *e, pthread_mutex_t *m) {
+  if (!e->solo) pthread_mutex_unlock(m);
 }
 
 uint32_t engine__find_user(recd_engine *e, const char *key, size_t len);

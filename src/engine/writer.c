@@ -78,9 +78,9 @@ typedef struct {
 static void item_part(recd_engine *e, const engine_apply_ev *ev) {
   itemstats *is = engine__item_stats(e, ev->iid, 1);
   pthread_mutex_t *il = engine__ilock(e, ev->iid);
-  pthread_mutex_lock(il);
+  engine__stripe_lock(e, il);
   itemstats_apply(is, &e->ipp, ev->type, e->types[ev->type].weight, ev->ts);
-  pthread_mutex_unlock(il);
+  engine__stripe_unlock(e, il);
 }
 
 /* the engine clock and the write version, after the batch is applied (a
@@ -111,7 +111,7 @@ static int user_part(recd_engine *e, const engine_apply_ev *ev, partner *out) {
   int np = 0;
   userprof *p = engine__user_prof(e, uid, 1);
   pthread_mutex_t *ul = engine__ulock(e, uid);
-  pthread_mutex_lock(ul);
+  engine__stripe_lock(e, ul);
   for (int i = 0; np < e->cfg.covis_window; i++) {
     const recent_ev *r = userprof_recent(p, i);
     if (!r) break;
@@ -129,7 +129,7 @@ static int user_part(recd_engine *e, const engine_apply_ev *ev, partner *out) {
     if (!dup) out[np++] = (partner){.iid = r->iid, .w = e->types[r->type].weight};
   }
   int fresh = userprof_apply(p, &e->upp, iid, ev->type, e->types[ev->type].weight, ts, cats, ncats, ev->session);
-  pthread_mutex_unlock(ul);
+  engine__stripe_unlock(e, ul);
   return fresh ? np : 0;
 }
 
@@ -160,15 +160,15 @@ static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner 
   for (int k = 0; k < np; k++) {
     if (part != ALL_PARTS && OWNER(pt[k].iid) != part) continue;
     pthread_mutex_t *l = engine__ilock(e, pt[k].iid);
-    pthread_mutex_lock(l);
+    engine__stripe_lock(e, l);
     covis_add(pl[k] ? pl[k] : item_covis(e, pt[k].iid, ts), &e->cvp, iid, sqrt(w * pt[k].w), ts);
-    pthread_mutex_unlock(l);
+    engine__stripe_unlock(e, l);
   }
   if (own) {
     pthread_mutex_t *il = engine__ilock(e, iid);
-    pthread_mutex_lock(il); /* the item's own list: one lock for all its new pairs */
+    engine__stripe_lock(e, il); /* the item's own list: one lock for all its new pairs */
     for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, sqrt(w * pt[k].w), ts);
-    pthread_mutex_unlock(il);
+    engine__stripe_unlock(e, il);
   }
 }
 
@@ -648,6 +648,8 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc, round_keys *r
   switch (op->kind) {
     case OP_EVENTS:
       sc->ev = xmalloc((op->nevents ? op->nevents : 1) * sizeof *sc->ev);
+      /* the rows, written after the ids are interned: several per statement */
+      store_event *se = xmalloc((op->nevents ? op->nevents : 1) * sizeof *se);
       for (size_t i = 0; i < op->nevents && !rc; i++) {
         size_t g = rk->at++;
         for (int stage = 1; stage <= 3; stage++) {
@@ -666,17 +668,18 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc, round_keys *r
         a->type = ev->type;
         a->ts = ev->ts_ms;
         a->session = ev->session_id;
-        store_event se = {.seq = ++e->next_seq,
-                          .ts_ms = ev->ts_ms,
-                          .uid = a->uid,
-                          .iid = a->iid,
-                          .tid = e->type_tid[ev->type],
-                          .value = ev->value,
-                          .has_value = ev->has_value,
-                          .session = ev->session_id,
-                          .rec_id = ev->rec_id};
-        rc = store_append_event(e->st, &se);
+        se[i] = (store_event){.seq = ++e->next_seq,
+                              .ts_ms = ev->ts_ms,
+                              .uid = a->uid,
+                              .iid = a->iid,
+                              .tid = e->type_tid[ev->type],
+                              .value = ev->value,
+                              .has_value = ev->has_value,
+                              .session = ev->session_id,
+                              .rec_id = ev->rec_id};
       }
+      if (!rc) rc = store_append_events(e->st, se, op->nevents);
+      free(se);
       break;
     case OP_ITEMS:
       sc->item_ids = xmalloc((op->nitems ? op->nitems : 1) * sizeof *sc->item_ids);

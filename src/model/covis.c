@@ -117,6 +117,7 @@ static void topmin_scan(covis_list *l) {
   for (int i = 1; i < COVIS_TOP; i++)
     if (guaranteed(&l->e[i]) < m) m = guaranteed(&l->e[i]), at = i;
   l->topmin_at = (uint16_t)at;
+  l->topmin = m;
 }
 
 /* the index slot of the entry with this id, which is at position `at` (a
@@ -135,7 +136,7 @@ static void top_offer(covis_list *l, int i) {
     return;
   }
   int m = l->topmin_at;
-  if (!(guaranteed(&l->e[i]) > guaranteed(&l->e[m]))) return;
+  if (!(guaranteed(&l->e[i]) > l->topmin)) return;
   if (l->hcap) { /* both slots first: after one is rewritten, the positions are ambiguous */
     uint32_t mask = l->hcap - 1u;
     uint32_t si = index_slot(l, l->e[i].iid, i), sm = index_slot(l, l->e[m].iid, m);
@@ -147,7 +148,7 @@ static void top_offer(covis_list *l, int i) {
 }
 
 static int top_valid(const covis_list *l) {
-  float m = guaranteed(&l->e[l->topmin_at]);
+  float m = l->topmin;
   for (int i = 0; i < COVIS_TOP; i++)
     if (guaranteed(&l->e[i]) < m) return 0;
   for (int i = COVIS_TOP; i < l->n; i++)

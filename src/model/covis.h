@@ -44,6 +44,8 @@ typedef struct covis_list {
   int64_t t0;
   float norm;         /* sum of all weights added (same scale as w) */
   float floor;        /* heaviest weight pruned so far */
+  float topmin;       /* n > COVIS_TOP: e[topmin_at].w - e[topmin_at].err, cached so an
+                       * add outside the top set compares without reading that entry */
   uint16_t n, cap;
   uint16_t hcap;      /* index slots (power of two), 0 = no index */
   uint16_t topmin_at; /* n > COVIS_TOP: where in e[0..COVIS_TOP) the smallest w - err is */

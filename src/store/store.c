@@ -26,7 +26,16 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-enum { ST_USER, ST_ITEM, ST_TYPE, ST_EVENT, ST_DELETE, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_COUNT };
+enum { ST_USER, ST_ITEM, ST_TYPE, ST_EVENT, ST_EVENTS, ST_EVENT_NEXT, ST_DELETE, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_COUNT };
+
+/* store_append_events() inserts this many rows per statement: one statement
+ * (cursor open, seek, halt, reset) per row cost more than the row itself.
+ * Its rows leave seq out: SQLite gives a row without a rowid the largest rowid
+ * + 1 (https://www.sqlite.org/autoinc.html), an append at the end of the table
+ * instead of a seek from the root per row to check that the given seq is new.
+ * So its seqs must continue the table; checked after each statement. */
+#define EVENT_ROWS 64
+#define EVENT_COLS 7
 
 struct store {
   int lock_fd;   /* DATA/LOCK, flock'ed: one process owns a data dir */
@@ -59,6 +68,8 @@ static const char *sql[ST_COUNT] = {
     [ST_TYPE] = "INSERT OR REPLACE INTO event_types(tid, name) VALUES (?1, ?2)",
     [ST_EVENT] = "INSERT INTO events(seq, ts, uid, iid, tid, value, session, rec_id)"
                  " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+    [ST_EVENTS] = NULL, /* EVENT_ROWS rows of ST_EVENT_NEXT's VALUES, made by finish_open */
+    [ST_EVENT_NEXT] = "INSERT INTO events(ts, uid, iid, tid, value, session, rec_id) VALUES (?,?,?,?,?,?,?)",
     [ST_DELETE] = "UPDATE items SET deleted = 1, updated_at = ?2 WHERE iid = ?1",
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
@@ -73,8 +84,7 @@ void store_forget_lock(store *s) {
   s->lock_fd = -1;
 }
 
-static int fail(store *s, const char *what) {
-  log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
+static int fail_quietly(store *s) {
   if (s->in_txn) {
     sqlite3_reset(s->st[ST_ROLLBACK]);
     sqlite3_step(s->st[ST_ROLLBACK]);
@@ -83,6 +93,11 @@ static int fail(store *s, const char *what) {
   }
   s->failed = 1;
   return RECD_EFATAL;
+}
+
+static int fail(store *s, const char *what) {
+  log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
+  return fail_quietly(s);
 }
 
 static int mkdir_p(const char *dir) {
@@ -100,8 +115,20 @@ static int mkdir_p(const char *dir) {
 
 /* prepare every statement, then hand the store out (or close it) */
 static int finish_open(store *s, store **out, char *err, size_t errlen) {
+  static const char head[] = "INSERT INTO events(ts, uid, iid, tid, value, session, rec_id) VALUES ";
+  static const char row[] = "(?,?,?,?,?,?,?)";
+  char multi[sizeof head + EVENT_ROWS * sizeof row];
+  size_t len = sizeof head - 1;
+  memcpy(multi, head, len);
+  for (int r = 0; r < EVENT_ROWS; r++) {
+    if (r) multi[len++] = ',';
+    memcpy(multi + len, row, sizeof row - 1);
+    len += sizeof row - 1;
+  }
+  multi[len] = 0;
   for (int i = 0; i < ST_COUNT; i++) {
-    if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+    const char *q = i == ST_EVENTS ? multi : sql[i];
+    if (sqlite3_prepare_v3(s->db, q, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
       snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
       store_close(s);
       return RECD_ESTORE;
@@ -313,19 +340,51 @@ int store_delete_item(store *s, uint32_t iid) {
   return step_reset(s, ST_DELETE, "delete item");
 }
 
+/* one row's values but seq at parameters base+1 .. base+7 */
+static void bind_event(sqlite3_stmt *st, int base, const store_event *ev) {
+  sqlite3_bind_int64(st, base + 1, ev->ts_ms);
+  sqlite3_bind_int64(st, base + 2, ev->uid);
+  sqlite3_bind_int64(st, base + 3, ev->iid);
+  sqlite3_bind_int(st, base + 4, ev->tid);
+  if (ev->has_value) sqlite3_bind_double(st, base + 5, ev->value);
+  else sqlite3_bind_null(st, base + 5);
+  bind_text(st, base + 6, ev->session, -1);
+  bind_text(st, base + 7, ev->rec_id, -1);
+}
+
 int store_append_event(store *s, const store_event *ev) {
   if (s->failed) return RECD_EFATAL;
   sqlite3_stmt *st = s->st[ST_EVENT];
   sqlite3_bind_int64(st, 1, (sqlite3_int64)ev->seq);
-  sqlite3_bind_int64(st, 2, ev->ts_ms);
-  sqlite3_bind_int64(st, 3, ev->uid);
-  sqlite3_bind_int64(st, 4, ev->iid);
-  sqlite3_bind_int(st, 5, ev->tid);
-  if (ev->has_value) sqlite3_bind_double(st, 6, ev->value);
-  else sqlite3_bind_null(st, 6);
-  bind_text(st, 7, ev->session, -1);
-  bind_text(st, 8, ev->rec_id, -1);
+  bind_event(st, 1, ev);
   return step_reset(s, ST_EVENT, "append event");
+}
+
+int store_append_events(store *s, const store_event *ev, size_t n) {
+  if (s->failed) return RECD_EFATAL;
+  for (size_t i = 1; i < n; i++)
+    if (ev[i].seq != ev[0].seq + i) {
+      log_error("store: append events: seq %llu after %llu", (unsigned long long)ev[i].seq,
+                (unsigned long long)ev[i - 1].seq);
+      return fail_quietly(s);
+    }
+  for (size_t i = 0; i < n;) {
+    int rows = n - i >= EVENT_ROWS ? EVENT_ROWS : 1;
+    sqlite3_stmt *st = s->st[rows > 1 ? ST_EVENTS : ST_EVENT_NEXT];
+    for (int r = 0; r < rows; r++) bind_event(st, r * EVENT_COLS, &ev[i + (size_t)r]);
+    /* every parameter is bound again for the next rows: no clear_bindings */
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail(s, "append events");
+    i += (size_t)rows;
+    /* consecutive rowids: all are right when the last one is */
+    if (sqlite3_last_insert_rowid(s->db) != (sqlite3_int64)ev[i - 1].seq) {
+      log_error("store: append events: seq %llu does not continue the table (its rows got up to %lld)",
+                (unsigned long long)ev[0].seq, (long long)sqlite3_last_insert_rowid(s->db));
+      return fail_quietly(s);
+    }
+  }
+  return 0;
 }
 
 static int load_keys(store *s, const char *q, store_key_cb cb, void *arg) {

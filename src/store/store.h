@@ -72,6 +72,13 @@ int store_put_item(store *s, const store_item *it); /* insert or replace */
 int store_put_type(store *s, int tid, const char *name);
 int store_delete_item(store *s, uint32_t iid); /* marks deleted, keeps the row */
 int store_append_event(store *s, const store_event *ev);
+/* store_append_event() for ev[0..n) in order, several rows per statement and
+ * each appended at the end of the table (much cheaper per row). The seqs must
+ * continue the table: ev[i].seq = (the largest seq stored so far) + 1 + i, as
+ * the engine's always do. If they do not, or a row cannot be written, it
+ * returns RECD_EFATAL and the store is failed (the transaction is rolled back),
+ * as after any failed write. */
+int store_append_events(store *s, const store_event *ev, size_t n);
 
 /* Loading. Callbacks return 0 to continue, non-zero to stop (returned). Strings
  * passed to callbacks are valid only during the call. */

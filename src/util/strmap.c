@@ -10,9 +10,7 @@ void strmap_init(strmap *m) {
 
 void strmap_release(strmap *m) {
   free(m->slots);
-  free(m->hashes);
-  free(m->keys);
-  free(m->lens);
+  free(m->ents);
   arena_release(&m->strings);
   memset(m, 0, sizeof(*m));
 }
@@ -36,73 +34,63 @@ void strmap_prefetch(const strmap *m, uint32_t h, int stage) {
   size_t i = h & (m->cap - 1);
   if (stage == 1) {
     __builtin_prefetch(&m->slots[i]);
-    __builtin_prefetch(&m->hashes[i]);
     return;
   }
-  uint32_t v = m->slots[i];
-  if (!v || m->hashes[i] != h) return;
-  if (stage == 2) {
-    __builtin_prefetch(&m->lens[v - 1]);
-    __builtin_prefetch(&m->keys[v - 1]);
-  } else {
-    __builtin_prefetch(m->keys[v - 1]);
-  }
+  uint64_t v = m->slots[i];
+  if (!v || (uint32_t)(v >> 32) != h) return;
+  uint32_t id = (uint32_t)v - 1;
+  if (stage == 2) __builtin_prefetch(&m->ents[id]);
+  else __builtin_prefetch(m->ents[id].key);
 }
 
 uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t h) {
   if (!m->cap) return STRMAP_NONE;
   size_t mask = m->cap - 1;
   for (size_t i = h & mask;; i = (i + 1) & mask) {
-    uint32_t v = m->slots[i];
+    uint64_t v = m->slots[i];
     if (!v) return STRMAP_NONE;
-    uint32_t id = v - 1;
-    if (m->hashes[i] == h && m->lens[id] == len && !memcmp(m->keys[id], s, len)) return id;
+    if ((uint32_t)(v >> 32) != h) continue;
+    uint32_t id = (uint32_t)v - 1;
+    if (m->ents[id].len == len && !memcmp(m->ents[id].key, s, len)) return id;
   }
 }
 
 static void grow(strmap *m) {
   size_t ncap = m->cap ? m->cap * 2 : 64;
-  uint32_t *slots = xcalloc(ncap, sizeof(uint32_t));
-  uint32_t *hashes = xmalloc(ncap * sizeof(uint32_t));
+  uint64_t *slots = xcalloc(ncap, sizeof(uint64_t));
   for (size_t i = 0; i < m->cap; i++) {
-    if (!m->slots[i]) continue;
-    uint32_t h = m->hashes[i];
-    size_t j = h & (ncap - 1);
+    uint64_t v = m->slots[i];
+    if (!v) continue;
+    size_t j = (uint32_t)(v >> 32) & (ncap - 1);
     while (slots[j]) j = (j + 1) & (ncap - 1);
-    slots[j] = m->slots[i];
-    hashes[j] = h;
+    slots[j] = v;
   }
   free(m->slots);
-  free(m->hashes);
   m->slots = slots;
-  m->hashes = hashes;
   m->cap = ncap;
 }
 
 uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created) {
   if (created) *created = 0;
-  uint32_t id = strmap_find(m, s, len);
+  uint32_t h = strmap_hash(s, len);
+  uint32_t id = m->cap ? strmap_find_hashed(m, s, len, h) : STRMAP_NONE;
   if (id != STRMAP_NONE) return id;
   if ((m->count + 1) * 4 > m->cap * 3) grow(m);
   if (m->count == m->keys_cap) {
     m->keys_cap = m->keys_cap ? m->keys_cap * 2 : 64;
-    m->keys = xrealloc(m->keys, m->keys_cap * sizeof(*m->keys));
-    m->lens = xrealloc(m->lens, m->keys_cap * sizeof(*m->lens));
+    m->ents = xrealloc(m->ents, m->keys_cap * sizeof(*m->ents));
   }
   id = (uint32_t)m->count++;
-  m->keys[id] = arena_strndup(&m->strings, s, len);
-  m->lens[id] = (uint32_t)len;
-  uint32_t h = strmap_hash(s, len);
+  m->ents[id] = (strmap_ent){.key = arena_strndup(&m->strings, s, len), .len = (uint32_t)len};
   size_t mask = m->cap - 1, i = h & mask;
   while (m->slots[i]) i = (i + 1) & mask;
-  m->slots[i] = id + 1;
-  m->hashes[i] = h;
+  m->slots[i] = (uint64_t)h << 32 | (id + 1);
   if (created) *created = 1;
   return id;
 }
 
 size_t strmap_memory(const strmap *m) {
-  size_t n = m->cap * 8 + m->keys_cap * (sizeof(char *) + 4);
-  for (size_t i = 0; i < m->count; i++) n += ((m->lens[i] + 1 + 15) & ~(size_t)15);
+  size_t n = m->cap * sizeof(uint64_t) + m->keys_cap * sizeof(strmap_ent);
+  for (size_t i = 0; i < m->count; i++) n += ((m->ents[i].len + 1 + 15) & ~(size_t)15);
   return n;
 }

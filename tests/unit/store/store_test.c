@@ -125,6 +125,103 @@ START_TEST(bulk_load_then_sync) {
 }
 END_TEST
 
+/* store_append_events writes exactly the rows store_append_event would, for a
+ * count that is not a multiple of the rows per statement; seqs that do not
+ * continue the table (a repeat, a gap) fail the store and leave nothing */
+typedef struct {
+  store_event ev[2000];
+  char text[2000][2][16];
+  int n;
+} ev_dump;
+
+static int on_ev_copy(void *arg, const store_event *ev) {
+  ev_dump *d = arg;
+  int i = d->n++;
+  d->ev[i] = *ev;
+  snprintf(d->text[i][0], 16, "%s", ev->session ? ev->session : "(null)");
+  snprintf(d->text[i][1], 16, "%s", ev->rec_id ? ev->rec_id : "(null)");
+  return 0;
+}
+
+static void dump_events(const char *dir, ev_dump *d) {
+  char err[256];
+  store *s;
+  ck_assert_int_eq(store_open(dir, "normal", &s, err, sizeof err), 0);
+  d->n = 0;
+  ck_assert_int_eq(store_scan_events(s, 0, on_ev_copy, d), 0);
+  store_close(s);
+}
+
+START_TEST(append_events_equals_single_appends) {
+  enum { N = 1000 + 37 };
+  static store_event evs[N];
+  static char sess[N][16];
+  for (int i = 0; i < N; i++) {
+    snprintf(sess[i], sizeof sess[i], "s%d", i / 7);
+    evs[i] = (store_event){.seq = (uint64_t)i + 1, .ts_ms = 1000 + i, .uid = (uint32_t)(i % 13),
+                           .iid = (uint32_t)(i % 29), .tid = i % 5, .value = i * 0.25, .has_value = i % 3 == 0,
+                           .session = i % 4 ? sess[i] : NULL, .rec_id = i % 11 == 0 ? "r1" : NULL};
+  }
+  char *dir[2] = {unit_tmpdir(), unit_tmpdir()};
+  char err[256];
+  for (int way = 0; way < 2; way++) {
+    store *s;
+    ck_assert_int_eq(store_open(dir[way], "normal", &s, err, sizeof err), 0);
+    ck_assert_int_eq(store_begin(s), 0);
+    if (way) {
+      ck_assert_int_eq(store_append_events(s, evs, 100), 0);
+      ck_assert_int_eq(store_append_events(s, evs + 100, 0), 0);
+      ck_assert_int_eq(store_append_events(s, evs + 100, N - 100), 0);
+    } else {
+      for (int i = 0; i < N; i++) ck_assert_int_eq(store_append_event(s, &evs[i]), 0);
+    }
+    ck_assert_int_eq(store_commit(s), 0);
+    store_close(s);
+  }
+  static ev_dump d[2];
+  dump_events(dir[0], &d[0]);
+  dump_events(dir[1], &d[1]);
+  ck_assert_int_eq(d[0].n, N);
+  ck_assert_int_eq(d[1].n, N);
+  for (int i = 0; i < N; i++) {
+    const store_event *a = &d[0].ev[i], *b = &d[1].ev[i];
+    ck_assert_uint_eq(a->seq, b->seq);
+    ck_assert_int_eq(a->ts_ms, b->ts_ms);
+    ck_assert_uint_eq(a->uid, b->uid);
+    ck_assert_uint_eq(a->iid, b->iid);
+    ck_assert_int_eq(a->tid, b->tid);
+    ck_assert_int_eq(a->has_value, b->has_value);
+    if (a->has_value) ck_assert_double_eq(a->value, b->value);
+    ck_assert_str_eq(d[0].text[i][0], d[1].text[i][0]);
+    ck_assert_str_eq(d[0].text[i][1], d[1].text[i][1]);
+  }
+  /* seqs that do not continue the table fail the store, whichever way */
+  store_event more[200];
+  for (int bad = 0; bad < 4; bad++) {
+    /* 0: a repeat inside; 1: a gap before a full statement; 2: a repeat, one
+     * row; 3: a gap, a few rows */
+    static const uint64_t first[4] = {N + 1, N + 11, 7, N + 4};
+    static const size_t count[4] = {200, 200, 1, 5};
+    for (int i = 0; i < 200; i++) more[i] = (store_event){.seq = first[bad] + (uint64_t)i, .ts_ms = 1};
+    if (bad == 0) more[150].seq = 5;
+    size_t n = count[bad];
+    store *s;
+    ck_assert_int_eq(store_open(dir[1], "normal", &s, err, sizeof err), 0);
+    ck_assert_int_eq(store_begin(s), 0);
+    ck_assert_int_eq(store_append_events(s, more, n), RECD_EFATAL);
+    ck_assert_int_eq(store_failed(s), 1);
+    ck_assert_int_eq(store_begin(s), RECD_EFATAL);
+    store_close(s);
+    dump_events(dir[1], &d[1]);
+    ck_assert_int_eq(d[1].n, N); /* nothing of the failed transaction */
+  }
+  for (int w = 0; w < 2; w++) {
+    unit_rmrf(dir[w]);
+    free(dir[w]);
+  }
+}
+END_TEST
+
 START_TEST(open_error_is_clear) {
   char err[256] = "";
   store *s = NULL;
@@ -140,6 +237,7 @@ Suite *store_suite(void) {
   tcase_add_test(tc, roundtrip_and_rollback);
   tcase_add_test(tc, open_error_is_clear);
   tcase_add_test(tc, bulk_load_then_sync);
+  tcase_add_test(tc, append_events_equals_single_appends);
   suite_add_tcase(s, tc);
   return s;
 }
