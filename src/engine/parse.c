@@ -10,32 +10,15 @@
 
 #define MAX_FUTURE_MS (24LL * 3600 * 1000)
 
-static void path_put(char *buf, size_t n, size_t *at, const char *s, size_t len) {
-  if (*at + 1 >= n) return;
-  if (len > n - 1 - *at) len = n - 1 - *at;
-  memcpy(buf + *at, s, len);
-  *at += len;
+/* "events[3].user_id", or "user_id" for a single event. Only error messages
+ * use it: PATH() builds it in place, so a field that parses fine never pays
+ * for the formatting. */
+static const char *path_of(char *buf, size_t n, const char *prefix, long index, const char *field) {
+  if (index >= 0) snprintf(buf, n, "%s[%ld].%s", prefix, index, field);
+  else snprintf(buf, n, "%s", field);
+  return buf;
 }
-
-/* "events[3].user_id", or "user_id" for a single event; built by hand, not
- * with snprintf: it runs for every field of every event (printf is slow in
- * this process, see add_fixed_headers in http/handlers.c) */
-static void path_of(char *buf, size_t n, const char *prefix, long index, const char *field) {
-  size_t at = 0;
-  if (index >= 0) {
-    char digits[24];
-    size_t k = sizeof digits;
-    unsigned long v = (unsigned long)index;
-    do digits[--k] = (char)('0' + v % 10), v /= 10;
-    while (v);
-    path_put(buf, n, &at, prefix, strlen(prefix));
-    path_put(buf, n, &at, "[", 1);
-    path_put(buf, n, &at, digits + k, sizeof digits - k);
-    path_put(buf, n, &at, "].", 2);
-  }
-  path_put(buf, n, &at, field, strlen(field));
-  buf[at] = 0;
-}
+#define PATH(prefix, index, field) path_of((char[96]){0}, 96, (prefix), (index), (field))
 
 int engine_check_id(const char *s, size_t len, const char *what, long index, const char *field, recd_fail *fail) {
   size_t bad = len;
@@ -49,9 +32,8 @@ int engine_check_id(const char *s, size_t len, const char *what, long index, con
     }
   if (len > 0 && len <= RECD_MAX_ID_LEN && bad == len) return 0;
   /* the message is only built on failure: this runs for every id of every event */
-  char path[96];
-  path_of(path, sizeof path, what, index, field);
   const char *code = !strcmp(what, "items") ? "invalid_item" : "invalid_event";
+  const char *path = PATH(what, index, field);
   if (len == 0) recd_fail_set(fail, 400, code, index, field, "%s: must not be empty", path);
   else if (len > RECD_MAX_ID_LEN)
     recd_fail_set(fail, 400, code, index, field, "%s: %zu bytes long, the limit is %d", path, len, RECD_MAX_ID_LEN);
@@ -75,32 +57,30 @@ static const char *json_kind(const json_t *v) {
 
 static int parse_time(json_t *v, const char *what, long index, const char *field, const char *code, int64_t now,
                       int64_t *out, recd_fail *fail) {
-  char path[96];
-  path_of(path, sizeof path, what, index, field);
   if (json_is_string(v)) {
     if (clock_parse_rfc3339(json_string_value(v), json_string_length(v), out)) {
       recd_fail_set(fail, 400, code, index, field, "%s: '%.64s' is not an RFC 3339 time like 2024-05-01T12:00:00Z",
-                    path, json_string_value(v));
+                    PATH(what, index, field), json_string_value(v));
       return RECD_EINVAL;
     }
   } else if (json_is_number(v)) {
     double sec = json_number_value(v);
     if (!isfinite(sec) || sec < 0 || sec > 4102444800.0) {
-      recd_fail_set(fail, 400, code, index, field, "%s: unix time %g is out of range (0 to 4102444800)", path, sec);
+      recd_fail_set(fail, 400, code, index, field, "%s: unix time %g is out of range (0 to 4102444800)", PATH(what, index, field), sec);
       return RECD_EINVAL;
     }
     *out = (int64_t)llround(sec * 1000.0);
   } else {
-    recd_fail_set(fail, 400, code, index, field, "%s: must be an RFC 3339 string or unix seconds, not %s", path,
+    recd_fail_set(fail, 400, code, index, field, "%s: must be an RFC 3339 string or unix seconds, not %s", PATH(what, index, field),
                   json_kind(v));
     return RECD_EINVAL;
   }
   if (*out < 0) {
-    recd_fail_set(fail, 400, code, index, field, "%s: before 1970 is not supported", path);
+    recd_fail_set(fail, 400, code, index, field, "%s: before 1970 is not supported", PATH(what, index, field));
     return RECD_EINVAL;
   }
   if (now && *out > now + MAX_FUTURE_MS) {
-    recd_fail_set(fail, 400, code, index, field, "%s: more than 24 hours in the future", path);
+    recd_fail_set(fail, 400, code, index, field, "%s: more than 24 hours in the future", PATH(what, index, field));
     return RECD_EINVAL;
   }
   return 0;
@@ -109,24 +89,22 @@ static int parse_time(json_t *v, const char *what, long index, const char *field
 static int get_id(json_t *obj, const char *key, const char *what, long index, int required, const char **out,
                   recd_fail *fail) {
   const char *code = !strcmp(what, "items") ? "invalid_item" : "invalid_event";
-  char path[96];
-  path_of(path, sizeof path, what, index, key);
   json_t *v = json_object_get(obj, key);
   if (!v || json_is_null(v)) {
     if (!required) {
       *out = NULL;
       return 0;
     }
-    recd_fail_set(fail, 400, code, index, key, "%s: is required", path);
+    recd_fail_set(fail, 400, code, index, key, "%s: is required", PATH(what, index, key));
     return RECD_EINVAL;
   }
   if (!json_is_string(v)) {
-    recd_fail_set(fail, 400, code, index, key, "%s: must be a string, not %s", path, json_kind(v));
+    recd_fail_set(fail, 400, code, index, key, "%s: must be a string, not %s", PATH(what, index, key), json_kind(v));
     return RECD_EINVAL;
   }
   if (engine_check_id(json_string_value(v), json_string_length(v), what, index, key, fail)) return RECD_EINVAL;
   if (strlen(json_string_value(v)) != json_string_length(v)) {
-    recd_fail_set(fail, 400, code, index, key, "%s: contains a NUL byte", path);
+    recd_fail_set(fail, 400, code, index, key, "%s: contains a NUL byte", PATH(what, index, key));
     return RECD_EINVAL;
   }
   *out = json_string_value(v);
@@ -153,8 +131,7 @@ static int check_object(json_t *obj, const char *what, const char *noun, const c
     char list[256] = "";
     for (size_t i = 0; i < nknown; i++)
       snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", known[i]);
-    path_of(path, sizeof path, what, index, key);
-    recd_fail_set(fail, 400, code, index, key, "%s: unknown field (known: %s)", path, list);
+    recd_fail_set(fail, 400, code, index, key, "%s: unknown field (known: %s)", PATH(what, index, key), list);
     return RECD_EINVAL;
   }
   return 0;
@@ -164,7 +141,6 @@ int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t no
                        recd_fail *fail) {
   static const char *known[] = {"user_id", "item_id", "event_type", "timestamp", "value", "session_id",
                                 "recommendation_id"};
-  char path[96];
   memset(ev, 0, sizeof *ev);
   if (check_object(obj, "events", "an event", "invalid_event", known, sizeof known / sizeof known[0], index, fail))
     return RECD_EINVAL;
@@ -173,18 +149,18 @@ int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t no
       get_id(obj, "item_id", "events", index, 1, &ev->item_id, fail))
     return RECD_EINVAL;
   v = json_object_get(obj, "event_type");
-  path_of(path, sizeof path, "events", index, "event_type");
   if (!v || json_is_null(v)) {
-    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: is required", path);
+    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: is required", PATH("events", index, "event_type"));
     return RECD_EINVAL;
   }
   if (!json_is_string(v)) {
-    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: must be a string, not %s", path, json_kind(v));
+    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: must be a string, not %s",
+                  PATH("events", index, "event_type"), json_kind(v));
     return RECD_EINVAL;
   }
   ev->type = config_type_index(&e->cfg, json_string_value(v), json_string_length(v));
   if (ev->type < 0) {
-    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: unknown type '%.64s'", path,
+    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: unknown type '%.64s'", PATH("events", index, "event_type"),
                   json_string_value(v));
     return RECD_EINVAL;
   }
@@ -196,9 +172,8 @@ int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t no
   }
   v = json_object_get(obj, "value");
   if (v && !json_is_null(v)) {
-    path_of(path, sizeof path, "events", index, "value");
     if (!json_is_number(v) || !isfinite(json_number_value(v))) {
-      recd_fail_set(fail, 400, "invalid_event", index, "value", "%s: must be a finite number, not %s", path,
+      recd_fail_set(fail, 400, "invalid_event", index, "value", "%s: must be a finite number, not %s", PATH("events", index, "value"),
                     json_kind(v));
       return RECD_EINVAL;
     }
@@ -213,18 +188,16 @@ int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t no
 
 static int string_list(json_t *obj, const char *key, long index, size_t max, arena *a, const char ***out, size_t *n,
                        recd_fail *fail) {
-  char path[96];
-  path_of(path, sizeof path, "items", index, key);
   json_t *v = json_object_get(obj, key);
   *out = NULL;
   *n = 0;
   if (!v || json_is_null(v)) return 0;
   if (!json_is_array(v)) {
-    recd_fail_set(fail, 400, "invalid_item", index, key, "%s: must be a list of strings, not %s", path, json_kind(v));
+    recd_fail_set(fail, 400, "invalid_item", index, key, "%s: must be a list of strings, not %s", PATH("items", index, key), json_kind(v));
     return RECD_EINVAL;
   }
   if (json_array_size(v) > max) {
-    recd_fail_set(fail, 400, "invalid_item", index, key, "%s: %zu entries, the limit is %zu", path,
+    recd_fail_set(fail, 400, "invalid_item", index, key, "%s: %zu entries, the limit is %zu", PATH("items", index, key),
                   json_array_size(v), max);
     return RECD_EINVAL;
   }
@@ -233,18 +206,18 @@ static int string_list(json_t *obj, const char *key, long index, size_t max, are
   json_t *s;
   json_array_foreach(v, i, s) {
     if (!json_is_string(s)) {
-      recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: must be a string, not %s", path, i, json_kind(s));
+      recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: must be a string, not %s", PATH("items", index, key), i, json_kind(s));
       return RECD_EINVAL;
     }
     size_t len = json_string_length(s);
     const char *str = json_string_value(s);
     if (len == 0 || len > RECD_MAX_ID_LEN || strlen(str) != len) {
-      recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: must be 1 to %d bytes", path, i, RECD_MAX_ID_LEN);
+      recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: must be 1 to %d bytes", PATH("items", index, key), i, RECD_MAX_ID_LEN);
       return RECD_EINVAL;
     }
     for (size_t k = 0; k < len; k++)
       if ((unsigned char)str[k] < 0x20 || str[k] == 0x7f) {
-        recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: contains a control character", path, i);
+        recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: contains a control character", PATH("items", index, key), i);
         return RECD_EINVAL;
       }
     (*out)[(*n)++] = str;
@@ -255,7 +228,6 @@ static int string_list(json_t *obj, const char *key, long index, size_t max, are
 int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, long index, arena *a, recd_item *it,
                       recd_fail *fail) {
   static const char *known[] = {"item_id", "categories", "tags", "available", "created_at", "properties"};
-  char path[96];
   (void)e;
   memset(it, 0, sizeof *it);
   it->available = 1;
@@ -282,8 +254,7 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
   v = json_object_get(obj, "available");
   if (v && !json_is_null(v)) {
     if (!json_is_boolean(v)) {
-      path_of(path, sizeof path, "items", index, "available");
-      recd_fail_set(fail, 400, "invalid_item", index, "available", "%s: must be true or false, not %s", path,
+      recd_fail_set(fail, 400, "invalid_item", index, "available", "%s: must be true or false, not %s", PATH("items", index, "available"),
                     json_kind(v));
       return RECD_EINVAL;
     }
@@ -296,8 +267,7 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
   v = json_object_get(obj, "properties");
   if (v && !json_is_null(v)) {
     if (!json_is_object(v)) {
-      path_of(path, sizeof path, "items", index, "properties");
-      recd_fail_set(fail, 400, "invalid_item", index, "properties", "%s: must be an object, not %s", path,
+      recd_fail_set(fail, 400, "invalid_item", index, "properties", "%s: must be an object, not %s", PATH("items", index, "properties"),
                     json_kind(v));
       return RECD_EINVAL;
     }
