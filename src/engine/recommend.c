@@ -150,17 +150,29 @@ static double window_days(const recd_engine *e, int64_t window_ms) {
   return ceil((double)window_ms / 86400000.0);
 }
 
+/* buf = the strings concatenated, cut to bl - 1 bytes as snprintf would cut
+ * "%s%s..."; NULL ends the list. printf is avoided here: in this process
+ * it takes glibc's slow positional path (libquadmath registers a modifier). */
+static void str_cat(char *buf, size_t bl, ...) {
+  va_list ap;
+  va_start(ap, bl);
+  size_t n = 0;
+  for (const char *p; (p = va_arg(ap, const char *)) != NULL;) {
+    size_t l = strlen(p);
+    if (l > bl - 1 - n) l = bl - 1 - n;
+    memcpy(buf + n, p, l);
+    n += l;
+  }
+  va_end(ap);
+  buf[n] = 0;
+}
+
 static void window_words(int64_t window_ms, char *buf, size_t n) {
   int days = (int)ceil(window_ms / 86400000.0);
-  /* runs per request: the usual words are copied, not printed (printf is slow here) */
+  /* runs per request: the usual words are copied, not printed */
   const char *w = days == 0 ? "overall" : days == 1 ? "today" : days == 7 ? "this week" : days == 30 ? "this month" : NULL;
-  if (!w) {
-    snprintf(buf, n, "in the last %d days", days);
-    return;
-  }
-  size_t len = strlen(w) < n ? strlen(w) : n - 1;
-  memcpy(buf, w, len);
-  buf[len] = 0;
+  if (w) str_cat(buf, n, w, NULL);
+  else snprintf(buf, n, "in the last %d days", days);
 }
 
 static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t window_ms) {
@@ -608,23 +620,6 @@ static int anchor_type(const user_ctx *u, uint32_t iid) {
   for (int i = 0; u && i < u->nanchors; i++)
     if (u->anchors[i].iid == iid) return u->anchors[i].type;
   return TYPE_VIEW;
-}
-
-/* buf = the strings concatenated, cut to bl - 1 bytes as snprintf would cut
- * "%s%s..."; NULL ends the list. printf is avoided here: in this process
- * it takes glibc's slow positional path (libquadmath registers a modifier). */
-static void str_cat(char *buf, size_t bl, ...) {
-  va_list ap;
-  va_start(ap, bl);
-  size_t n = 0;
-  for (const char *p; (p = va_arg(ap, const char *)) != NULL;) {
-    size_t l = strlen(p);
-    if (l > bl - 1 - n) l = bl - 1 - n;
-    memcpy(buf + n, p, l);
-    n += l;
-  }
-  va_end(ap);
-  buf[n] = 0;
 }
 
 static void reasons_for(recd_engine *e, const cand *c, const float *wsrc, const char *win, recd_rec_item *out,

@@ -49,48 +49,20 @@ static void reply_text(http_worker *w, struct evhttp_request *req, route_id r, i
   reply_buf(w, req, r, t0, status, out);
 }
 
-/* put n in decimal at p (right-aligned to `width` with zeros); returns the end */
-static char *put_uint(char *p, uint64_t n, int width) {
-  char t[24];
-  int k = 0;
-  do t[k++] = (char)('0' + n % 10), n /= 10;
-  while (n);
-  while (k < width) t[k++] = '0';
-  while (k) *p++ = t[--k];
-  return p;
-}
-
 /* The Date and Content-Length headers, set before evhttp_send_reply so
  * libevent does not format them: its snprintf goes through glibc's slow
  * positional printf in this process (libquadmath, loaded with the BLAS,
  * registers a printf modifier), ~3,000 instructions each. */
 static void add_fixed_headers(http_worker *w, struct evkeyvalq *h, size_t body_len) {
   int64_t now = clock_now_ms() / 1000;
-  if (now != w->date_s) { /* RFC 7231 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
-    static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    int64_t d = now / 86400, sec = now % 86400;
-    /* days since 1970 to a civil date (Howard Hinnant's algorithm) */
-    int64_t z = d + 719468, era = z / 146097, doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153, day = doy - (153 * mp + 2) / 5 + 1, mon = mp < 10 ? mp + 3 : mp - 9;
-    int64_t year = yoe + era * 400 + (mon <= 2);
-    char *p = w->date;
-    memcpy(p, days + 3 * (d % 7), 3), p += 3;
-    *p++ = ',', *p++ = ' ';
-    p = put_uint(p, (uint64_t)day, 2), *p++ = ' ';
-    memcpy(p, months + 3 * (mon - 1), 3), p += 3, *p++ = ' ';
-    p = put_uint(p, (uint64_t)year, 4), *p++ = ' ';
-    p = put_uint(p, (uint64_t)(sec / 3600), 2), *p++ = ':';
-    p = put_uint(p, (uint64_t)(sec / 60 % 60), 2), *p++ = ':';
-    p = put_uint(p, (uint64_t)(sec % 60), 2);
-    memcpy(p, " GMT", 5);
+  if (now != w->date_s) {
+    clock_format_http(now, w->date, sizeof w->date);
     w->date_s = now;
   }
   char len[24];
-  *put_uint(len, body_len, 1) = 0;
+  len[23] = 0;
   evhttp_add_header(h, "Date", w->date);
-  evhttp_add_header(h, "Content-Length", len);
+  evhttp_add_header(h, "Content-Length", jsonout_digits(len + 23, body_len));
 }
 
 static void reply_buf(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status,

@@ -74,12 +74,15 @@ void jsonout_str(jsonout *j, const char *s) {
   jsonout_raw(j, "\"", 1);
 }
 
-void jsonout_u64(jsonout *j, unsigned long long v) {
-  char buf[24];
-  size_t n = sizeof buf;
-  do buf[--n] = (char)('0' + v % 10);
+char *jsonout_digits(char *end, unsigned long long v) {
+  do *--end = (char)('0' + v % 10);
   while (v /= 10);
-  jsonout_raw(j, buf + n, sizeof buf - n);
+  return end;
+}
+
+void jsonout_u64(jsonout *j, unsigned long long v) {
+  char buf[24], *d = jsonout_digits(buf + sizeof buf, v);
+  jsonout_raw(j, d, (size_t)(buf + sizeof buf - d));
 }
 
 /* snprintf "%.6g" and jansson's ".0" for integral-looking text */

@@ -31,6 +31,8 @@ void jsonout_raw(jsonout *j, const char *s, size_t n);
 void jsonout_str(jsonout *j, const char *s);
 /* an unsigned integer in decimal */
 void jsonout_u64(jsonout *j, unsigned long long v);
+/* v in decimal, written to end before `end` (room for 20 digits); returns the first digit */
+char *jsonout_digits(char *end, unsigned long long v);
 /* a real as jansson writes it with JSON_REAL_PRECISION(6) (finite values only) */
 void jsonout_real(jsonout *j, double v);
 /* 1 when s is valid UTF-8 with no NUL (what jansson's json_string accepts) */

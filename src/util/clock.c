@@ -106,6 +106,13 @@ void clock_format_rfc3339(int64_t ms, char *buf, size_t buflen) {
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msr);
 }
 
+void clock_format_http(int64_t secs, char *buf, size_t buflen) {
+  time_t t = (time_t)secs;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  if (!strftime(buf, buflen, "%a, %d %b %Y %H:%M:%S GMT", &tm) && buflen) buf[0] = 0; /* C locale: English names */
+}
+
 int clock_parse_duration(const char *s, int64_t *out_ms) {
   char *end;
   if (!s || !*s || !isdigit((unsigned char)*s)) return RECD_EPARSE;
