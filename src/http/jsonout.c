@@ -164,21 +164,19 @@ void jsonout_real(jsonout *j, double v) {
 }
 
 int jsonout_utf8_ok(const char *s) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
-  while (p < end) {
-    /* ASCII eight bytes at a time (ids and reasons are mostly ASCII) */
-    uint64_t w;
-    while (end - p >= 8 && (memcpy(&w, p, 8), !(w & 0x8080808080808080ull))) p += 8;
-    while (p < end && *p < 0x80) p++;
-    if (p == end) break;
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
     unsigned c = *p;
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
     int len;
     uint32_t cp;
     if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
     else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
     else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
     else return 0;
-    if (end - p < len) return 0;
     for (int i = 1; i < len; i++) {
       if ((p[i] & 0xC0) != 0x80) return 0;
       cp = cp << 6 | (p[i] & 0x3F);
