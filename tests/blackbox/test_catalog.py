@@ -192,29 +192,25 @@ class LargeCatalogTrendingTest(RecdTestCase):
         self.ok(server.post(API + "/events", {"events": [ev("lc_b%d" % i, item, "purchase")
                                                          for i in range(40)]}))
 
+    def wait_top(self, server, item, why):
+        """Poll /popular until `item` leads it (20 s at most)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20:
+            top = item_ids(self.ok(server.get(API + "/popular?n=3")))
+            if top and top[0] == item:
+                return
+            time.sleep(0.05)
+        self.fail("%s: %s" % (why, top))
+
     def test_thread_rebuilds_within_refresh(self):
         server = self.new_server(["--trending-refresh", "300ms"])
         self.load(server)
         self.burst(server, "lc_2400")
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 20:
-            top = item_ids(self.ok(server.get(API + "/popular?n=3")))
-            if top and top[0] == "lc_2400":
-                break
-            time.sleep(0.05)
-        else:
-            self.fail("trending never showed the burst: %s" % top)
+        self.wait_top(server, "lc_2400", "trending never showed the burst")
         # and it keeps following: a second burst on another item
         self.burst(server, "lc_2401")
         self.burst(server, "lc_2401")
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 20:
-            top = item_ids(self.ok(server.get(API + "/popular?n=3")))
-            if top and top[0] == "lc_2401":
-                break
-            time.sleep(0.05)
-        else:
-            self.fail("trending stopped following writes: %s" % top)
+        self.wait_top(server, "lc_2401", "trending stopped following writes")
 
     def test_refresh_zero_is_read_your_writes(self):
         server = self.new_server(["--trending-refresh", "0"])
