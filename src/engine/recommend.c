@@ -37,7 +37,7 @@ typedef struct {
   float out_score;         /* reranked candidates: the ranker's score (see cand_set.ranked) */
   uint32_t ord;            /* insertion order: ties keep the sources' order */
   uint32_t cat0;           /* first category or UINT32_MAX */
-  int ok;                  /* finish_list's scratch mark */
+  int taken;               /* finish_list: moved into the sorted prefix (0 until then) */
 } cand;
 
 typedef struct {
@@ -960,30 +960,31 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   size_t pre = want < m ? want : m;
   if (pre) {
     /* ties keep the order in which sources added candidates (trending lists add
-     * the most popular first): the heap prefers larger ids, so offer m-1-i */
-    pop_list top = {.e = xmalloc(m * sizeof *top.e), .n = (uint32_t)pre, .cap = (uint32_t)m};
-    for (size_t i = 0; i < m; i++) top.e[i] = (pop_ent){.iid = (uint32_t)(m - 1 - i), .score = cs->c[i].final};
-    pop_select_top(top.e, (uint32_t)m, (uint32_t)pre);
+     * the most popular first): pop_select_top prefers larger ids, so candidate
+     * i goes in as m-1-i */
+    pop_ent *top = xmalloc(m * sizeof *top);
+    for (size_t i = 0; i < m; i++) top[i] = (pop_ent){.iid = (uint32_t)(m - 1 - i), .score = cs->c[i].final};
+    pop_select_top(top, (uint32_t)m, (uint32_t)pre);
     /* move the chosen prefix to the front in order, in place: the chosen go
      * through a buffer of k, the others they displace from the front go to the
      * places the chosen left behind (the order of the rest does not matter:
      * it is sorted by cand_cmp, ties by `ord`, if it is ever reached) */
-    uint32_t k = top.n;
+    uint32_t k = (uint32_t)pre;
     cand *chosen = xmalloc(k * sizeof *chosen);
     uint32_t *left = xmalloc(k * sizeof *left); /* places >= k the chosen left */
     uint32_t nleft = 0;
     for (uint32_t i = 0; i < k; i++) {
-      uint32_t at = (uint32_t)(m - 1 - top.e[i].iid);
+      uint32_t at = (uint32_t)(m - 1 - top[i].iid);
       chosen[i] = cs->c[at];
-      cs->c[at].ok = -1; /* marks it taken (ok is 0 before eligibility) */
+      cs->c[at].taken = 1;
       if (at >= k) left[nleft++] = at;
     }
     for (uint32_t j = 0, d = 0; j < k; j++)
-      if (cs->c[j].ok != -1) cs->c[left[d++]] = cs->c[j];
+      if (!cs->c[j].taken) cs->c[left[d++]] = cs->c[j];
     memcpy(cs->c, chosen, k * sizeof *chosen);
     free(chosen);
     free(left);
-    pop_list_release(&top);
+    free(top);
   }
 
   uint8_t *ok = xcalloc(m ? m : 1, 1); /* 0 unchecked, 1 eligible, 2 not */
