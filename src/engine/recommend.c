@@ -267,9 +267,13 @@ static size_t catalog_size(recd_engine *e) {
   return n;
 }
 
+/* who rebuilds: the trending thread, or (small catalogs, refresh 0) the apply stage */
+static int rebuilt_by_thread(recd_engine *e) {
+  return e->cfg.trending_refresh_ms > 0 && catalog_size(e) > TRENDING_SYNC_ITEMS;
+}
+
 void engine__trending_sync(recd_engine *e) {
-  if (trending_stale(e) && (e->cfg.trending_refresh_ms == 0 || catalog_size(e) <= TRENDING_SYNC_ITEMS))
-    rebuild_trending(e);
+  if (trending_stale(e) && !rebuilt_by_thread(e)) rebuild_trending(e);
 }
 
 static void *trend_main(void *arg) {
@@ -290,7 +294,7 @@ static void *trend_main(void *arg) {
       continue;
     }
     pthread_mutex_unlock(&e->tr_lock);
-    if (trending_stale(e) && catalog_size(e) > TRENDING_SYNC_ITEMS) rebuild_trending(e);
+    if (trending_stale(e) && rebuilt_by_thread(e)) rebuild_trending(e);
     else checked = clock_mono_ns() / 1000000;
     pthread_mutex_lock(&e->tr_lock);
   }
