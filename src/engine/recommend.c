@@ -401,16 +401,14 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
    * TLB) miss: its slot in the list vector, the list, its lock, its entries.
    * Each step is fetched for all anchors before the next, so the misses of
    * different anchors overlap instead of queueing one after another. */
+  const covis_list *xl[MAX_ANCHORS];
   for (int a = 0; a < na; a++) ptrvec_prefetch(&e->covis, u->anchors[a].iid);
   for (int a = 0; a < na; a++) {
-    const covis_list *xl = ptrvec_get(&e->covis, u->anchors[a].iid);
-    if (xl) __builtin_prefetch(xl);
+    if ((xl[a] = ptrvec_get(&e->covis, u->anchors[a].iid))) __builtin_prefetch(xl[a]);
     __builtin_prefetch(engine__ilock(e, u->anchors[a].iid), 1);
   }
-  for (int a = 0; a < na; a++) {
-    const covis_list *xl = ptrvec_get(&e->covis, u->anchors[a].iid);
-    if (xl) covis_prefetch_top(xl);
-  }
+  for (int a = 0; a < na; a++)
+    if (xl[a]) covis_prefetch_top(xl[a]);
   for (int a = 0; a < na; a++) {
     uint32_t r = u->anchors[a].iid;
     double f = 0;
