@@ -28,17 +28,22 @@ enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC
 #define SCAN_CAP 200       /* postings scanned per category/tag, newest first */
 #define REASON_SHARE 0.15  /* a source is named when it gives this share of the score */
 
+/* the sources whose reasons name an anchor (the first three): covis and
+ * content the anchor item that gave the most, category the category */
+#define NANCHORED 3
+
+/* One line of cache: candidates are created and touched at random by the
+ * sources (a thousand and more per request), then moved by finish_list. */
 typedef struct {
   uint32_t iid;
-  float s[NSRC];
-  uint32_t anchor[NSRC];   /* covis/content: anchor item; category: category id */
-  float anchor_w[NSRC];
   float final;
-  float out_score;         /* reranked candidates: the ranker's score (see cand_set.ranked) */
+  float s[NSRC];
+  uint32_t anchor[NANCHORED];
+  float anchor_w[NANCHORED];
   uint32_t ord;            /* insertion order: ties keep the sources' order */
-  uint32_t cat0;           /* first category or UINT32_MAX */
-  int taken;               /* finish_list: moved into the sorted prefix (0 until then) */
+  uint32_t cat0;           /* first category or UINT32_MAX (set by eligible) */
 } cand;
+_Static_assert(sizeof(cand) == 64, "a candidate is one cache line");
 
 typedef struct {
   uint32_t iid;
@@ -96,7 +101,9 @@ typedef struct {
   stampmap *idx; /* iid -> cand index (the scratch's) */
   cand *c;       /* the scratch's array: finish_list may replace it, the caller hands it back */
   size_t n, cap;
-  size_t ranked; /* after a rerank: c[0..ranked) carry the ranker's scores in out_score */
+  float mx[NSRC]; /* each source's largest score so far (the blend normalises by it) */
+  size_t ranked; /* after a rerank: c[0..ranked) are the reranked, out_score[0..ranked) their scores */
+  float out_score[RANK_MAX_DEPTH];
   float ranked_lo; /* the lowest of them (the rest are shown below it) */
 } cand_set;
 
@@ -118,10 +125,14 @@ static cand *cand_get(cand_set *cs, uint32_t iid) {
       cs->cap = cs->cap ? cs->cap * 2 : 256;
       cs->c = xrealloc(cs->c, cs->cap * sizeof *cs->c);
     }
-    cand *c = &cs->c[cs->n++];
-    memset(c, 0, sizeof *c);
+    cand *c = &cs->c[cs->n];
+    /* field by field: a memset of the whole struct compiles to `rep stos`, whose
+     * start-up cost was a quarter of this function on the full state */
+    for (int s = 0; s < NSRC; s++) c->s[s] = 0;
+    for (int s = 0; s < NANCHORED; s++) c->anchor[s] = 0, c->anchor_w[s] = 0;
     c->iid = iid;
-    c->ord = (uint32_t)(cs->n - 1);
+    c->final = 0;
+    c->ord = (uint32_t)cs->n++;
     c->cat0 = UINT32_MAX;
   }
   return &cs->c[*slot];
@@ -131,7 +142,8 @@ static void cand_add(cand_set *cs, uint32_t iid, int src, float v, uint32_t anch
   if (!(v > 0)) return;
   cand *c = cand_get(cs, iid);
   c->s[src] += v;
-  if (v > c->anchor_w[src]) {
+  if (c->s[src] > cs->mx[src]) cs->mx[src] = c->s[src];
+  if (src < NANCHORED && v > c->anchor_w[src]) {
     c->anchor_w[src] = v;
     c->anchor[src] = anchor_id;
   }
@@ -607,6 +619,12 @@ static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64
   return ok;
 }
 
+/* a candidate's source scores over each source's largest (see finish_list) */
+static void cand_normalize(cand *c, const float *mx) {
+  for (int s = 0; s < NSRC; s++)
+    if (mx[s] > 0) c->s[s] /= mx[s];
+}
+
 static int cand_cmp(const void *a, const void *b) {
   const cand *x = a, *y = b;
   if (x->final != y->final) return x->final < y->final ? 1 : -1;
@@ -914,7 +932,7 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uin
   uint8_t *ok2 = xmalloc(span), *moved = xcalloc(span, 1);
   for (size_t k = 0; k < nd; k++) {
     c2[k] = cs->c[o[k].i];
-    c2[k].out_score = o[k].s;
+    cs->out_score[k] = o[k].s;
     ok2[k] = 1;
     moved[o[k].i] = 1;
   }
@@ -941,20 +959,19 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
                         int anonymous, const ranker *rk, float prior, rank_sink *sink, recd_rec_result *out) {
   char win[32];
   window_words(e->cfg.trending_window_ms, win, sizeof win);
-  float mx[NSRC] = {0};
+  /* the blend: each source's scores over that source's largest (cand_add kept
+   * it), weighted: one weight per source folds both, so a candidate costs six
+   * multiply-adds and no division; the normalised scores themselves are
+   * stored only for the candidates that get looked at (cand_normalize) */
+  const float *mx = cs->mx;
+  float ws[NSRC];
+  for (int s = 0; s < NSRC; s++) ws[s] = mx[s] > 0 ? wsrc[s] / mx[s] : 0;
   size_t m = cs->n;
-  for (size_t i = 0; i < m; i++)
-    for (int s = 0; s < NSRC; s++)
-      if (cs->c[i].s[s] > mx[s]) mx[s] = cs->c[i].s[s];
   for (size_t i = 0; i < m; i++) {
-    cand *c = &cs->c[i];
-    double f = 0;
-    for (int s = 0; s < NSRC; s++)
-      if (mx[s] > 0) {
-        c->s[s] /= mx[s];
-        f += wsrc[s] * c->s[s];
-      }
-    c->final = (float)f;
+    const float *v = cs->c[i].s;
+    float f = 0;
+    for (int s = 0; s < NSRC; s++) f += ws[s] * v[s];
+    cs->c[i].final = f;
   }
   /* sort a prefix big enough for the usual case (and the ranker); the rest only if needed */
   size_t depth = sink ? sink->depth : rk ? (size_t)e->cfg.ranker_depth : 0;
@@ -974,16 +991,19 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     uint32_t k = (uint32_t)pre;
     cand *chosen = xmalloc(k * sizeof *chosen);
     uint32_t *left = xmalloc(k * sizeof *left); /* places >= k the chosen left */
+    uint8_t *stays = xcalloc(k, 1);             /* places < k whose candidate is chosen */
     uint32_t nleft = 0;
     for (uint32_t i = 0; i < k; i++) {
       uint32_t at = (uint32_t)(m - 1 - top[i].iid);
       chosen[i] = cs->c[at];
-      cs->c[at].taken = 1;
       if (at >= k) left[nleft++] = at;
+      else stays[at] = 1;
     }
     for (uint32_t j = 0, d = 0; j < k; j++)
-      if (!cs->c[j].taken) cs->c[left[d++]] = cs->c[j];
+      if (!stays[j]) cs->c[left[d++]] = cs->c[j];
+    free(stays);
     memcpy(cs->c, chosen, k * sizeof *chosen);
+    for (uint32_t i = 0; i < k; i++) cand_normalize(&cs->c[i], mx);
     free(chosen);
     free(left);
     free(top);
@@ -1020,6 +1040,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     for (size_t i = 0; i < m && out->count < n; i++) {
       if (i == sorted_upto && sorted_upto < m) { /* rarely reached: most lists fill from the prefix */
         qsort(cs->c + i, m - i, sizeof *cs->c, cand_cmp);
+        for (size_t j = i; j < m; j++) cand_normalize(&cs->c[j], mx);
         sorted_upto = m;
       }
       cand *c = &cs->c[i];
@@ -1035,7 +1056,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       recd_rec_item *it = &out->items[out->count++];
       it->item_id = engine__item_key(e, c->iid);
       /* reranked: the ranker's score; after them, below the lowest, in candidate order */
-      it->score = i < cs->ranked ? c->out_score
+      it->score = i < cs->ranked ? cs->out_score[i]
                   : cs->ranked   ? cs->ranked_lo - 1e-3f * (float)(i - cs->ranked + 1)
                                  : c->final;
       reasons_for(e, c, wsrc, win, it, r->u, anonymous);
