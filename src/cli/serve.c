@@ -104,6 +104,7 @@ int cmd_serve(int argc, char **argv) {
     engine_free(e);
     return 1;
   }
+  engine_warm(e);
   http_server *srv;
   if (http_server_new(e, &srv, err, sizeof err)) {
     fprintf(stderr, "recd serve: %s\n", err);

@@ -188,5 +188,10 @@ const recd_config *engine_config(const recd_engine *e);
 int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t errlen);
 /* Stop the writer after draining the queue, close the store, free everything. */
 void engine_free(recd_engine *e);
+/* Build what the first request would otherwise build on its own time (the
+ * trending lists: one pass over every item, ~0.1 s at 100k items), so the
+ * first requests after a start do not queue behind it. `recd serve` calls it
+ * before it listens. */
+void engine_warm(recd_engine *e);
 
 #endif

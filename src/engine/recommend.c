@@ -14,6 +14,7 @@
 #include "model/ranker.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/stampmap.h"
 #include "util/u32map.h"
 
@@ -1288,3 +1289,9 @@ sorted:
 }
 
 void engine__trending_rebuild(recd_engine *e) { rebuild_trending(e); }
+
+void engine_warm(recd_engine *e) {
+  int64_t t0 = clock_mono_ns();
+  trending_release(engine__trending(e));
+  log_info("trending: built %zu items' lists in %.0f ms", catalog_size(e), (clock_mono_ns() - t0) / 1e6);
+}
