@@ -62,8 +62,12 @@ $(BUILD)/librecd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# src/cli/printf_hooks.c: the executable's refusals of printf hooks must be
+# visible to the shared libraries (libquadmath) for them to take precedence
+PRINTF_HOOKS := $(foreach f,register_printf_type register_printf_modifier register_printf_specifier,-Wl,--export-dynamic-symbol=$(f))
+
 $(BUILD)/recd: $(CLI_OBJ) $(BUILD)/librecd.a
-	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(BUILD)/librecd.a $(LDLIBS)
+	$(CC) $(LDSAN) $(PRINTF_HOOKS) -o $@ $(CLI_OBJ) $(BUILD)/librecd.a $(LDLIBS)
 
 $(TEST_BIN): $(TEST_SRC) tests/unit/main.c tests/unit/unit.h $(BUILD)/librecd.a $(filter-out src/cli/main.c,$(CLI_SRC))
 	$(CC) $(CFLAGS) -Itests/unit -o $@ tests/unit/main.c $(TEST_SRC) $(BUILD)/librecd.a $(CHECK_LIBS) $(LDLIBS) $(LDSAN)
