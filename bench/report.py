@@ -160,8 +160,12 @@ def main():
     if ev:
         test_row("event", "POST 1 event, -t2 -c64", "≥ 0.4× nginx",
                  verdict(None if ev["ratio"] is None else ev["ratio"] >= TARGETS["event_ratio"]))
-    if "mixed" in tests:
-        test_row("mixed", "mixed 90% GET / 10% POST, -c64", "(no target)", "")
+    mx = tests.get("mixed")
+    if mx:  # the issue: "at the serving target, p99 <= 10 ms for both" (wrk gives one p99 for all)
+        ok_r = mx["ratio"] is not None and mx["ratio"] >= TARGETS["recs_ratio"]
+        ok_p = mx["recd"]["p99_ms_median"] is not None and mx["recd"]["p99_ms_median"] <= TARGETS["recs_p99_ms"]
+        test_row("mixed", "mixed 90% GET / 10% POST, -c64", "≥ 0.5× nginx; p99 ≤ 10 ms (all requests)",
+                 f"ratio {verdict(ok_r if mx['ratio'] is not None else None)}; p99 {verdict(ok_p)}")
     b = tests.get("batch")
     if b:
         e = b["recd"].get("events_s_median")
