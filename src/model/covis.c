@@ -262,10 +262,11 @@ int covis_top(const covis_list *l, int k, covis_ent *out) {
     for (int i = 0; i < l->n; i++) out[i] = (covis_ent){.iid = l->e[i].iid, .w = l->e[i].w - l->e[i].err};
     return l->n;
   }
-  if (k <= COVIS_TOP) { /* the top set holds them */
+  if (k <= COVIS_TOP) { /* the top set holds them (all entries while n <= COVIS_TOP) */
+    int m = l->n < COVIS_TOP ? l->n : COVIS_TOP;
     covis_ent top[COVIS_TOP];
-    for (int i = 0; i < COVIS_TOP; i++) top[i] = (covis_ent){.iid = l->e[i].iid, .w = guaranteed(&l->e[i])};
-    if (k < COVIS_TOP) select_heaviest(top, COVIS_TOP, k);
+    for (int i = 0; i < m; i++) top[i] = (covis_ent){.iid = l->e[i].iid, .w = guaranteed(&l->e[i])};
+    if (k < m) select_heaviest(top, m, k);
     memcpy(out, top, (size_t)k * sizeof *out);
     return k;
   }
