@@ -143,6 +143,12 @@ typedef struct {
   uint64_t sync_count;
   double sync_sum_s;
   int64_t now_ms;           /* engine clock: latest event time */
+  /* background snapshots since start: finished, failed, the last one's wall
+   * time, whether one runs now, and the newest snapshot's event (a crash now
+   * replays the events after it) */
+  uint64_t snapshots_ok, snapshots_failed, snapshot_seq;
+  double snapshot_last_s;
+  int snapshot_running;
 } recd_stats;
 void engine_stats(recd_engine *e, recd_stats *s);
 extern const double engine_sync_buckets[]; /* seconds, 12 entries */
@@ -191,7 +197,8 @@ void engine_free(recd_engine *e);
 /* Build what the first request would otherwise build on its own time (the
  * trending lists: one pass over every item, ~0.1 s at 100k items), so the
  * first requests after a start do not queue behind it. `recd serve` calls it
- * before it listens. */
+ * before it listens. An empty catalog has nothing to build: then, as before,
+ * the first read builds the lists. */
 void engine_warm(recd_engine *e);
 
 #endif

@@ -115,6 +115,9 @@ struct recd_engine {
   pid_t snap_pid;                 /* running background snapshot, 0 if none */
   uint64_t snap_seq, last_snap_seq;
   int64_t snap_started_ns;
+  /* for engine_stats (written by the apply stage, read by anyone) */
+  _Atomic uint64_t snap_ok, snap_failed, snap_last_us, snap_done_seq;
+  _Atomic int snap_running;
   int opened;                     /* engine_open finished: state is whole */
   _Atomic uint64_t committed_seq; /* last durable seq, for readers */
 

@@ -1291,6 +1291,7 @@ sorted:
 void engine__trending_rebuild(recd_engine *e) { rebuild_trending(e); }
 
 void engine_warm(recd_engine *e) {
+  if (!catalog_size(e)) return; /* nothing to build: the first read after items arrive builds it */
   int64_t t0 = clock_mono_ns();
   trending_release(engine__trending(e));
   log_info("trending: built %zu items' lists in %.0f ms", catalog_size(e), (clock_mono_ns() - t0) / 1e6);

@@ -108,6 +108,19 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
             (unsigned long long)st.commits);
   sb_printf(&b, "# HELP recd_store_failed 1 after a store I/O failure (writes refused).\n# TYPE recd_store_failed gauge\nrecd_store_failed %llu\n",
             (unsigned long long)st.fatal);
+  sb_printf(&b, "# HELP recd_snapshots_total Background snapshots of the live state finished since start, by result.\n"
+                "# TYPE recd_snapshots_total counter\nrecd_snapshots_total{result=\"ok\"} %llu\n"
+                "recd_snapshots_total{result=\"failed\"} %llu\n",
+            (unsigned long long)st.snapshots_ok, (unsigned long long)st.snapshots_failed);
+  sb_printf(&b, "# HELP recd_snapshot_last_duration_seconds Wall time of the last finished background snapshot (0 before the first).\n"
+                "# TYPE recd_snapshot_last_duration_seconds gauge\nrecd_snapshot_last_duration_seconds %.3f\n",
+            st.snapshot_last_s);
+  sb_printf(&b, "# HELP recd_snapshot_running 1 while a background snapshot is being written.\n"
+                "# TYPE recd_snapshot_running gauge\nrecd_snapshot_running %d\n",
+            st.snapshot_running);
+  sb_printf(&b, "# HELP recd_snapshot_lag_events Durable events after the newest snapshot: what a restart after a crash now would replay.\n"
+                "# TYPE recd_snapshot_lag_events gauge\nrecd_snapshot_lag_events %llu\n",
+            (unsigned long long)(st.last_seq > st.snapshot_seq ? st.last_seq - st.snapshot_seq : 0));
   sb_printf(&b, "# HELP recd_uptime_seconds Seconds since start.\n# TYPE recd_uptime_seconds gauge\nrecd_uptime_seconds %.3f\n", uptime_s);
   *len = b.len;
   return b.buf;

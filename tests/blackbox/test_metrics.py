@@ -2,6 +2,8 @@
 
 import math
 import os
+import re
+import time
 
 from harness import API, REPO_ROOT, RecdTestCase, ev, metric_sum, parse_metrics
 
@@ -126,3 +128,52 @@ class MetricsTest(RecdTestCase):
                 self.assertEqual(len(parts), 4, line)
                 self.assertIn(parts[3], ("counter", "gauge", "histogram", "summary",
                                          "untyped"), line)
+
+
+class SnapshotMetricsTest(RecdTestCase):
+    """Background snapshots show in /metrics: how many finished, how long the
+    last took, and how many durable events a crash now would replay."""
+
+    def scrape(self, server):
+        r = server.get("/metrics")
+        self.assertEqual(r.status, 200, r.describe())
+        m = parse_metrics(r.text)
+        one = lambda name, **kw: metric_sum(m, name, **kw)
+        return one, r.text
+
+    def test_snapshot_counters_and_lag(self):
+        server = self.new_server(["--snapshot-every", "200", "--snapshot-growth", "0"])
+        one, text = self.scrape(server)
+        for name in ("recd_snapshots_total", "recd_snapshot_last_duration_seconds",
+                     "recd_snapshot_running", "recd_snapshot_lag_events"):
+            self.assertIn("# TYPE " + name + " ", text)
+        self.assertEqual(one("recd_snapshots_total", result="ok"), 0)
+        self.assertEqual(one("recd_snapshot_lag_events"), 0)
+        # 150 events: below snapshot_every, so the lag is all of them
+        batch = [ev("sm_u%d" % (i % 7), "sm_i%d" % (i % 11), "view") for i in range(150)]
+        self.ok(server.post(API + "/events", {"events": batch}))
+        one, _ = self.scrape(server)
+        self.assertEqual(one("recd_snapshot_lag_events"), 150)
+        self.assertEqual(one("recd_snapshots_total", result="ok"), 0)
+        # past it: a background snapshot starts; once it is done, the lag is
+        # what came after the event it was taken at
+        self.ok(server.post(API + "/events", {"events": batch}))
+        deadline = time.time() + 30
+        while True:
+            one, text = self.scrape(server)
+            if one("recd_snapshots_total", result="ok") >= 1 and one("recd_snapshot_running") == 0:
+                break
+            # the apply stage reaps the child on its next round or wake-up
+            self.ok(server.post(API + "/events", ev("sm_tick", "sm_i0", "view")))
+            self.assertLess(time.time(), deadline, text)
+        self.assertEqual(one("recd_snapshots_total", result="failed"), 0)
+        self.assertGreater(one("recd_snapshot_last_duration_seconds"), 0)
+        health = self.health(server)
+        lag = one("recd_snapshot_lag_events")
+        self.assertLess(lag, health["store"]["last_seq"], (lag, health))
+        with open(server.log_path, "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+
+        taken = [int(x) for x in re.findall(r"state at event (\d+) written in the background", log)]
+        self.assertTrue(taken, log[-2000:])
+        self.assertEqual(lag, health["store"]["last_seq"] - taken[-1], (lag, taken, health))
