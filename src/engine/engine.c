@@ -376,6 +376,7 @@ int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t err
 
 void engine_free(recd_engine *e) {
   if (!e) return;
+  engine__warm_stop(e);
   engine__writer_stop(e);
   engine__apply_stop(e);
   engine__models_close(e);

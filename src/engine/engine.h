@@ -198,7 +198,9 @@ void engine_free(recd_engine *e);
  * trending lists: one pass over every item, ~0.1 s at 100k items), so the
  * first requests after a start do not queue behind it. `recd serve` calls it
  * before it listens. An empty catalog has nothing to build: then, as before,
- * the first read builds the lists. */
+ * the first read builds the lists. It also starts a low-priority thread that
+ * memoises every item's content neighbours (what the first requests would
+ * otherwise compute for their anchors); engine_free stops it. */
 void engine_warm(recd_engine *e);
 
 #endif

@@ -80,6 +80,9 @@ struct recd_engine {
   /* large catalogs: trending is rebuilt by a thread of its own (recommend.c) */
   pthread_t trender;
   int trender_started, trender_stop;
+  pthread_t warmer;               /* engine_warm's content-memo thread (recommend.c) */
+  int warmer_started;
+  _Atomic int warm_stop;
   pthread_mutex_t tr_lock;
   pthread_cond_t tr_cond;
 
@@ -223,6 +226,7 @@ recd_engine *engine__replay_open(recd_engine *live, char *err, size_t errlen);
 typedef int (*engine_replay_fn)(void *arg, const store_event *ev, int type, int current);
 int engine__replay_events(recd_engine *e, uint64_t upto, engine_replay_fn before, void *arg);
 void engine__trending_rebuild(recd_engine *e);
+void engine__warm_stop(recd_engine *e); /* stop and join engine_warm's thread, if any */
 
 /* features.c: the fixed-length vectors (also the ranker's inputs) */
 size_t engine__user_vector(recd_engine *e, uint32_t uid, int64_t now, float *out); /* 0 if unknown */

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "engine/engine_int.h"
 #include "model/ranker.h"
@@ -456,45 +459,81 @@ typedef struct {
   content_hit hits[CONTENT_HITS];
 } content_memo;
 
+/* item r's content neighbours into hits (CONTENT_HITS at most): from its memo
+ * when that is current, else computed and memoised; 0 for an unknown item or
+ * one without categories and tags */
+static size_t content_neighbours(recd_engine *e, uint32_t r, content_scratch *scr, content_hit *hits) {
+  uint32_t cats[ITEM_MAX_CATS], tags[ITEM_MAX_TAGS];
+  itemstats *s = ptrvec_get(&e->istats, r);
+  if (!s) return 0;
+  uint64_t ver = atomic_load(&e->content_version);
+  pthread_mutex_t *l = engine__ilock(e, r);
+  pthread_mutex_lock(l);
+  int nc = s->ncats, nt = s->ntags;
+  const content_memo *mm = s->memo;
+  size_t nh = 0;
+  int memo_ok = mm && mm->version == ver;
+  if (memo_ok) memcpy(hits, mm->hits, (nh = mm->n) * sizeof *hits);
+  if (nc) memcpy(cats, s->cats, (size_t)nc * 4);
+  if (nt) memcpy(tags, s->tags, (size_t)nt * 4);
+  pthread_mutex_unlock(l);
+  if (!nc && !nt) return 0;
+  if (memo_ok) return nh;
+  pthread_rwlock_rdlock(&e->content_lock);
+  nh = content_similar(&e->content, cats, nc, tags, nt, r, CONTENT_HITS, SCAN_CAP, scr, hits);
+  pthread_rwlock_unlock(&e->content_lock);
+  pthread_mutex_lock(l);
+  content_memo *w = s->memo;
+  if (!w) {
+    s->memo = w = xmalloc(sizeof *w);
+    w->version = 0;
+  }
+  if (w->version <= ver) { /* never replace a newer memo (another request's) by an older one */
+    w->version = ver;
+    w->n = (uint32_t)nh;
+    memcpy(w->hits, hits, nh * sizeof *hits);
+  }
+  pthread_mutex_unlock(l);
+  return nh;
+}
+
 static void src_content(cand_set *cs, const user_ctx *u) {
   recd_engine *e = cs->e;
   content_hit hits[CONTENT_HITS];
   for (int a = 0; a < u->nanchors && a < CONTENT_ANCHORS; a++) {
-    uint32_t r = u->anchors[a].iid, cats[ITEM_MAX_CATS], tags[ITEM_MAX_TAGS];
-    itemstats *s = ptrvec_get(&e->istats, r);
-    if (!s) continue;
-    uint64_t ver = atomic_load(&e->content_version);
-    pthread_mutex_t *l = engine__ilock(e, r);
-    pthread_mutex_lock(l);
-    int nc = s->ncats, nt = s->ntags;
-    const content_memo *mm = s->memo;
-    size_t nh = 0;
-    int memo_ok = mm && mm->version == ver;
-    if (memo_ok) memcpy(hits, mm->hits, (nh = mm->n) * sizeof *hits);
-    if (nc) memcpy(cats, s->cats, (size_t)nc * 4);
-    if (nt) memcpy(tags, s->tags, (size_t)nt * 4);
-    pthread_mutex_unlock(l);
-    if (!nc && !nt) continue;
-    if (!memo_ok) {
-      pthread_rwlock_rdlock(&e->content_lock);
-      nh = content_similar(&e->content, cats, nc, tags, nt, r, CONTENT_HITS, SCAN_CAP, &cs->scr->content, hits);
-      pthread_rwlock_unlock(&e->content_lock);
-      pthread_mutex_lock(l);
-      content_memo *w = s->memo;
-      if (!w) {
-        s->memo = w = xmalloc(sizeof *w);
-        w->version = 0;
-      }
-      if (w->version <= ver) { /* never replace a newer memo (another request's) by an older one */
-        w->version = ver;
-        w->n = (uint32_t)nh;
-        memcpy(w->hits, hits, nh * sizeof *hits);
-      }
-      pthread_mutex_unlock(l);
-    }
+    uint32_t r = u->anchors[a].iid;
+    size_t nh = content_neighbours(e, r, &cs->scr->content, hits);
     float w = u->anchors[a].w / e->types[u->anchors[a].type].weight; /* recency only */
     for (size_t k = 0; k < nh; k++) cand_add(cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
   }
+}
+
+/* After a start no memo exists (they are not in the snapshot): the first
+ * requests would compute their anchors' content neighbours themselves, ~40k
+ * instructions each (the first 5 s of GETs on the full state ran at ~70% of
+ * the rate of the next). A thread below the workers' priority fills them all
+ * once, right after the start, and stops early when the engine does. */
+static void *memo_warm_main(void *arg) {
+  recd_engine *e = arg;
+  pthread_setname_np(pthread_self(), "recd-warm");
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+  content_scratch scr;
+  content_scratch_init(&scr);
+  content_hit hits[CONTENT_HITS];
+  size_t n = catalog_size(e), done = 0;
+  int64_t t0 = clock_mono_ns();
+  for (uint32_t iid = 0; iid < n && !atomic_load(&e->warm_stop); iid++, done++) content_neighbours(e, iid, &scr, hits);
+  content_scratch_release(&scr);
+  log_info("content: neighbours of %zu of %zu items memoised in the background in %.2f s", done, n,
+           (clock_mono_ns() - t0) / 1e9);
+  return NULL;
+}
+
+void engine__warm_stop(recd_engine *e) {
+  if (!e->warmer_started) return;
+  atomic_store(&e->warm_stop, 1);
+  pthread_join(e->warmer, NULL);
+  e->warmer_started = 0;
 }
 
 static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, const uint32_t *fcats, size_t nfcats) {
@@ -1295,4 +1334,6 @@ void engine_warm(recd_engine *e) {
   int64_t t0 = clock_mono_ns();
   trending_release(engine__trending(e));
   log_info("trending: built %zu items' lists in %.0f ms", catalog_size(e), (clock_mono_ns() - t0) / 1e6);
+  if (e->cfg.w_content > 0 && !e->warmer_started && !pthread_create(&e->warmer, NULL, memo_warm_main, e))
+    e->warmer_started = 1;
 }
