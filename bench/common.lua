@@ -9,6 +9,7 @@
 --   BENCH_BATCH   events per POST in batch.lua            (default 1000)
 --   BENCH_WRITE_SHARE  share of POSTs in mixed.lua        (default 0.10)
 --   BENCH_SEED    base of the per-thread random seeds     (default 42)
+--   BENCH_DELAY_MS  pause before each request, per connection (default 0: none)
 -- done() prints one machine-readable line, `BENCHJSON {...}`, that bench/run
 -- collects: requests, duration, bytes, socket and HTTP (status >= 400) errors
 -- and latency percentiles in microseconds.
@@ -26,6 +27,7 @@ C.n = envnum("BENCH_N", 10)
 C.batch = envnum("BENCH_BATCH", 1000)
 C.write_share = envnum("BENCH_WRITE_SHARE", 0.10)
 C.seed = envnum("BENCH_SEED", 42)
+C.delay_ms = envnum("BENCH_DELAY_MS", 0)
 
 -- event types with the generator's rough funnel shape (must be types the API knows)
 C.types = {}

@@ -5,3 +5,4 @@ setup = C.setup
 init = C.init
 request = C.event_request
 done = C.done
+if C.delay_ms > 0 then delay = function() return C.delay_ms end end -- paced (bench/run's mixed_writes)
