@@ -133,7 +133,7 @@ void jsonout_real(jsonout *j, double v) {
     real_slow(j, v);
     return;
   }
-  uint32_t d = (uint32_t)nearbyintl(x);
+  uint32_t d = (uint32_t)lrintl(x); /* nearest, ties to even, like nearbyintl without its fenv save and restore */
   if (d == 1000000) d = 100000, e++;
   if (e >= 6 || e < -4) {
     real_slow(j, v);
