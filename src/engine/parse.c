@@ -1,6 +1,7 @@
 /* parse.c — validation of events and catalog items from JSON. Every failure
  * names the field and the problem; nothing here touches engine state. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,15 +11,24 @@
 
 #define MAX_FUTURE_MS (24LL * 3600 * 1000)
 
-/* "events[3].user_id", or "user_id" for a single event. Only error messages
- * use it: PATH() builds it in place, so a field that parses fine never pays
- * for the formatting. */
-static const char *path_of(char *buf, size_t n, const char *prefix, long index, const char *field) {
-  if (index >= 0) snprintf(buf, n, "%s[%ld].%s", prefix, index, field);
-  else snprintf(buf, n, "%s", field);
-  return buf;
+/* A 400 about `field` of the index-th of `what` ("events", "items"), or of
+ * the body's single one (index -1). The message starts with the field's path,
+ * "events[3].user_id" or "user_id", followed by `fmt` (": ..." or "[2]: ...").
+ * The path is formatted only here, on failure: fields that parse fine never
+ * pay for it. */
+static void fail_field(recd_fail *fail, const char *code, const char *what, long index, const char *field,
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void fail_field(recd_fail *fail, const char *code, const char *what, long index, const char *field,
+                       const char *fmt, ...) {
+  char path[96], rest[sizeof fail->message];
+  if (index >= 0) snprintf(path, sizeof path, "%s[%ld].%s", what, index, field);
+  else snprintf(path, sizeof path, "%s", field);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(rest, sizeof rest, fmt, ap);
+  va_end(ap);
+  recd_fail_set(fail, 400, code, index, field, "%s%s", path, rest);
 }
-#define PATH(prefix, index, field) path_of((char[96]){0}, 96, (prefix), (index), (field))
 
 int engine_check_id(const char *s, size_t len, const char *what, long index, const char *field, recd_fail *fail) {
   size_t bad = len;
@@ -33,11 +43,10 @@ int engine_check_id(const char *s, size_t len, const char *what, long index, con
   if (len > 0 && len <= RECD_MAX_ID_LEN && bad == len) return 0;
   /* the message is only built on failure: this runs for every id of every event */
   const char *code = !strcmp(what, "items") ? "invalid_item" : "invalid_event";
-  const char *path = PATH(what, index, field);
-  if (len == 0) recd_fail_set(fail, 400, code, index, field, "%s: must not be empty", path);
+  if (len == 0) fail_field(fail, code, what, index, field, ": must not be empty");
   else if (len > RECD_MAX_ID_LEN)
-    recd_fail_set(fail, 400, code, index, field, "%s: %zu bytes long, the limit is %d", path, len, RECD_MAX_ID_LEN);
-  else recd_fail_set(fail, 400, code, index, field, "%s: contains a control character (byte %zu)", path, bad);
+    fail_field(fail, code, what, index, field, ": %zu bytes long, the limit is %d", len, RECD_MAX_ID_LEN);
+  else fail_field(fail, code, what, index, field, ": contains a control character (byte %zu)", bad);
   return RECD_EINVAL;
 }
 
@@ -59,28 +68,27 @@ static int parse_time(json_t *v, const char *what, long index, const char *field
                       int64_t *out, recd_fail *fail) {
   if (json_is_string(v)) {
     if (clock_parse_rfc3339(json_string_value(v), json_string_length(v), out)) {
-      recd_fail_set(fail, 400, code, index, field, "%s: '%.64s' is not an RFC 3339 time like 2024-05-01T12:00:00Z",
-                    PATH(what, index, field), json_string_value(v));
+      fail_field(fail, code, what, index, field, ": '%.64s' is not an RFC 3339 time like 2024-05-01T12:00:00Z",
+                 json_string_value(v));
       return RECD_EINVAL;
     }
   } else if (json_is_number(v)) {
     double sec = json_number_value(v);
     if (!isfinite(sec) || sec < 0 || sec > 4102444800.0) {
-      recd_fail_set(fail, 400, code, index, field, "%s: unix time %g is out of range (0 to 4102444800)", PATH(what, index, field), sec);
+      fail_field(fail, code, what, index, field, ": unix time %g is out of range (0 to 4102444800)", sec);
       return RECD_EINVAL;
     }
     *out = (int64_t)llround(sec * 1000.0);
   } else {
-    recd_fail_set(fail, 400, code, index, field, "%s: must be an RFC 3339 string or unix seconds, not %s", PATH(what, index, field),
-                  json_kind(v));
+    fail_field(fail, code, what, index, field, ": must be an RFC 3339 string or unix seconds, not %s", json_kind(v));
     return RECD_EINVAL;
   }
   if (*out < 0) {
-    recd_fail_set(fail, 400, code, index, field, "%s: before 1970 is not supported", PATH(what, index, field));
+    fail_field(fail, code, what, index, field, ": before 1970 is not supported");
     return RECD_EINVAL;
   }
   if (now && *out > now + MAX_FUTURE_MS) {
-    recd_fail_set(fail, 400, code, index, field, "%s: more than 24 hours in the future", PATH(what, index, field));
+    fail_field(fail, code, what, index, field, ": more than 24 hours in the future");
     return RECD_EINVAL;
   }
   return 0;
@@ -95,16 +103,16 @@ static int get_id(json_t *obj, const char *key, const char *what, long index, in
       *out = NULL;
       return 0;
     }
-    recd_fail_set(fail, 400, code, index, key, "%s: is required", PATH(what, index, key));
+    fail_field(fail, code, what, index, key, ": is required");
     return RECD_EINVAL;
   }
   if (!json_is_string(v)) {
-    recd_fail_set(fail, 400, code, index, key, "%s: must be a string, not %s", PATH(what, index, key), json_kind(v));
+    fail_field(fail, code, what, index, key, ": must be a string, not %s", json_kind(v));
     return RECD_EINVAL;
   }
   if (engine_check_id(json_string_value(v), json_string_length(v), what, index, key, fail)) return RECD_EINVAL;
   if (strlen(json_string_value(v)) != json_string_length(v)) {
-    recd_fail_set(fail, 400, code, index, key, "%s: contains a NUL byte", PATH(what, index, key));
+    fail_field(fail, code, what, index, key, ": contains a NUL byte");
     return RECD_EINVAL;
   }
   *out = json_string_value(v);
@@ -131,7 +139,7 @@ static int check_object(json_t *obj, const char *what, const char *noun, const c
     char list[256] = "";
     for (size_t i = 0; i < nknown; i++)
       snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", known[i]);
-    recd_fail_set(fail, 400, code, index, key, "%s: unknown field (known: %s)", PATH(what, index, key), list);
+    fail_field(fail, code, what, index, key, ": unknown field (known: %s)", list);
     return RECD_EINVAL;
   }
   return 0;
@@ -150,18 +158,16 @@ int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t no
     return RECD_EINVAL;
   v = json_object_get(obj, "event_type");
   if (!v || json_is_null(v)) {
-    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: is required", PATH("events", index, "event_type"));
+    fail_field(fail, "invalid_event", "events", index, "event_type", ": is required");
     return RECD_EINVAL;
   }
   if (!json_is_string(v)) {
-    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: must be a string, not %s",
-                  PATH("events", index, "event_type"), json_kind(v));
+    fail_field(fail, "invalid_event", "events", index, "event_type", ": must be a string, not %s", json_kind(v));
     return RECD_EINVAL;
   }
   ev->type = config_type_index(&e->cfg, json_string_value(v), json_string_length(v));
   if (ev->type < 0) {
-    recd_fail_set(fail, 400, "invalid_event", index, "event_type", "%s: unknown type '%.64s'", PATH("events", index, "event_type"),
-                  json_string_value(v));
+    fail_field(fail, "invalid_event", "events", index, "event_type", ": unknown type '%.64s'", json_string_value(v));
     return RECD_EINVAL;
   }
   v = json_object_get(obj, "timestamp");
@@ -173,8 +179,7 @@ int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t no
   v = json_object_get(obj, "value");
   if (v && !json_is_null(v)) {
     if (!json_is_number(v) || !isfinite(json_number_value(v))) {
-      recd_fail_set(fail, 400, "invalid_event", index, "value", "%s: must be a finite number, not %s", PATH("events", index, "value"),
-                    json_kind(v));
+      fail_field(fail, "invalid_event", "events", index, "value", ": must be a finite number, not %s", json_kind(v));
       return RECD_EINVAL;
     }
     ev->value = json_number_value(v);
@@ -193,12 +198,11 @@ static int string_list(json_t *obj, const char *key, long index, size_t max, are
   *n = 0;
   if (!v || json_is_null(v)) return 0;
   if (!json_is_array(v)) {
-    recd_fail_set(fail, 400, "invalid_item", index, key, "%s: must be a list of strings, not %s", PATH("items", index, key), json_kind(v));
+    fail_field(fail, "invalid_item", "items", index, key, ": must be a list of strings, not %s", json_kind(v));
     return RECD_EINVAL;
   }
   if (json_array_size(v) > max) {
-    recd_fail_set(fail, 400, "invalid_item", index, key, "%s: %zu entries, the limit is %zu", PATH("items", index, key),
-                  json_array_size(v), max);
+    fail_field(fail, "invalid_item", "items", index, key, ": %zu entries, the limit is %zu", json_array_size(v), max);
     return RECD_EINVAL;
   }
   *out = arena_alloc(a, (json_array_size(v) + 1) * sizeof(char *));
@@ -206,18 +210,18 @@ static int string_list(json_t *obj, const char *key, long index, size_t max, are
   json_t *s;
   json_array_foreach(v, i, s) {
     if (!json_is_string(s)) {
-      recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: must be a string, not %s", PATH("items", index, key), i, json_kind(s));
+      fail_field(fail, "invalid_item", "items", index, key, "[%zu]: must be a string, not %s", i, json_kind(s));
       return RECD_EINVAL;
     }
     size_t len = json_string_length(s);
     const char *str = json_string_value(s);
     if (len == 0 || len > RECD_MAX_ID_LEN || strlen(str) != len) {
-      recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: must be 1 to %d bytes", PATH("items", index, key), i, RECD_MAX_ID_LEN);
+      fail_field(fail, "invalid_item", "items", index, key, "[%zu]: must be 1 to %d bytes", i, RECD_MAX_ID_LEN);
       return RECD_EINVAL;
     }
     for (size_t k = 0; k < len; k++)
       if ((unsigned char)str[k] < 0x20 || str[k] == 0x7f) {
-        recd_fail_set(fail, 400, "invalid_item", index, key, "%s[%zu]: contains a control character", PATH("items", index, key), i);
+        fail_field(fail, "invalid_item", "items", index, key, "[%zu]: contains a control character", i);
         return RECD_EINVAL;
       }
     (*out)[(*n)++] = str;
@@ -254,8 +258,7 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
   v = json_object_get(obj, "available");
   if (v && !json_is_null(v)) {
     if (!json_is_boolean(v)) {
-      recd_fail_set(fail, 400, "invalid_item", index, "available", "%s: must be true or false, not %s", PATH("items", index, "available"),
-                    json_kind(v));
+      fail_field(fail, "invalid_item", "items", index, "available", ": must be true or false, not %s", json_kind(v));
       return RECD_EINVAL;
     }
     it->available = json_is_true(v);
@@ -267,8 +270,7 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
   v = json_object_get(obj, "properties");
   if (v && !json_is_null(v)) {
     if (!json_is_object(v)) {
-      recd_fail_set(fail, 400, "invalid_item", index, "properties", "%s: must be an object, not %s", PATH("items", index, "properties"),
-                    json_kind(v));
+      fail_field(fail, "invalid_item", "items", index, "properties", ": must be an object, not %s", json_kind(v));
       return RECD_EINVAL;
     }
     char *s = json_dumps(v, JSON_COMPACT);
