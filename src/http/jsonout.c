@@ -1,7 +1,6 @@
 /* jsonout.c — see jsonout.h. The number formatting avoids snprintf on the hot
- * path: in this process every printf-family call takes glibc's slow
- * positional path (libquadmath, loaded with OpenBLAS, registers a printf
- * modifier), about 2,000 instructions per number. */
+ * path (a list has a score per item): "%.6g" parses its format and converts
+ * through glibc's generic float printing on every call. */
 #include "http/jsonout.h"
 
 #include <math.h>
