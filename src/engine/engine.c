@@ -258,7 +258,6 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   if (snap) log_info("snapshot: loaded the state at event %llu in %.2f s", (unsigned long long)from, (clock_mono_ns() - t0) / 1e9);
   else if (e->next_seq_stored) log_info("snapshot: not used (%s); replaying the whole log", why);
   e->last_snap_seq = from;
-  atomic_store(&e->snap_done_seq, from);
   replay_ctx *r = xmalloc(sizeof *r);
   r->e = e;
   r->n = 0;
@@ -447,6 +446,6 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->snapshots_ok = atomic_load(&e->snap_ok);
   s->snapshots_failed = atomic_load(&e->snap_failed);
   s->snapshot_last_s = atomic_load(&e->snap_last_us) / 1e6;
-  s->snapshot_running = atomic_load(&e->snap_running);
-  s->snapshot_seq = atomic_load(&e->snap_done_seq);
+  s->snapshot_running = atomic_load(&e->snap_pid) > 0;
+  s->snapshot_seq = atomic_load(&e->last_snap_seq);
 }

@@ -114,13 +114,13 @@ struct recd_engine {
   int solo;                       /* nothing but the writer reads the live state (a bulk load
                                    * that starts no training): the apply takes no stripe locks
                                    * (its two threads own disjoint stripes anyway) */
-  /* snapshots (apply stage only) */
-  pid_t snap_pid;                 /* running background snapshot, 0 if none */
-  uint64_t snap_seq, last_snap_seq;
+  /* snapshots: written by the apply stage only; the atomics are read by
+   * engine_stats too */
+  _Atomic pid_t snap_pid;         /* running background snapshot, 0 if none */
+  uint64_t snap_seq;              /* the event the running one is taken at */
+  _Atomic uint64_t last_snap_seq; /* the newest snapshot's event */
   int64_t snap_started_ns;
-  /* for engine_stats (written by the apply stage, read by anyone) */
-  _Atomic uint64_t snap_ok, snap_failed, snap_last_us, snap_done_seq;
-  _Atomic int snap_running;
+  _Atomic uint64_t snap_ok, snap_failed, snap_last_us;
   int opened;                     /* engine_open finished: state is whole */
   _Atomic uint64_t committed_seq; /* last durable seq, for readers */
 

@@ -236,7 +236,6 @@ int engine__snapshot_fork(recd_engine *e, uint64_t seq) {
   e->snap_pid = pid;
   e->snap_seq = seq;
   e->snap_started_ns = clock_mono_ns();
-  atomic_store(&e->snap_running, 1);
   /* the writer is stopped while fork() copies the page tables */
   log_info("snapshot: forked the writer of the state at event %llu in %.1f ms", (unsigned long long)seq,
            (e->snap_started_ns - t0) / 1e6);

@@ -781,7 +781,6 @@ static void snapshot_tick(recd_engine *e) {
       int64_t took_ns = clock_mono_ns() - e->snap_started_ns;
       if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         e->last_snap_seq = e->snap_seq;
-        atomic_store(&e->snap_done_seq, e->snap_seq);
         atomic_store(&e->snap_last_us, (uint64_t)(took_ns / 1000));
         atomic_fetch_add(&e->snap_ok, 1);
         log_info("snapshot: state at event %llu written in the background in %.2f s (CPU %.2f s user, %.2f s system)",
@@ -792,7 +791,6 @@ static void snapshot_tick(recd_engine *e) {
         atomic_fetch_add(&e->snap_failed, 1);
       }
       e->snap_pid = 0;
-      atomic_store(&e->snap_running, 0);
     }
   }
   if (!e->snap_pid && e->cfg.snapshot_every && e->opened && snapshot_due(e) && !atomic_load(&e->fatal)) {
