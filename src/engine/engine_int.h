@@ -161,6 +161,13 @@ static inline pthread_mutex_t *engine__ulock(recd_engine *e, uint32_t uid) {
 static inline pthread_mutex_t *engine__ilock(recd_engine *e, uint32_t iid) {
   return &e->istripe[(iid * 2654435761u) >> 22 & (NSTRIPES - 1)];
 }
+/* tell a thread that waits on (l, c) to end: its stop flag set under l */
+static inline void engine__signal_stop(pthread_mutex_t *l, pthread_cond_t *c, int *flag) {
+  pthread_mutex_lock(l);
+  *flag = 1;
+  pthread_cond_broadcast(c);
+  pthread_mutex_unlock(l);
+}
 /* a stripe lock as the event apply takes it: none while e->solo */
 static inline void engine__stripe_lock(const recd_engine *e, pthread_mutex_t *m) {
   if (!e->solo) pthread_mutex_lock(m);

@@ -334,10 +334,7 @@ int engine__trending_start(recd_engine *e) {
 
 void engine__trending_stop(recd_engine *e) {
   if (!e->trender_started) return;
-  pthread_mutex_lock(&e->tr_lock);
-  e->trender_stop = 1;
-  pthread_cond_broadcast(&e->tr_cond);
-  pthread_mutex_unlock(&e->tr_lock);
+  engine__signal_stop(&e->tr_lock, &e->tr_cond, &e->trender_stop);
   pthread_join(e->trender, NULL);
   pthread_mutex_destroy(&e->tr_lock);
   pthread_cond_destroy(&e->tr_cond);

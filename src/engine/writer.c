@@ -891,10 +891,7 @@ static void *store_main(void *arg) {
     pthread_cond_broadcast(&e->a_cond);
     pthread_mutex_unlock(&e->a_lock);
   }
-  pthread_mutex_lock(&e->a_lock);
-  e->a_stop = 1;
-  pthread_cond_broadcast(&e->a_cond);
-  pthread_mutex_unlock(&e->a_lock);
+  engine__signal_stop(&e->a_lock, &e->a_cond, &e->a_stop);
   return NULL;
 }
 
@@ -989,10 +986,7 @@ int engine__writer_start(recd_engine *e) {
     return -rc;
   }
   if ((rc = pthread_create(&e->writer, NULL, store_main, e))) {
-    pthread_mutex_lock(&e->a_lock);
-    e->a_stop = 1;
-    pthread_cond_broadcast(&e->a_cond);
-    pthread_mutex_unlock(&e->a_lock);
+    engine__signal_stop(&e->a_lock, &e->a_cond, &e->a_stop);
     pthread_join(e->applier, NULL);
     engine__trending_stop(e);
     return -rc;
@@ -1003,10 +997,7 @@ int engine__writer_start(recd_engine *e) {
 
 void engine__writer_stop(recd_engine *e) {
   if (!e->writer_started) return;
-  pthread_mutex_lock(&e->q_lock);
-  e->stopping = 1;
-  pthread_cond_broadcast(&e->q_cond);
-  pthread_mutex_unlock(&e->q_lock);
+  engine__signal_stop(&e->q_lock, &e->q_cond, &e->stopping);
   pthread_join(e->writer, NULL);  /* drains the queue, then tells the apply stage to stop */
   pthread_join(e->applier, NULL); /* applies and completes every committed round first */
   engine__trending_stop(e);
