@@ -182,6 +182,8 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   pthread_mutex_init(&e->models_lock, NULL);
   pthread_mutex_init(&e->train_lock, NULL);
   pthread_mutex_init(&e->trend_build, NULL);
+  pthread_mutex_init(&e->tr_lock, NULL);
+  pthread_cond_init(&e->tr_cond, NULL);
   pthread_mutex_init(&e->q_lock, NULL);
   pthread_mutex_init(&e->scratch_lock, NULL);
   pthread_cond_init(&e->q_cond, NULL);
@@ -409,6 +411,8 @@ void engine_free(recd_engine *e) {
   }
   pthread_mutex_destroy(&e->trend_lock);
   pthread_mutex_destroy(&e->trend_build);
+  pthread_mutex_destroy(&e->tr_lock);
+  pthread_cond_destroy(&e->tr_cond);
   pthread_mutex_destroy(&e->q_lock);
   engine__scratch_free_all(e);
   pthread_mutex_destroy(&e->scratch_lock);

@@ -320,14 +320,8 @@ static void *trend_main(void *arg) {
 
 int engine__trending_start(recd_engine *e) {
   if (e->cfg.trending_refresh_ms == 0) return 0; /* the apply stage rebuilds every time */
-  pthread_mutex_init(&e->tr_lock, NULL);
-  pthread_cond_init(&e->tr_cond, NULL);
   int rc = pthread_create(&e->trender, NULL, trend_main, e);
-  if (rc) {
-    pthread_mutex_destroy(&e->tr_lock);
-    pthread_cond_destroy(&e->tr_cond);
-    return -rc;
-  }
+  if (rc) return -rc;
   e->trender_started = 1;
   return 0;
 }
@@ -336,8 +330,6 @@ void engine__trending_stop(recd_engine *e) {
   if (!e->trender_started) return;
   engine__signal_stop(&e->tr_lock, &e->tr_cond, &e->trender_stop);
   pthread_join(e->trender, NULL);
-  pthread_mutex_destroy(&e->tr_lock);
-  pthread_cond_destroy(&e->tr_cond);
   e->trender_started = 0;
 }
 
@@ -1327,10 +1319,11 @@ sorted:
 void engine__trending_rebuild(recd_engine *e) { rebuild_trending(e); }
 
 void engine_warm(recd_engine *e) {
-  if (!catalog_size(e)) return; /* nothing to build: the first read after items arrive builds it */
+  size_t n = catalog_size(e);
+  if (!n) return; /* nothing to build: the first read after items arrive builds it */
   int64_t t0 = clock_mono_ns();
   trending_release(engine__trending(e));
-  log_info("trending: built %zu items' lists in %.0f ms", catalog_size(e), (clock_mono_ns() - t0) / 1e6);
+  log_info("trending: built %zu items' lists in %.0f ms", n, (clock_mono_ns() - t0) / 1e6);
   if (e->cfg.w_content > 0 && !e->warmer_started && !pthread_create(&e->warmer, NULL, memo_warm_main, e))
     e->warmer_started = 1;
 }
