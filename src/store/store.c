@@ -36,6 +36,8 @@ enum { ST_USER, ST_ITEM, ST_TYPE, ST_EVENT, ST_EVENTS, ST_EVENT_NEXT, ST_DELETE,
  * So its seqs must continue the table; checked after each statement. */
 #define EVENT_ROWS 64
 #define EVENT_COLS 7
+#define EVENT_INSERT "INSERT INTO events(ts, uid, iid, tid, value, session, rec_id) VALUES "
+#define EVENT_ROW "(?,?,?,?,?,?,?)"
 
 struct store {
   int lock_fd;   /* DATA/LOCK, flock'ed: one process owns a data dir */
@@ -69,7 +71,7 @@ static const char *sql[ST_COUNT] = {
     [ST_EVENT] = "INSERT INTO events(seq, ts, uid, iid, tid, value, session, rec_id)"
                  " VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
     [ST_EVENTS] = NULL, /* EVENT_ROWS rows of ST_EVENT_NEXT's VALUES, made by finish_open */
-    [ST_EVENT_NEXT] = "INSERT INTO events(ts, uid, iid, tid, value, session, rec_id) VALUES (?,?,?,?,?,?,?)",
+    [ST_EVENT_NEXT] = EVENT_INSERT EVENT_ROW,
     [ST_DELETE] = "UPDATE items SET deleted = 1, updated_at = ?2 WHERE iid = ?1",
     [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
@@ -115,8 +117,7 @@ static int mkdir_p(const char *dir) {
 
 /* prepare every statement, then hand the store out (or close it) */
 static int finish_open(store *s, store **out, char *err, size_t errlen) {
-  static const char head[] = "INSERT INTO events(ts, uid, iid, tid, value, session, rec_id) VALUES ";
-  static const char row[] = "(?,?,?,?,?,?,?)";
+  static const char head[] = EVENT_INSERT, row[] = EVENT_ROW;
   char multi[sizeof head + EVENT_ROWS * sizeof row];
   size_t len = sizeof head - 1;
   memcpy(multi, head, len);
