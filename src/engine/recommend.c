@@ -103,7 +103,7 @@ typedef struct {
   int64_t now;
   rec_scratch *scr;
   stampmap *idx; /* iid -> cand index (the scratch's) */
-  cand *c;       /* the scratch's array: finish_list may replace it, the caller hands it back */
+  cand *c;       /* the scratch's array: cand_get may grow it, cand_set_done hands it back */
   size_t n, cap;
   float mx[NSRC]; /* each source's largest score so far (the blend normalises by it) */
   size_t ranked; /* after a rerank: c[0..ranked) are the reranked, out_score[0..ranked) their scores */
@@ -115,7 +115,7 @@ static void cand_set_init(cand_set *cs, recd_engine *e, int64_t now, rec_scratch
   *cs = (cand_set){.e = e, .now = now, .scr = scr, .idx = &scr->idx, .c = scr->c, .cap = scr->cap};
 }
 
-/* the candidate array (possibly replaced by finish_list) goes back to the scratch */
+/* the candidate array (possibly grown by cand_get) goes back to the scratch */
 static void cand_set_done(cand_set *cs) {
   cs->scr->c = cs->c;
   cs->scr->cap = cs->cap;
