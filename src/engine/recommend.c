@@ -248,9 +248,10 @@ static void rebuild_trending(recd_engine *e) {
   pthread_mutex_unlock(&e->trend_build);
 }
 
-/* Requests only read the current snapshot (built on first use); the apply
- * stage (small catalogs) or the trending thread (large ones) rebuilds it
- * after writes, so no request pays for an O(items) pass. */
+/* Requests only read the current snapshot (built by engine_warm before the
+ * server listens, or by the first read when the catalog was empty then); the
+ * apply stage (small catalogs) or the trending thread (large ones) rebuilds
+ * it after writes, so no request pays for an O(items) pass. */
 trending *engine__trending(recd_engine *e) {
   pthread_mutex_lock(&e->trend_lock);
   trending *t = e->trend ? trending_retain(e->trend) : NULL;
