@@ -2,9 +2,6 @@
  * call the engine, render JSON. Every 4xx names the field and the problem. */
 #include <ctype.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
-#include <sys/queue.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +11,7 @@
 
 #include "http/http_int.h"
 #include "http/jsonout.h"
+#include "http/request.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -25,71 +23,41 @@ int http__submit(pending_write *p);
 
 /* ---- replies ---- */
 
-static void reply_buf(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status,
-                      struct evbuffer *out);
-
-void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, json_t *body) {
-  char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
-  json_decref(body);
-  struct evbuffer *out = evbuffer_new();
-  if (s) {
-    evbuffer_add(out, s, strlen(s));
-    evbuffer_add(out, "\n", 1);
-    free(s);
-  }
-  reply_buf(w, req, r, t0, status, out);
-}
-
-/* a body already rendered as JSON text (jsonout) */
-static void reply_text(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, jsonout *j) {
-  jsonout_raw(j, "\n", 1);
-  struct evbuffer *out = evbuffer_new();
-  evbuffer_add(out, j->p, j->len);
-  jsonout_release(j);
-  reply_buf(w, req, r, t0, status, out);
-}
-
-/* The Date and Content-Length headers, set before evhttp_send_reply so
- * libevent does not format them for every response (the date once a second
- * per worker here): measured with printf on its fast path (printf_hooks.c),
- * leaving them to libevent costs 2,400 instructions per POST and 7,900 per
- * GET (bench/callgrind). */
-static void add_fixed_headers(http_worker *w, struct evkeyvalq *h, size_t body_len) {
-  int64_t now = clock_now_ms() / 1000;
-  if (now != w->date_s) {
-    clock_format_http(now, w->date, sizeof w->date);
-    w->date_s = now;
-  }
-  char len[24];
-  len[23] = 0;
-  evhttp_add_header(h, "Date", w->date);
-  evhttp_add_header(h, "Content-Length", jsonout_digits(len + 23, body_len));
-}
-
-static void reply_buf(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status,
-                      struct evbuffer *out) {
-  struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-  evhttp_add_header(h, "Content-Type", "application/json");
-  add_fixed_headers(w, h, evbuffer_get_length(out));
-  static const char *reasons[] = {[200] = "OK", [202] = "Accepted", [409] = "Conflict", [422] = "Unprocessable Entity",
-                                  [400] = "Bad Request", [404] = "Not Found",
-                                  [405] = "Method Not Allowed", [413] = "Payload Too Large",
-                                  [415] = "Unsupported Media Type", [500] = "Internal Server Error",
-                                  [503] = "Service Unavailable"};
-  const char *reason = status < 504 && reasons[status] ? reasons[status] : "Error";
-  evhttp_send_reply(req, status, reason, out);
-  evbuffer_free(out);
+static void reply_buf(http_worker *w, http_req *req, route_id r, int64_t t0, int status, const char *content_type,
+                      const char *body, size_t len) {
+  http__send(w, req, status, content_type, body, len);
   metrics_observe(&w->srv->m, r, status, clock_mono_ns() - t0);
 }
 
-void http__reply_error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const recd_fail *f) {
+void http__reply_json(http_worker *w, http_req *req, route_id r, int64_t t0, int status, json_t *body) {
+  jsonout j;
+  jsonout_init(&j);
+  char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
+  json_decref(body);
+  if (s) {
+    jsonout_raw(&j, s, strlen(s));
+    jsonout_raw(&j, "\n", 1);
+    free(s);
+  }
+  reply_buf(w, req, r, t0, status, "application/json", j.p, j.len);
+  jsonout_release(&j);
+}
+
+/* a body already rendered as JSON text (jsonout) */
+static void reply_text(http_worker *w, http_req *req, route_id r, int64_t t0, int status, jsonout *j) {
+  jsonout_raw(j, "\n", 1);
+  reply_buf(w, req, r, t0, status, "application/json", j->p, j->len);
+  jsonout_release(j);
+}
+
+void http__reply_error(http_worker *w, http_req *req, route_id r, int64_t t0, const recd_fail *f) {
   json_t *err = json_pack("{s:s,s:s}", "code", f->code, "message", f->message);
   if (f->field[0]) json_object_set_new(err, "field", json_string(f->field));
   if (f->index >= 0) json_object_set_new(err, "index", json_integer(f->index));
   http__reply_json(w, req, r, t0, f->status, json_pack("{s:o}", "error", err));
 }
 
-void http__error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, const char *code,
+void http__error(http_worker *w, http_req *req, route_id r, int64_t t0, int status, const char *code,
                  const char *field, const char *fmt, ...) {
   recd_fail f = {.index = -1};
   f.status = status;
@@ -104,55 +72,57 @@ void http__error(http_worker *w, struct evhttp_request *req, route_id r, int64_t
 
 /* ---- query parameters ---- */
 
+#define MAX_QUERY_PARAMS 256
+
 typedef struct {
-  struct evkeyvalq q;
-  int ok;
+  http_param p[MAX_QUERY_PARAMS];
+  int n;
 } query;
 
-static int query_parse(struct evhttp_request *req, query *q, const char *const *allowed, char *bad, size_t badlen) {
-  TAILQ_INIT(&q->q);
-  q->ok = 1;
-  const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-  const char *qs = u ? evhttp_uri_get_query(u) : NULL;
-  if (!qs || !*qs) return 0;
-  if (strstr(qs, "%00")) {
-    snprintf(bad, badlen, "a parameter holds an encoded NUL byte (%%00)");
+/* the query string of req's target, split and decoded in place */
+static int query_parse(http_req *req, query *q, const char *const *allowed, char *bad, size_t badlen) {
+  q->n = 0;
+  char *qs = strchr(req->target, '?');
+  if (!qs || !qs[1]) return 0;
+  const char *why;
+  int n = http_query_parse(qs + 1, q->p, MAX_QUERY_PARAMS, &why);
+  if (n < 0) {
+    snprintf(bad, badlen, "%s", why);
     return -1;
   }
-  if (evhttp_parse_query_str(qs, &q->q)) {
-    snprintf(bad, badlen, "the query string is malformed");
-    return -1;
-  }
-  struct evkeyval *kv;
-  TAILQ_FOREACH(kv, &q->q, next) {
+  q->n = n;
+  for (int k = 0; k < n; k++) {
     int ok = 0;
-    for (int i = 0; allowed && allowed[i]; i++) ok |= !strcmp(kv->key, allowed[i]);
+    for (int i = 0; allowed && allowed[i]; i++) ok |= !strcmp(q->p[k].key, allowed[i]);
     if (!ok) {
-      snprintf(bad, badlen, "%.64s", kv->key);
+      snprintf(bad, badlen, "%.64s", q->p[k].key);
       return -2;
     }
   }
   return 0;
 }
 
-static void query_free(query *q) { evhttp_clear_headers(&q->q); }
+static void query_free(query *q) { q->n = 0; }
 
-static const char *query_get(query *q, const char *key) { return evhttp_find_header(&q->q, key); }
+static const char *query_get(query *q, const char *key) {
+  for (int k = 0; k < q->n; k++)
+    if (!strcmp(q->p[k].key, key)) return q->p[k].value;
+  return NULL;
+}
 
 /* all values of a repeated parameter; returns cap + 1 when there are more than cap */
 static size_t query_all(query *q, const char *key, const char **out, size_t cap) {
   size_t n = 0;
-  struct evkeyval *kv;
-  TAILQ_FOREACH(kv, &q->q, next) {
-    if (strcmp(kv->key, key)) continue;
+  for (int k = 0; k < q->n; k++) {
+    if (strcmp(q->p[k].key, key)) continue;
     if (n == cap) return cap + 1;
-    out[n++] = kv->value;
+    out[n++] = q->p[k].value;
   }
   return n;
 }
 
 /* returns 0 or replies with an error and returns -1 */
-static int parse_query(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, query *q,
+static int parse_query(http_worker *w, http_req *req, route_id r, int64_t t0, query *q,
                        const char *const *allowed) {
   char bad[128];
   int rc = query_parse(req, q, allowed, bad, sizeof bad);
@@ -169,7 +139,7 @@ static int parse_query(http_worker *w, struct evhttp_request *req, route_id r, i
   return rc ? -1 : 0;
 }
 
-static int parse_n(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, query *q, size_t *n) {
+static int parse_n(http_worker *w, http_req *req, route_id r, int64_t t0, query *q, size_t *n) {
   const recd_config *cfg = w->srv->cfg;
   const char *v = query_get(q, "n");
   *n = (size_t)cfg->default_n;
@@ -186,7 +156,7 @@ static int parse_n(http_worker *w, struct evhttp_request *req, route_id r, int64
   return 0;
 }
 
-static int check_list(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const char *name,
+static int check_list(http_worker *w, http_req *req, route_id r, int64_t t0, const char *name,
                       const char **v, size_t n) {
   if (n > MAX_LIST_PARAMS) {
     http__error(w, req, r, t0, 400, "invalid_parameter", name, "%s: given more than %d times", name, MAX_LIST_PARAMS);
@@ -207,15 +177,14 @@ static int check_list(http_worker *w, struct evhttp_request *req, route_id r, in
 
 /* ---- bodies ---- */
 
-static json_t *read_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
-  const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+static json_t *read_json(http_worker *w, http_req *req, route_id r, int64_t t0) {
+  const char *ct = req->content_type;
   if (ct && (strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
     http__error(w, req, r, t0, 415, "unsupported_media_type", "Content-Type",
                 "Content-Type: '%.64s' is not supported; send application/json", ct);
     return NULL;
   }
-  struct evbuffer *in = evhttp_request_get_input_buffer(req);
-  size_t len = evbuffer_get_length(in);
+  size_t len = req->body_len;
   if ((int64_t)len > w->srv->cfg->max_body) {
     http__error(w, req, r, t0, 413, "body_too_large", "", "body: %zu bytes, the limit is %lld (max_body)", len,
                 (long long)w->srv->cfg->max_body);
@@ -225,7 +194,7 @@ static json_t *read_json(http_worker *w, struct evhttp_request *req, route_id r,
     http__error(w, req, r, t0, 400, "invalid_json", "", "body: empty; send a JSON object");
     return NULL;
   }
-  const char *data = (const char *)evbuffer_pullup(in, -1);
+  const char *data = req->body;
   json_error_t je;
   json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (!root) {
@@ -241,7 +210,7 @@ static json_t *read_json(http_worker *w, struct evhttp_request *req, route_id r,
   return root;
 }
 
-static pending_write *pending_new(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static pending_write *pending_new(http_worker *w, http_req *req, route_id r, int64_t t0) {
   pending_write *p = xcalloc(1, sizeof *p);
   p->w = w;
   p->req = req;
@@ -311,7 +280,7 @@ void http__finish_write(pending_write *p) {
 
 /* ---- endpoints ---- */
 
-static void h_events(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_events(http_worker *w, http_req *req, route_id r, int64_t t0) {
   json_t *root = read_json(w, req, r, t0);
   if (!root) return;
   const recd_config *cfg = w->srv->cfg;
@@ -362,7 +331,7 @@ static void h_events(http_worker *w, struct evhttp_request *req, route_id r, int
   submit(p);
 }
 
-static void h_items_batch(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_items_batch(http_worker *w, http_req *req, route_id r, int64_t t0) {
   json_t *root = read_json(w, req, r, t0);
   if (!root) return;
   json_t *list = json_object_get(root, "items");
@@ -401,7 +370,7 @@ static void h_items_batch(http_worker *w, struct evhttp_request *req, route_id r
   submit(p);
 }
 
-static int id_ok(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m,
+static int id_ok(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m,
                  const char *what) {
   recd_fail f;
   if (strlen(m->arg) != m->arg_len) {
@@ -417,7 +386,7 @@ static int id_ok(http_worker *w, struct evhttp_request *req, route_id r, int64_t
   return 1;
 }
 
-static void h_item(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m,
+static void h_item(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m,
                    int method) {
   if (!id_ok(w, req, r, t0, m, "item_id")) return;
   if (method == M_GET || method == M_HEAD) {
@@ -522,7 +491,7 @@ static json_t *result_json(const recd_rec_result *res, const char *user_id) {
 }
 
 
-static void h_recs_user(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+static void h_recs_user(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m) {
   static const char *const allowed[] = {"n", "category", "exclude", "session_id", NULL};
   if (!id_ok(w, req, r, t0, m, "user_id")) return;
   query q;
@@ -556,7 +525,7 @@ static void h_recs_user(http_worker *w, struct evhttp_request *req, route_id r, 
   http__reply_json(w, req, r, t0, 200, o);
 }
 
-static void h_recs_anon(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_recs_anon(http_worker *w, http_req *req, route_id r, int64_t t0) {
   json_t *root = read_json(w, req, r, t0);
   if (!root) return;
   const recd_config *cfg = w->srv->cfg;
@@ -619,7 +588,7 @@ out:
   json_decref(root);
 }
 
-static void h_similar(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+static void h_similar(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m) {
   static const char *const allowed[] = {"n", NULL};
   if (!id_ok(w, req, r, t0, m, "item_id")) return;
   query q;
@@ -649,7 +618,7 @@ static void h_similar(http_worker *w, struct evhttp_request *req, route_id r, in
   http__reply_json(w, req, r, t0, 200, o);
 }
 
-static void h_popular(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_popular(http_worker *w, http_req *req, route_id r, int64_t t0) {
   static const char *const allowed[] = {"n", "category", "window", NULL};
   query q;
   if (parse_query(w, req, r, t0, &q, allowed)) return;
@@ -686,7 +655,7 @@ out:
   query_free(&q);
 }
 
-static void h_features(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+static void h_features(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m) {
   int user = r == R_USER_FEATURES;
   if (!id_ok(w, req, r, t0, m, user ? "user_id" : "item_id")) return;
   json_t *o = user ? engine_user_features(w->srv->e, m->arg) : engine_item_features(w->srv->e, m->arg);
@@ -695,7 +664,7 @@ static void h_features(http_worker *w, struct evhttp_request *req, route_id r, i
   else http__reply_json(w, req, r, t0, 200, o);
 }
 
-static void h_health(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_health(http_worker *w, http_req *req, route_id r, int64_t t0) {
   recd_stats st;
   engine_stats(w->srv->e, &st);
   char now[40];
@@ -710,20 +679,14 @@ static void h_health(http_worker *w, struct evhttp_request *req, route_id r, int
   http__reply_json(w, req, r, t0, 200, o);
 }
 
-static void h_metrics(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_metrics(http_worker *w, http_req *req, route_id r, int64_t t0) {
   size_t len;
   char *text = metrics_render(&w->srv->m, w->srv->e, (clock_now_ms() - w->srv->started_ms) / 1000.0, &len);
-  struct evbuffer *out = evbuffer_new();
-  evbuffer_add(out, text, len);
+  reply_buf(w, req, r, t0, 200, "text/plain; version=0.0.4", text, len);
   free(text);
-  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
-  add_fixed_headers(w, evhttp_request_get_output_headers(req), len);
-  evhttp_send_reply(req, 200, "OK", out);
-  evbuffer_free(out);
-  metrics_observe(&w->srv->m, r, 200, clock_mono_ns() - t0);
 }
 
-static void h_root(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_root(http_worker *w, http_req *req, route_id r, int64_t t0) {
   json_t *o = json_pack("{s:s,s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s],s:s}", "name", "recd", "version",
                         RECD_VERSION, "endpoints", "POST /api/v1/events", "PUT|GET|DELETE /api/v1/items/{item_id}",
                         "POST /api/v1/items", "GET /api/v1/recommendations/{user_id}?n=10",
@@ -738,7 +701,7 @@ static void h_root(http_worker *w, struct evhttp_request *req, route_id r, int64
 
 /* ---- models ---- */
 
-static int parse_version(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m,
+static int parse_version(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m,
                          const char *what, uint64_t *out) {
   if (!engine_model_version(m->arg, out)) return 0;
   http__error(w, req, r, t0, 400, "invalid_parameter", what, "%s: '%.32s' is not a version number like 3 or v3", what,
@@ -746,13 +709,13 @@ static int parse_version(http_worker *w, struct evhttp_request *req, route_id r,
   return -1;
 }
 
-static void h_models(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_models(http_worker *w, http_req *req, route_id r, int64_t t0) {
   http__reply_json(w, req, r, t0, 200, engine_models(w->srv->e));
 }
 
 typedef struct {
   http_worker *w;
-  struct evhttp_request *req;
+  http_req *req;
   route_id r;
   int64_t t0;
   uint64_t job;
@@ -786,7 +749,7 @@ static void train_poll(evutil_socket_t fd, short what, void *arg) {
   free(tw);
 }
 
-static void h_models_train(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_models_train(http_worker *w, http_req *req, route_id r, int64_t t0) {
   static const char *const allowed[] = {"wait", "kind", "promote", NULL};
   query q;
   if (parse_query(w, req, r, t0, &q, allowed)) return;
@@ -828,7 +791,7 @@ out:
   query_free(&q);
 }
 
-static void h_model_job(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+static void h_model_job(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m) {
   uint64_t v;
   if (parse_version(w, req, r, t0, m, "job_id", &v)) return;
   json_t *j = engine_train_job(w->srv->e, v);
@@ -849,7 +812,7 @@ static void run_rollback(pending_write *p) {
   p->job_rc = engine_rollback(p->w->srv->e, &p->result, &p->fail);
 }
 
-static void start_job(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, uint64_t v,
+static void start_job(http_worker *w, http_req *req, route_id r, int64_t t0, uint64_t v,
                       void (*run)(pending_write *)) {
   if (atomic_load(&w->srv->stopping)) {
     http__error(w, req, r, t0, 503, "shutting_down", "", "the server is shutting down");
@@ -865,35 +828,23 @@ static void start_job(http_worker *w, struct evhttp_request *req, route_id r, in
   }
 }
 
-static void h_model_promote(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const route_match *m) {
+static void h_model_promote(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m) {
   uint64_t v;
   if (parse_version(w, req, r, t0, m, "version", &v)) return;
   start_job(w, req, r, t0, v, run_promote);
 }
 
-static void h_models_rollback(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0) {
+static void h_models_rollback(http_worker *w, http_req *req, route_id r, int64_t t0) {
   start_job(w, req, r, t0, 0, run_rollback);
 }
 
-static int method_bit(enum evhttp_cmd_type t) {
-  switch (t) {
-    case EVHTTP_REQ_GET: return M_GET;
-    case EVHTTP_REQ_POST: return M_POST;
-    case EVHTTP_REQ_PUT: return M_PUT;
-    case EVHTTP_REQ_DELETE: return M_DELETE;
-    case EVHTTP_REQ_HEAD: return M_HEAD;
-    default: return 0;
-  }
-}
-
-void http__dispatch(http_worker *w, struct evhttp_request *req) {
+void http__dispatch(http_worker *w, http_req *req) {
   int64_t t0 = clock_mono_ns();
   atomic_fetch_add_explicit(&w->srv->m.inflight, 1, memory_order_relaxed);
   route_match m;
   char err[128];
-  const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-  const char *path = u ? evhttp_uri_get_path(u) : NULL;
-  int rc = path ? route_match_path(path, &m, err, sizeof err) : RECD_ENOTFOUND;
+  const char *path = req->target;
+  int rc = route_match_path(path, &m, err, sizeof err);
   if (rc == RECD_EINVAL) {
     http__error(w, req, R_NONE, t0, 400, "invalid_parameter", "path", "%s", err);
     return;
@@ -903,9 +854,9 @@ void http__dispatch(http_worker *w, struct evhttp_request *req) {
                 path ? path : "?");
     return;
   }
-  int method = method_bit(evhttp_request_get_command(req));
+  int method = req->method;
   if (!(route_methods(m.id) & method)) {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", route_allow_header(m.id));
+    req->allow = route_allow_header(m.id);
     http__error(w, req, m.id, t0, 405, "method_not_allowed", "method", "method not allowed here; allowed: %s",
                 route_allow_header(m.id));
     return;

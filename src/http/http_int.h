@@ -3,7 +3,6 @@
 #define RECD_HTTP_HTTP_INT_H
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -14,14 +13,29 @@
 
 typedef struct http_worker http_worker;
 typedef struct pending_write pending_write;
+typedef struct http_conn http_conn;
+
+/* one request, from its parsed head to its answer; lives in its connection */
+typedef struct {
+  http_conn *c;
+  int method;               /* M_* of route.h; 0 for any other method */
+  char *target;             /* NUL-terminated: path[?query], still percent-encoded */
+  const char *content_type; /* NUL-terminated, or NULL */
+  char *body;               /* body_len bytes (not NUL-terminated) */
+  size_t body_len;
+  const char *allow;        /* an Allow header for the answer (405), or NULL */
+} http_req;
 
 struct http_worker {
   http_server *srv;
   struct event_base *base;
-  struct evhttp *http;
+  struct event *listener;      /* accepts on the shared socket; deleted at shutdown */
+  struct event *accept_retry;  /* re-adds the listener after running out of descriptors */
   struct event *wake;          /* activated by the writer thread */
   struct event *stop;          /* activated at shutdown: stop accepting */
-  struct evhttp_bound_socket *bound;
+  const struct timeval *idle;  /* the idle timeout, as a libevent common timeout */
+  http_conn *conns;            /* every open connection (a list, for shutdown) */
+  int listen_fd;
   pthread_t thread;
   pthread_mutex_t done_lock;
   pending_write *done_head;    /* completed writes to answer */
@@ -44,7 +58,7 @@ struct http_server {
 /* a write waiting for the engine; freed after the reply */
 struct pending_write {
   http_worker *w;
-  struct evhttp_request *req;
+  http_req *req;
   route_id route;
   int64_t t0;
   json_t *root;                /* keeps event strings alive */
@@ -63,14 +77,22 @@ struct pending_write {
   pending_write *next;
 };
 
-void http__reply_json(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, json_t *body);
-void http__reply_error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, const recd_fail *f);
-void http__error(http_worker *w, struct evhttp_request *req, route_id r, int64_t t0, int status, const char *code,
+void http__reply_json(http_worker *w, http_req *req, route_id r, int64_t t0, int status, json_t *body);
+void http__reply_error(http_worker *w, http_req *req, route_id r, int64_t t0, const recd_fail *f);
+void http__error(http_worker *w, http_req *req, route_id r, int64_t t0, int status, const char *code,
                  const char *field, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
-void http__dispatch(http_worker *w, struct evhttp_request *req);
+void http__dispatch(http_worker *w, http_req *req);
 void http__finish_write(pending_write *p);  /* on the worker thread */
 /* run p->run(p) on a new thread, then answer it through http__finish_write on
  * p's worker (counted as a write in flight, so shutdown waits for it) */
 int http__submit_job(pending_write *p);
+
+/* conn.c: connections of a worker */
+void http__conn_accept(http_worker *w, int fd);
+/* Answers req: the status line, Content-Type, Date, Content-Length (and
+ * Allow, Connection when needed), then the body (left out for HEAD). The
+ * request is over; the connection reads its next one, or closes. */
+void http__send(http_worker *w, http_req *req, int status, const char *content_type, const char *body, size_t len);
+void http__conns_close(http_worker *w); /* at shutdown, after the loop ended */
 
 #endif

@@ -1,8 +1,8 @@
-/* server.c — listening socket, worker threads, the write-completion queue,
- * orderly shutdown (stop accepting, let in-flight writes finish, exit). */
+/* server.c — listening socket, worker threads (an event loop each, accepting
+ * from the one socket), the write-completion queue, orderly shutdown (stop
+ * accepting, let in-flight writes finish, exit). Connections: conn.c. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -22,7 +22,40 @@
 
 static _Atomic int64_t g_writes_inflight; /* per process; servers are few */
 
-static void on_request(struct evhttp_request *req, void *arg) { http__dispatch(arg, req); }
+/* the listening socket is readable: take every waiting connection (the
+ * other workers' loops race for them too; the losers see EAGAIN) */
+static void on_accept(evutil_socket_t fd, short what, void *arg) {
+  http_worker *w = arg;
+  (void)what;
+  for (int i = 0; i < 64; i++) {
+    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0) {
+      http__conn_accept(w, c);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      /* out of descriptors: stop accepting for a moment, not spin */
+      static _Atomic int64_t last_log;
+      int64_t now = clock_now_ms();
+      if (now - atomic_load(&last_log) > 10000) {
+        atomic_store(&last_log, now);
+        log_warn("accept: %s; pausing new connections for 100 ms (raise `ulimit -n`?)", strerror(errno));
+      }
+      event_del(w->listener);
+      struct timeval tv = {0, 100000};
+      event_add(w->accept_retry, &tv);
+    }
+    return;
+  }
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg) {
+  http_worker *w = arg;
+  (void)fd;
+  (void)what;
+  if (!atomic_load(&w->srv->stopping)) event_add(w->listener, NULL);
+}
 
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
   http_worker *w = arg;
@@ -52,8 +85,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg) {
   http_worker *w = arg;
   (void)fd;
   (void)what;
-  if (w->bound) evhttp_del_accept_socket(w->http, w->bound);
-  w->bound = NULL;
+  event_del(w->listener);
+  event_del(w->accept_retry);
 }
 
 /* engine writer thread: hand the completed write back to its worker */
@@ -181,22 +214,17 @@ int http_server_new(recd_engine *e, http_server **out, char *err, size_t errlen)
     w->srv = s;
     pthread_mutex_init(&w->done_lock, NULL);
     w->base = event_base_new();
-    w->http = evhttp_new(w->base);
+    w->listen_fd = fd;
+    w->listener = event_new(w->base, fd, EV_READ | EV_PERSIST, on_accept, w);
+    w->accept_retry = evtimer_new(w->base, on_accept_retry, w);
     w->wake = event_new(w->base, -1, 0, on_wake, w);
     w->stop = event_new(w->base, -1, 0, on_stop, w);
-    /* libevent answers bodies over its cap with its own 413; ours (JSON) is
-     * sent for bodies up to 4x the limit, read and then refused */
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)(s->cfg->max_body * 4 + 65536));
-    evhttp_set_max_headers_size(w->http, 64 * 1024);
-    evhttp_set_timeout(w->http, 60);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(w->http, "application/json");
-    evhttp_set_gencb(w->http, on_request, w);
-    /* each listener owns (and closes) its own descriptor of the one socket */
-    int wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (wfd < 0 || !(w->bound = evhttp_accept_socket_with_handle(w->http, wfd))) {
-      snprintf(err, errlen, "listen: evhttp could not accept on the socket");
+    /* connections idle for a minute are closed (one timer queue for all) */
+    struct timeval idle = {60, 0};
+    w->idle = event_base_init_common_timeout(w->base, &idle);
+    if (!w->base || !w->listener || !w->accept_retry || !w->wake || !w->stop || !w->idle ||
+        event_add(w->listener, NULL)) {
+      snprintf(err, errlen, "listen: cannot set up the event loop");
       http_server_free(s);
       return RECD_EIO;
     }
@@ -237,7 +265,9 @@ void http_server_free(http_server *s) {
   if (!s) return;
   for (int i = 0; i < s->nworkers; i++) {
     http_worker *w = &s->workers[i];
-    if (w->http) evhttp_free(w->http);
+    http__conns_close(w);
+    if (w->listener) event_free(w->listener);
+    if (w->accept_retry) event_free(w->accept_retry);
     if (w->wake) event_free(w->wake);
     if (w->stop) event_free(w->stop);
     if (w->base) event_base_free(w->base);

@@ -1,4 +1,5 @@
-/* server.h — the HTTP/1.1 JSON API over one engine, on libevent's evhttp.
+/* server.h — the HTTP/1.1 JSON API over one engine (request.c parses, conn.c
+ * does the connections, on libevent event loops).
  * N worker threads each run their own event base and accept from one shared
  * listening socket. Writes are handed to the engine's writer thread and
  * answered from the worker's loop when durable; the worker never blocks on

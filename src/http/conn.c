@@ -1,0 +1,463 @@
+/* conn.c — one HTTP/1.1 connection on a worker's event loop: read into one
+ * buffer, parse the head and body in place (request.c), hand the request to
+ * http__dispatch, write the answer with one writev, then the next request
+ * (keep-alive, pipelining) or close.
+ *
+ * A connection handles one request at a time: while a request waits for the
+ * engine (a durable write, a training run) it is "busy" and reading stops at
+ * EOF detection; answers leave in request order by construction. The read
+ * event is level-triggered and persistent, so a request-response turn costs
+ * no epoll_ctl; the write event is added only when the socket buffer is full.
+ * The idle timeout closes connections that are neither busy nor answered. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+#include "http/jsonout.h"
+#include "http/request.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+enum {
+  P_HEAD,  /* reading a request's head */
+  P_BODY,  /* reading its body */
+  P_BUSY,  /* dispatched: waiting for its answer */
+  P_CLOSE, /* answered with "Connection: close": closes once the answer is out */
+};
+
+#define READ_CHUNK 16384
+#define DRAIN_MAX (64 << 20) /* a refused body read and thrown away before closing */
+
+struct http_conn {
+  http_worker *w;
+  http_conn *lprev, *lnext; /* the worker's list */
+  int fd;
+  int phase;
+  int keep_alive;
+  int head_only;      /* HEAD: the answer has no body */
+  int dead;           /* the socket is closed; freed when the busy request is answered */
+  int in_process;     /* conn_process is on the stack */
+  int read_paused;    /* read event removed: the buffer is full while busy */
+  int write_on;       /* write event added */
+  int linger;         /* the client may still be sending (a refused body): linger at close */
+  int lingering;      /* answered and shut down for writing: reading until EOF */
+  int minor;
+  struct event *rev, *wev;
+  char *in;
+  size_t len, cap;    /* bytes in `in`, its size */
+  size_t start;       /* the current request's first byte */
+  size_t body_at;     /* its body's first byte */
+  size_t next;        /* the byte after it (the next pipelined request) */
+  size_t drained;
+  size_t target_at, ctype_at; /* the head's pieces, from start (the buffer moves while a body is read) */
+  http_head h;
+  http_chunks ch;
+  char *out;          /* bytes of answers not yet sent */
+  size_t out_len, out_off, out_cap;
+  http_req req;
+};
+
+static uint64_t body_cap(const http_worker *w) {
+  /* bodies up to 4x the limit are read and then refused with a JSON 413 by
+   * the handler (a client gets its answer, the connection stays usable);
+   * larger ones are refused from their Content-Length (or as soon as a
+   * chunked body passes it) and the connection is closed */
+  return (uint64_t)w->srv->cfg->max_body * 4 + 65536;
+}
+
+static void conn_free(http_conn *c) {
+  http_worker *w = c->w;
+  if (c->lprev) c->lprev->lnext = c->lnext;
+  else w->conns = c->lnext;
+  if (c->lnext) c->lnext->lprev = c->lprev;
+  if (c->rev) event_free(c->rev);
+  if (c->wev) event_free(c->wev);
+  if (c->fd >= 0) close(c->fd);
+  free(c->in);
+  free(c->out);
+  free(c);
+}
+
+/* the socket is done: free now, or when the request in flight is answered */
+static void conn_close(http_conn *c) {
+  if (c->phase == P_BUSY || c->in_process) {
+    if (!c->dead) {
+      event_del(c->rev);
+      event_del(c->wev);
+      close(c->fd);
+      c->fd = -1;
+      c->dead = 1;
+    }
+    return;
+  }
+  conn_free(c);
+}
+
+/* keep the tail [start, len) of the input; drop what was answered */
+static void compact(http_conn *c) {
+  if (c->start == c->len) {
+    c->start = c->len = 0;
+    if (c->cap > 4 * READ_CHUNK) { /* an idle connection does not keep a big buffer */
+      free(c->in);
+      c->in = NULL;
+      c->cap = 0;
+    }
+  } else if (c->start > 0) {
+    memmove(c->in, c->in + c->start, c->len - c->start);
+    c->len -= c->start;
+    if (c->phase == P_BODY) c->body_at -= c->start;
+    c->start = 0;
+  }
+}
+
+static void ensure_in(http_conn *c, size_t need) {
+  if (c->cap >= need) return;
+  size_t cap = c->cap ? c->cap : READ_CHUNK;
+  while (cap < need) cap *= 2;
+  c->in = xrealloc(c->in, cap);
+  c->cap = cap;
+}
+
+static void out_append(http_conn *c, const char *p, size_t n) {
+  if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
+  if (c->out_len + n > c->out_cap) {
+    size_t cap = c->out_cap ? c->out_cap : 4096;
+    while (cap < c->out_len + n) cap *= 2;
+    c->out = xrealloc(c->out, cap);
+    c->out_cap = cap;
+  }
+  memcpy(c->out + c->out_len, p, n);
+  c->out_len += n;
+}
+
+/* writes iov (after any bytes still queued); queues what the socket did not
+ * take. -1 if the connection broke. */
+static int conn_write(http_conn *c, struct iovec *iov, int n) {
+  if (c->dead) return -1;
+  if (c->out_len > c->out_off) {
+    for (int i = 0; i < n; i++) out_append(c, iov[i].iov_base, iov[i].iov_len);
+    return 0;
+  }
+  size_t total = 0;
+  for (int i = 0; i < n; i++) total += iov[i].iov_len;
+  ssize_t w;
+  do w = writev(c->fd, iov, n);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    w = 0;
+  }
+  if ((size_t)w == total) return 0;
+  size_t skip = (size_t)w;
+  for (int i = 0; i < n; i++) {
+    if (skip >= iov[i].iov_len) {
+      skip -= iov[i].iov_len;
+      continue;
+    }
+    out_append(c, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+    skip = 0;
+  }
+  if (!c->write_on) {
+    event_add(c->wev, NULL);
+    c->write_on = 1;
+  }
+  return 0;
+}
+
+static void conn_process(http_conn *c);
+
+/* after an answer with "Connection: close" is out: stop writing; read (and
+ * throw away) what the client still sends so the close does not reset the
+ * connection before it read the answer */
+static void conn_finish_close(http_conn *c) {
+  if (c->dead || (c->len == c->next && !c->linger)) {
+    conn_close(c);
+    return;
+  }
+  shutdown(c->fd, SHUT_WR);
+  c->lingering = 1;
+  c->len = c->start = c->next = 0;
+}
+
+static void reason_line(int status, const char **reason) {
+  switch (status) {
+    case 200: *reason = "OK"; break;
+    case 202: *reason = "Accepted"; break;
+    case 400: *reason = "Bad Request"; break;
+    case 404: *reason = "Not Found"; break;
+    case 405: *reason = "Method Not Allowed"; break;
+    case 409: *reason = "Conflict"; break;
+    case 413: *reason = "Payload Too Large"; break;
+    case 415: *reason = "Unsupported Media Type"; break;
+    case 417: *reason = "Expectation Failed"; break;
+    case 422: *reason = "Unprocessable Entity"; break;
+    case 431: *reason = "Request Header Fields Too Large"; break;
+    case 500: *reason = "Internal Server Error"; break;
+    case 501: *reason = "Not Implemented"; break;
+    case 503: *reason = "Service Unavailable"; break;
+    case 505: *reason = "HTTP Version Not Supported"; break;
+    default: *reason = "Error";
+  }
+}
+
+void http__send(http_worker *w, http_req *req, int status, const char *content_type, const char *body, size_t len) {
+  http_conn *c = req->c;
+  if (c->phase != P_BUSY) { /* a bug: answered twice */
+    log_error("http: a request was answered twice (status %d); the second answer is dropped", status);
+    return;
+  }
+  if (!c->dead) {
+    int64_t now = clock_now_ms() / 1000;
+    if (now != w->date_s) {
+      clock_format_http(now, w->date, sizeof w->date);
+      w->date_s = now;
+    }
+    const char *reason;
+    reason_line(status, &reason);
+    char head[512], digits[24];
+    digits[23] = 0;
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nDate: %s\r\nContent-Length: %s\r\n%s%s%s%s\r\n",
+                     c->minor, status, reason, content_type, w->date, jsonout_digits(digits + 23, len),
+                     req->allow ? "Allow: " : "", req->allow ? req->allow : "", req->allow ? "\r\n" : "",
+                     !c->keep_alive ? "Connection: close\r\n" : c->minor == 0 ? "Connection: keep-alive\r\n" : "");
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, c->head_only ? 0 : len}};
+    if (conn_write(c, iov, iov[1].iov_len ? 2 : 1)) {
+      event_del(c->rev);
+      event_del(c->wev);
+      close(c->fd);
+      c->fd = -1;
+      c->dead = 1;
+    }
+  }
+  c->start = c->next;
+  c->phase = c->keep_alive ? P_HEAD : P_CLOSE;
+  if (c->in_process) return; /* conn_process goes on from here */
+  if (c->dead) {
+    conn_free(c);
+    return;
+  }
+  if (c->phase == P_CLOSE) {
+    if (c->out_len == c->out_off) conn_finish_close(c);
+    return;
+  }
+  conn_process(c);
+}
+
+/* refuses the request being read (its head or body is unacceptable) and
+ * closes the connection after the answer */
+static void reject(http_conn *c, int status, const char *code, const char *field, const char *why) {
+  http_worker *w = c->w;
+  c->req = (http_req){.c = c};
+  c->keep_alive = 0;
+  c->head_only = 0;
+  c->linger = 1;
+  c->phase = P_BUSY;
+  c->next = c->len; /* nothing after it is read as a request */
+  atomic_fetch_add_explicit(&w->srv->m.inflight, 1, memory_order_relaxed);
+  http__error(w, &c->req, R_NONE, clock_mono_ns(), status, code, field, "%s", why);
+}
+
+static const char *head_error_code(int status) {
+  switch (status) {
+    case 431: return "headers_too_large";
+    case 417: return "expectation_failed";
+    case 501: return "not_implemented";
+    case 505: return "http_version_not_supported";
+    default: return "bad_request";
+  }
+}
+
+static void conn_process(http_conn *c) {
+  http_worker *w = c->w;
+  c->in_process = 1;
+  while (!c->dead && (c->phase == P_HEAD || c->phase == P_BODY) && c->out_len == c->out_off) {
+    if (c->phase == P_HEAD) {
+      if (c->start == c->len) break;
+      int r = http_head_parse(c->in + c->start, c->len - c->start, &c->h);
+      if (r == 0) break;
+      if (r < 0) {
+        reject(c, -r, head_error_code(-r), -r == 431 ? "headers" : -r == 400 ? "request" : -r == 505 ? "version" : "headers",
+               c->h.error);
+        break;
+      }
+      c->body_at = c->start + (size_t)r;
+      c->target_at = (size_t)(c->h.target - (c->in + c->start));
+      c->ctype_at = c->h.content_type ? (size_t)(c->h.content_type - (c->in + c->start)) : 0;
+      c->keep_alive = c->h.keep_alive;
+      c->minor = c->h.minor;
+      if (c->h.content_length > 0 && (uint64_t)c->h.content_length > body_cap(w)) {
+        char why[160];
+        snprintf(why, sizeof why, "body: Content-Length %lld is over the limit of %lld bytes (max_body)",
+                 (long long)c->h.content_length, (long long)w->srv->cfg->max_body);
+        c->len = c->body_at; /* the body is not read */
+        reject(c, 413, "body_too_large", "", why);
+        break;
+      }
+      memset(&c->ch, 0, sizeof c->ch);
+      c->phase = P_BODY;
+      if (c->h.expect_continue && c->len == c->body_at) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        struct iovec iov = {(void *)cont, sizeof cont - 1};
+        if (conn_write(c, &iov, 1)) {
+          conn_close(c);
+          break;
+        }
+      }
+    }
+    /* P_BODY */
+    size_t body_len;
+    if (c->h.chunked) {
+      const char *err = NULL;
+      int rc = http_chunks_parse(&c->ch, c->in + c->body_at, c->len - c->body_at, body_cap(w), &err);
+      if (rc == 0 && c->len - c->body_at >= body_cap(w) * 2 + 65536) rc = -2; /* framing without end */
+      if (rc == 0) {
+        ensure_in(c, c->len + READ_CHUNK);
+        break;
+      }
+      if (rc == -2) {
+        c->len = c->body_at;
+        reject(c, 413, "body_too_large", "", "body: over the limit (max_body)");
+        break;
+      }
+      if (rc < 0) {
+        reject(c, 400, "bad_request", "body", err);
+        break;
+      }
+      body_len = c->ch.out;
+      c->next = c->body_at + c->ch.in;
+    } else {
+      size_t cl = c->h.content_length > 0 ? (size_t)c->h.content_length : 0;
+      if (c->len - c->body_at < cl) {
+        ensure_in(c, c->body_at + cl);
+        break;
+      }
+      body_len = cl;
+      c->next = c->body_at + cl;
+    }
+    c->req = (http_req){.c = c,
+                        .method = c->h.method,
+                        .target = c->in + c->start + c->target_at,
+                        .content_type = c->h.content_type ? c->in + c->start + c->ctype_at : NULL,
+                        .body = c->in + c->body_at,
+                        .body_len = body_len};
+    c->head_only = c->h.method == M_HEAD;
+    c->phase = P_BUSY;
+    http__dispatch(w, &c->req);
+  }
+  c->in_process = 0;
+  if (c->dead) {
+    if (c->phase != P_BUSY) conn_free(c);
+    return;
+  }
+  if (c->phase == P_CLOSE) {
+    if (c->out_len == c->out_off) conn_finish_close(c);
+    return;
+  }
+  if (c->phase == P_HEAD || c->phase == P_BODY) compact(c);
+  if (c->read_paused && c->phase != P_BUSY) {
+    event_add(c->rev, w->idle);
+    c->read_paused = 0;
+  }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg) {
+  http_conn *c = arg;
+  if (what & EV_TIMEOUT) {
+    if (c->phase != P_BUSY) conn_close(c);
+    return;
+  }
+  for (int rounds = 0; rounds < 16; rounds++) {
+    if (c->lingering) {
+      char sink[READ_CHUNK];
+      ssize_t n = read(fd, sink, sizeof sink);
+      if (n > 0 && (c->drained += (size_t)n) < DRAIN_MAX) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      conn_close(c);
+      return;
+    }
+    /* the limit on what is buffered: the head, then the body (chunked: its
+     * raw bytes may carry a few per cent of framing) */
+    size_t limit = c->phase == P_BODY ? c->body_at + body_cap(c->w) * 2 + 65536 : c->start + HTTP_MAX_HEAD + 4096;
+    if (c->phase == P_BUSY) {
+      /* the request's target and body point into `in`: no realloc, no
+       * compaction until it is answered; pipelined bytes fill the room left */
+      if (c->len == c->cap) {
+        event_del(c->rev);
+        c->read_paused = 1;
+        return;
+      }
+    } else {
+      if (c->len >= limit) break; /* conn_process refuses it */
+      ensure_in(c, c->len + 1024 < limit ? c->len + 1024 : limit);
+    }
+    size_t room = c->cap - c->len;
+    if (c->phase != P_BUSY && room > limit - c->len) room = limit - c->len;
+    ssize_t n = read(fd, c->in + c->len, room);
+    if (n == 0) { /* EOF: nothing more will come; a busy request still completes (its answer is dropped) */
+      conn_close(c);
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      conn_close(c);
+      return;
+    }
+    c->len += (size_t)n;
+    if ((size_t)n < room) break;
+  }
+  if (c->phase != P_BUSY) conn_process(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg) {
+  http_conn *c = arg;
+  (void)what;
+  while (c->out_off < c->out_len) {
+    ssize_t n = write(fd, c->out + c->out_off, c->out_len - c->out_off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      conn_close(c);
+      return;
+    }
+    c->out_off += (size_t)n;
+  }
+  c->out_off = c->out_len = 0;
+  event_del(c->wev);
+  c->write_on = 0;
+  if (c->phase == P_CLOSE) {
+    conn_finish_close(c);
+    return;
+  }
+  if (c->phase != P_BUSY) conn_process(c);
+}
+
+void http__conn_accept(http_worker *w, int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  http_conn *c = xcalloc(1, sizeof *c);
+  c->w = w;
+  c->fd = fd;
+  c->keep_alive = 1;
+  c->minor = 1;
+  c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
+  c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+  c->lnext = w->conns;
+  if (c->lnext) c->lnext->lprev = c;
+  w->conns = c;
+  event_add(c->rev, w->idle);
+}
+
+void http__conns_close(http_worker *w) {
+  while (w->conns) conn_free(w->conns);
+}
