@@ -82,30 +82,26 @@ int http_head_parse(char *buf, size_t len, http_head *h) {
   for (char *q = t; q < sp2; q++)
     if ((unsigned char)*q <= 0x20 || *q == 0x7f) return fail(h, 400, "malformed request line: bad target");
   char *v = sp2 + 1;
-  if (rl_end - v != 8 || memcmp(v, "HTTP/1.", 7)) {
-    if (rl_end - v >= 5 && !memcmp(v, "HTTP/", 5)) return fail(h, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+  if (rl_end - v != 8 || memcmp(v, "HTTP/", 5) || v[5] < '0' || v[5] > '9' || v[6] != '.' || v[7] < '0' ||
+      v[7] > '9')
     return fail(h, 400, "malformed request line: bad version");
-  }
-  if (v[7] == '0') h->minor = 0;
-  else if (v[7] == '1') h->minor = 1;
-  else return fail(h, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+  if (v[5] != '1' || v[7] > '1') return fail(h, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+  h->minor = v[7] - '0';
   h->keep_alive = h->minor == 1;
-  *sp2 = 0;
-  /* absolute-form (a proxy's): keep the path */
-  if (!strncasecmp(t, "http://", 7) || !strncasecmp(t, "https://", 8)) {
-    char *s = strchr(t + (t[4] == ':' ? 7 : 8), '/');
-    if (!s) {
-      /* "http://host" means "/" */
-      t = sp2 - 1;
-      *t = '/';
-      t[1] = 0; /* sp2 */
-    } else {
-      t = s;
-    }
+  /* absolute-form (a proxy's): keep the path; "http://host" alone means "*"
+   * (refused below). Nothing is written into buf until the head is complete:
+   * an incomplete one is parsed again from the start when more bytes come. */
+  char *t_end = sp2;
+  size_t scheme = (size_t)(sp2 - t) > 7 && !strncasecmp(t, "http://", 7)    ? 7
+                  : (size_t)(sp2 - t) > 8 && !strncasecmp(t, "https://", 8) ? 8
+                                                                              : 0;
+  if (scheme) {
+    char *s = memchr(t + scheme, '/', (size_t)(sp2 - t) - scheme);
+    t = s ? s : sp2;
   }
-  if (*t != '/' && strcmp(t, "*")) return fail(h, 400, "malformed request line: the target must start with /");
-  h->target = t;
-
+  if (t == sp2 || (*t != '/' && !(sp2 - t == 1 && *t == '*')))
+    return fail(h, 400, "malformed request line: the target must start with /");
+  char *ct_end = NULL;
   /* header fields */
   int saw_te = 0, conn_close = 0, conn_keep = 0;
   p = le + 1;
@@ -168,7 +164,7 @@ int http_head_parse(char *buf, size_t len, http_head *h) {
         break;
       case 12:
         if (!strncasecmp(p, "Content-Type", 12)) {
-          *ve = 0;
+          ct_end = ve;
           h->content_type = val;
         }
         break;
@@ -180,6 +176,10 @@ int http_head_parse(char *buf, size_t len, http_head *h) {
   if (conn_close) h->keep_alive = 0;
   else if (conn_keep) h->keep_alive = 1;
   if (!h->content_length && !h->chunked) h->expect_continue = 0;
+  /* complete: terminate the pieces in place */
+  *t_end = 0;
+  if (ct_end) *ct_end = 0;
+  h->target = t;
   return (int)(p - buf);
 }
 
