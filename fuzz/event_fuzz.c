@@ -15,7 +15,12 @@
  * characters or NUL), a configured event type, a time from 1970 to now + 24 h, a
  * finite value; items within the category/tag limits with properties that are a
  * serialised JSON object. A failure is a 400 with a code, a message and the batch
- * index it was given. */
+ * index it was given.
+ *
+ * The plain-text fast path (engine_parse_events_text) is checked against the
+ * general one: whatever body it accepts, jansson + engine_parse_event accept
+ * too, as the same events (same ids, type, time, value), in the same shape
+ * (one event, or a batch of the same length). */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -83,7 +88,55 @@ static void item(const recd_engine *e, json_t *obj, const char *path_id, long in
   }
 }
 
+static int same_str(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+
+static void same_event(const recd_event *fast, const recd_event *gen, long index) {
+  FUZZ_CHECK(same_str(fast->user_id, gen->user_id) && same_str(fast->item_id, gen->item_id) &&
+                 same_str(fast->session_id, gen->session_id) && same_str(fast->rec_id, gen->rec_id),
+             "event %ld: the fast path read other ids", index);
+  FUZZ_CHECK(fast->type == gen->type && fast->ts_ms == gen->ts_ms && fast->has_value == gen->has_value &&
+                 (!fast->has_value || fast->value == gen->value),
+             "event %ld: type/time/value differ (%d/%lld/%g vs %d/%lld/%g)", index, fast->type,
+             (long long)fast->ts_ms, fast->value, gen->type, (long long)gen->ts_ms, gen->value);
+}
+
+static void fast_path(const recd_engine *e, const uint8_t *data, size_t size) {
+  char *text = xmalloc(size ? size : 1);
+  memcpy(text, data, size);
+  recd_event *evs;
+  size_t n;
+  if (engine_parse_events_text(e, text, size, FUZZ_NOW_MS, (size_t)engine_config(e)->max_batch, &evs, &n)) {
+    FUZZ_CHECK(!memcmp(text, data, size), "the fast path declined but changed the text");
+    free(text);
+    return;
+  }
+  json_error_t je;
+  json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+  FUZZ_CHECK(root && json_is_object(root), "the fast path accepted what jansson refuses: %s", root ? "" : je.text);
+  json_t *list = json_object_get(root, "events");
+  recd_event ev;
+  recd_fail f;
+  if (list) {
+    FUZZ_CHECK(json_is_array(list) && json_object_size(root) == 1 && json_array_size(list) == n,
+               "the fast path read a batch of %zu, jansson sees another shape", n);
+    for (size_t i = 0; i < n; i++) {
+      FUZZ_CHECK(!engine_parse_event(e, json_array_get(list, i), (long)i, FUZZ_NOW_MS, &ev, &f),
+                 "event %zu: the fast path accepted what engine_parse_event refuses: %s", i, f.message);
+      same_event(&evs[i], &ev, (long)i);
+    }
+  } else {
+    FUZZ_CHECK(n == 1, "the fast path read %zu events from one object", n);
+    FUZZ_CHECK(!engine_parse_event(e, root, -1, FUZZ_NOW_MS, &ev, &f),
+               "the fast path accepted what engine_parse_event refuses: %s", f.message);
+    same_event(&evs[0], &ev, -1);
+  }
+  json_decref(root);
+  free(evs);
+  free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fast_path(fuzz_engine(), data, size);
   json_error_t je;
   json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (!root) return 0;

@@ -177,26 +177,31 @@ static int check_list(http_worker *w, http_req *req, route_id r, int64_t t0, con
 
 /* ---- bodies ---- */
 
-static json_t *read_json(http_worker *w, http_req *req, route_id r, int64_t t0) {
+/* the checks every JSON body passes first: 0, or answered and -1 */
+static int body_check(http_worker *w, http_req *req, route_id r, int64_t t0) {
   const char *ct = req->content_type;
   if (ct && (strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' '))) {
     http__error(w, req, r, t0, 415, "unsupported_media_type", "Content-Type",
                 "Content-Type: '%.64s' is not supported; send application/json", ct);
-    return NULL;
+    return -1;
   }
   size_t len = req->body_len;
   if ((int64_t)len > w->srv->cfg->max_body) {
     http__error(w, req, r, t0, 413, "body_too_large", "", "body: %zu bytes, the limit is %lld (max_body)", len,
                 (long long)w->srv->cfg->max_body);
-    return NULL;
+    return -1;
   }
   if (len == 0) {
     http__error(w, req, r, t0, 400, "invalid_json", "", "body: empty; send a JSON object");
-    return NULL;
+    return -1;
   }
-  const char *data = req->body;
+  return 0;
+}
+
+/* the body as a JSON object (body_check passed), or answered and NULL */
+static json_t *parse_json(http_worker *w, http_req *req, route_id r, int64_t t0) {
   json_error_t je;
-  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+  json_t *root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (!root) {
     http__error(w, req, r, t0, 400, "invalid_json", "", "body: invalid JSON at line %d, column %d: %s", je.line,
                 je.column, je.text);
@@ -208,6 +213,10 @@ static json_t *read_json(http_worker *w, http_req *req, route_id r, int64_t t0) 
     return NULL;
   }
   return root;
+}
+
+static json_t *read_json(http_worker *w, http_req *req, route_id r, int64_t t0) {
+  return body_check(w, req, r, t0) ? NULL : parse_json(w, req, r, t0);
 }
 
 static pending_write *pending_new(http_worker *w, http_req *req, route_id r, int64_t t0) {
@@ -223,6 +232,7 @@ static pending_write *pending_new(http_worker *w, http_req *req, route_id r, int
 static void pending_free(pending_write *p) {
   json_decref(p->root);
   json_decref(p->result);
+  free(p->events_heap);
   arena_release(&p->a);
   free(p);
 }
@@ -281,9 +291,23 @@ void http__finish_write(pending_write *p) {
 /* ---- endpoints ---- */
 
 static void h_events(http_worker *w, http_req *req, route_id r, int64_t t0) {
-  json_t *root = read_json(w, req, r, t0);
-  if (!root) return;
+  if (body_check(w, req, r, t0)) return;
   const recd_config *cfg = w->srv->cfg;
+  recd_event *evs;
+  size_t nplain;
+  if (!engine_parse_events_text(w->srv->e, req->body, req->body_len, clock_now_ms(), (size_t)cfg->max_batch, &evs,
+                                &nplain)) {
+    pending_write *p = pending_new(w, req, r, t0);
+    p->events = p->events_heap = evs;
+    p->count = nplain;
+    p->op.kind = OP_EVENTS;
+    p->op.events = evs;
+    p->op.nevents = nplain;
+    submit(p);
+    return;
+  }
+  json_t *root = parse_json(w, req, r, t0);
+  if (!root) return;
   json_t *list = json_object_get(root, "events");
   size_t n = 1;
   if (list) {

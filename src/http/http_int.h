@@ -63,6 +63,7 @@ struct pending_write {
   int64_t t0;
   json_t *root;                /* keeps event strings alive */
   recd_event *events;
+  recd_event *events_heap;     /* events read by engine_parse_events_text (freed with this) */
   recd_item *items;
   arena a;
   engine_op op;

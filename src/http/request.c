@@ -58,6 +58,7 @@ static int method_of(const char *m, size_t n) {
 int http_head_parse(char *buf, size_t len, http_head *h) {
   memset(h, 0, sizeof *h);
   h->content_length = -1;
+  h->field = "request";
   char *end = buf + len, *p = buf;
   /* RFC 9112 2.2: ignore empty lines before the request line */
   while (p < end && (*p == '\r' || *p == '\n')) p++;
@@ -82,12 +83,14 @@ int http_head_parse(char *buf, size_t len, http_head *h) {
   for (char *q = t; q < sp2; q++)
     if ((unsigned char)*q <= 0x20 || *q == 0x7f) return fail(h, 400, "malformed request line: bad target");
   char *v = sp2 + 1;
+  h->field = "version";
   if (rl_end - v != 8 || memcmp(v, "HTTP/", 5) || v[5] < '0' || v[5] > '9' || v[6] != '.' || v[7] < '0' ||
       v[7] > '9')
     return fail(h, 400, "malformed request line: bad version");
   if (v[5] != '1' || v[7] > '1') return fail(h, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
   h->minor = v[7] - '0';
   h->keep_alive = h->minor == 1;
+  h->field = "request";
   /* absolute-form (a proxy's): keep the path; "http://host" alone means "*"
    * (refused below). Nothing is written into buf until the head is complete:
    * an incomplete one is parsed again from the start when more bytes come. */
@@ -103,13 +106,16 @@ int http_head_parse(char *buf, size_t len, http_head *h) {
     return fail(h, 400, "malformed request line: the target must start with /");
   char *ct_end = NULL;
   /* header fields */
+  h->field = "headers";
   int saw_te = 0, conn_close = 0, conn_keep = 0;
   p = le + 1;
   for (;;) {
     if ((size_t)(p - buf) > HTTP_MAX_HEAD) return fail(h, 431, "the request headers are larger than 64 KiB");
     le = line_end(p, end);
     if (!le) {
-      if (len > HTTP_MAX_HEAD) return fail(h, 431, "the request headers are larger than 64 KiB");
+      /* past 64 KiB only the blank line may still come ("\r" here, its "\n" next) */
+      if (len > HTTP_MAX_HEAD && !(end - p == 1 && *p == '\r'))
+        return fail(h, 431, "the request headers are larger than 64 KiB");
       return 0;
     }
     char *fe = le > p && le[-1] == '\r' ? le - 1 : le;
@@ -175,7 +181,7 @@ int http_head_parse(char *buf, size_t len, http_head *h) {
   h->chunked = saw_te;
   if (conn_close) h->keep_alive = 0;
   else if (conn_keep) h->keep_alive = 1;
-  if (!h->content_length && !h->chunked) h->expect_continue = 0;
+  if (h->content_length <= 0 && !h->chunked) h->expect_continue = 0; /* no body to wait for */
   /* complete: terminate the pieces in place */
   *t_end = 0;
   if (ct_end) *ct_end = 0;

@@ -20,6 +20,7 @@ typedef struct {
   int64_t content_length;   /* -1 when absent */
   const char *content_type; /* NUL-terminated value, or NULL */
   const char *error;        /* why a request was refused (a static string) */
+  const char *field;        /* what is at fault: "request" (line), "version" or "headers" */
 } http_head;
 
 /* Parses the head at buf[0, len). Returns its length (through the blank
