@@ -25,8 +25,10 @@ int http__submit(pending_write *p);
 
 static void reply_buf(http_worker *w, http_req *req, route_id r, int64_t t0, int status, const char *content_type,
                       const char *body, size_t len) {
-  http__send(w, req, status, content_type, body, len);
+  /* counted before the answer leaves: a client that reads it and then asks
+   * /metrics (maybe another worker) sees it counted */
   metrics_observe(&w->srv->m, r, status, clock_mono_ns() - t0);
+  http__send(w, req, status, content_type, body, len);
 }
 
 void http__reply_json(http_worker *w, http_req *req, route_id r, int64_t t0, int status, json_t *body) {
