@@ -30,6 +30,7 @@ static const struct {
     {"engine", engine_suite},
     {"rankdata", rankdata_suite},
     {"route", route_suite},
+    {"request", request_suite},
     {"jsonout", jsonout_suite},
     {"gen", gen_suite},
     {"import", import_suite},

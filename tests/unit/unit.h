@@ -27,6 +27,7 @@ Suite *engine_suite(void);
 Suite *rankdata_suite(void);
 Suite *eventparse_suite(void);
 Suite *route_suite(void);
+Suite *request_suite(void);
 Suite *jsonout_suite(void);
 Suite *gen_suite(void);
 Suite *import_suite(void);
