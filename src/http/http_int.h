@@ -39,6 +39,9 @@ struct http_worker {
   pthread_t thread;
   pthread_mutex_t done_lock;
   pending_write *done_head;    /* completed writes to answer */
+  struct event *adopt;         /* activated when another worker hands this one connections */
+  int *adopt_fds;              /* those connections (under done_lock) */
+  int nadopt, adopt_cap;
   int64_t date_s;              /* the second `date` names (Date header, made once a second) */
   char date[32];
 };
@@ -53,6 +56,7 @@ struct http_server {
   int64_t started_ms;
   int wake_pipe[2];            /* stop signal */
   _Atomic int stopping;        /* writes are refused with 503 shutting_down */
+  _Atomic unsigned next_worker; /* who gets the next accepted connection (round robin) */
 };
 
 /* a write waiting for the engine; freed after the reply */
