@@ -110,11 +110,10 @@ json_t *engine_user_features(recd_engine *e, const char *user_id) {
   }
   json_object_set_new(o, "recent_items", recent);
   json_t *aff = json_object();
-  double total_aff = 0, top = 0;
+  double top = 0;
   pthread_rwlock_rdlock(&e->content_lock);
   for (int i = 0; i < p->naff; i++) {
     double a = userprof_affinity(p, i, now, e->cfg.affinity_half_life_ms);
-    total_aff += a;
     if (a > top) top = a;
     json_object_set_new(aff, content_category_name(&e->content, p->aff[i].cat), json_real(a));
   }
