@@ -186,6 +186,10 @@ static void conn_finish_close(http_conn *c) {
   shutdown(c->fd, SHUT_WR);
   c->lingering = 1;
   c->len = c->start = c->next = 0;
+  if (c->read_paused) { /* it was full while busy: read (and drop) again */
+    event_add(c->rev, c->w->idle);
+    c->read_paused = 0;
+  }
 }
 
 static void reason_line(int status, const char **reason) {
