@@ -87,19 +87,20 @@ static void conn_free(http_conn *c) {
   free(c);
 }
 
+/* closes the socket but keeps the connection (freed once nothing refers to it) */
+static void conn_kill(http_conn *c) {
+  if (c->dead) return;
+  event_del(c->rev);
+  event_del(c->wev);
+  close(c->fd);
+  c->fd = -1;
+  c->dead = 1;
+}
+
 /* the socket is done: free now, or when the request in flight is answered */
 static void conn_close(http_conn *c) {
-  if (c->phase == P_BUSY || c->in_process) {
-    if (!c->dead) {
-      event_del(c->rev);
-      event_del(c->wev);
-      close(c->fd);
-      c->fd = -1;
-      c->dead = 1;
-    }
-    return;
-  }
-  conn_free(c);
+  if (c->phase == P_BUSY || c->in_process) conn_kill(c);
+  else conn_free(c);
 }
 
 /* keep the tail [start, len) of the input; drop what was answered */
@@ -268,13 +269,7 @@ void http__send(http_worker *w, http_req *req, int status, const char *content_t
     o = put(o, "\r\n");
     size_t n = (size_t)(o - head);
     struct iovec iov[2] = {{head, n}, {(void *)body, c->head_only ? 0 : len}};
-    if (conn_write(c, iov, iov[1].iov_len ? 2 : 1)) {
-      event_del(c->rev);
-      event_del(c->wev);
-      close(c->fd);
-      c->fd = -1;
-      c->dead = 1;
-    }
+    if (conn_write(c, iov, iov[1].iov_len ? 2 : 1)) conn_kill(c);
   }
   c->start = c->next;
   c->phase = c->keep_alive ? P_HEAD : P_CLOSE;
