@@ -163,7 +163,7 @@ int http_head_parse(char *buf, size_t len, http_head *h) {
         }
         break;
       case 6:
-        if (!strncasecmp(p, "Expect", 6)) {
+        if (!strncasecmp(p, "Expect", 6) && h->minor == 1) { /* RFC 9110 10.1.1: ignored from HTTP/1.0 clients */
           if (vl != 12 || strncasecmp(val, "100-continue", 12)) return fail(h, 417, "Expect: only 100-continue is supported");
           h->expect_continue = h->minor == 1;
         }
