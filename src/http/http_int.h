@@ -98,6 +98,7 @@ void http__conn_accept(http_worker *w, int fd);
  * Allow, Connection when needed), then the body (left out for HEAD). The
  * request is over; the connection reads its next one, or closes. */
 void http__send(http_worker *w, http_req *req, int status, const char *content_type, const char *body, size_t len);
-void http__conns_close(http_worker *w); /* at shutdown, after the loop ended */
+/* at shutdown, after the loop ended; busy connections only if no write is in flight */
+void http__conns_close(http_worker *w, int writes_done);
 
 #endif
