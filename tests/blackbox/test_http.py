@@ -191,6 +191,28 @@ class HttpWireTest(RecdTestCase):
         self.assertEqual(st, 200, b)
         self.assertEqual(self.total("h_slow"), 1)
 
+    def test_slow_reader_gets_every_answer(self):
+        """Pipelined requests whose answers do not fit the socket buffers: the
+        server queues what the socket does not take and goes on once it
+        drains; every answer arrives whole and in order."""
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.server.port))
+        w = Wire.__new__(Wire)
+        w.s, w.buf = s, b""
+        self.addCleanup(w.close)
+        pair = (b"GET /metrics HTTP/1.1\r\n\r\n"
+                b"GET " + API.encode() + b"/items/h_item HTTP/1.1\r\n\r\n")
+        w.send(pair * 40)
+        time.sleep(1.0)  # nothing read meanwhile: the server's writes back up
+        for i in range(40):
+            st, hdrs, body = w.answer()
+            self.assertEqual(st, 200)
+            self.assertTrue(body.startswith(b"# HELP"), body[:60])
+            st, hdrs, body = w.answer()
+            self.assertEqual(st, 200)
+            self.assertEqual(json.loads(body)["item_id"], "h_item")
+
     def test_head_has_length_but_no_body(self):
         g = self.server.get(API + "/health")
         w = self.wire()
