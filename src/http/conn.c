@@ -34,7 +34,8 @@ enum {
   P_CLOSE, /* answered with "Connection: close": closes once the answer is out */
 };
 
-#define READ_CHUNK 16384
+#define READ_CHUNK 16384 /* reads of a body; the drain's */
+#define IN_FIRST 4096    /* a connection's first input buffer: a usual request fits */
 #define DRAIN_MAX (64 << 20) /* a refused body read and thrown away before closing */
 
 struct http_conn {
@@ -107,7 +108,7 @@ static void conn_close(http_conn *c) {
 static void compact(http_conn *c) {
   if (c->start == c->len) {
     c->start = c->len = 0;
-    if (c->cap > 4 * READ_CHUNK) { /* an idle connection does not keep a big buffer */
+    if (c->cap > 4 * IN_FIRST) { /* an idle connection does not keep a big buffer */
       free(c->in);
       c->in = NULL;
       c->cap = 0;
@@ -122,7 +123,7 @@ static void compact(http_conn *c) {
 
 static void ensure_in(http_conn *c, size_t need) {
   if (c->cap >= need) return;
-  size_t cap = c->cap ? c->cap : READ_CHUNK;
+  size_t cap = c->cap ? c->cap : IN_FIRST;
   while (cap < need) cap *= 2;
   c->in = xrealloc(c->in, cap);
   c->cap = cap;
