@@ -50,6 +50,7 @@ struct http_conn {
   int read_paused;    /* read event removed: the buffer is full while busy */
   int write_on;       /* write event added */
   int linger;         /* the client may still be sending (a refused body): linger at close */
+  int peer_closed;    /* EOF read: what is buffered is answered, then the connection closes */
   int lingering;      /* answered and shut down for writing: reading until EOF */
   int minor;
   struct event *rev, *wev;
@@ -181,7 +182,7 @@ static void conn_process(http_conn *c);
  * throw away) what the client still sends so the close does not reset the
  * connection before it read the answer */
 static void conn_finish_close(http_conn *c) {
-  if (c->dead || (c->len == c->next && !c->linger)) {
+  if (c->dead || c->peer_closed || (c->len == c->next && !c->linger)) {
     conn_close(c);
     return;
   }
@@ -236,6 +237,7 @@ void http__send(http_worker *w, http_req *req, int status, const char *content_t
     log_error("http: a request was answered twice (status %d); the second answer is dropped", status);
     return;
   }
+  if (c->peer_closed && c->next == c->len) c->keep_alive = 0; /* the last one it sent */
   if (!c->dead) {
     int64_t now = clock_now_ms() / 1000;
     if (now != w->date_s) {
@@ -395,6 +397,10 @@ static void conn_process(http_conn *c) {
     if (c->out_len == c->out_off) conn_finish_close(c);
     return;
   }
+  if (c->peer_closed && (c->phase == P_HEAD || c->phase == P_BODY)) {
+    conn_close(c); /* the rest of a request that will never be complete */
+    return;
+  }
   if (c->phase == P_HEAD || c->phase == P_BODY) compact(c);
   if (c->read_paused && c->phase != P_BUSY) {
     event_add(c->rev, w->idle);
@@ -435,9 +441,17 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     size_t room = c->cap - c->len;
     if (c->phase != P_BUSY && room > limit - c->len) room = limit - c->len;
     ssize_t n = read(fd, c->in + c->len, room);
-    if (n == 0) { /* EOF: nothing more will come; a busy request still completes (its answer is dropped) */
-      conn_close(c);
-      return;
+    if (n == 0) {
+      /* EOF: nothing more will come. A client that only shut down its
+       * sending side still gets the answers to what it sent (the busy one's
+       * and any buffered); one that is gone makes the writes fail. */
+      if (c->phase == P_CLOSE || (c->phase != P_BUSY && c->len == c->start)) {
+        conn_close(c);
+        return;
+      }
+      event_del(c->rev); /* level-triggered EOF would fire again and again */
+      c->peer_closed = 1;
+      break;
     }
     if (n < 0) {
       if (errno == EINTR) continue;

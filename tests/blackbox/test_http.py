@@ -213,6 +213,29 @@ class HttpWireTest(RecdTestCase):
             self.assertEqual(st, 200)
             self.assertEqual(json.loads(body)["item_id"], "h_item")
 
+    def test_half_closed_client_gets_its_answers(self):
+        """A client that shuts down its sending side after its requests (nc -N,
+        some HTTP/1.0 clients) still gets every answer, then the close; the
+        durable write among them is answered after it is stored."""
+        body = event_body("h_half")
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"GET " + API.encode() + b"/health HTTP/1.1\r\n\r\n" +
+                  post_head(API + "/events", len(body)) + body +
+                  b"GET " + API.encode() + b"/users/h_half/features HTTP/1.1\r\n\r\n" +
+                  b"GET " + API.encode() + b"/hea")  # and the start of one never finished
+        s.shutdown(socket.SHUT_WR)
+        w = Wire.__new__(Wire)
+        w.s, w.buf = s, b""
+        self.assertEqual(w.answer()[0], 200)
+        st, _, b = w.answer()
+        self.assertEqual((st, json.loads(b)), (200, {"accepted": 1}))
+        st, _, b = w.answer()
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(b)["total"], 1)
+        self.assertTrue(w.closed())
+        self.assertEqual(w.buf, b"")
+
     def test_head_has_length_but_no_body(self):
         g = self.server.get(API + "/health")
         w = self.wire()
