@@ -78,6 +78,7 @@ static uint64_t body_cap(const http_worker *w) {
 
 static void conn_free(http_conn *c) {
   http_worker *w = c->w;
+  atomic_fetch_sub_explicit(&w->srv->m.connections, 1, memory_order_relaxed);
   if (c->lprev) c->lprev->lnext = c->lnext;
   else w->conns = c->lnext;
   if (c->lnext) c->lnext->lprev = c->lprev;
@@ -492,6 +493,8 @@ void http__conn_accept(http_worker *w, int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   http_conn *c = xcalloc(1, sizeof *c);
+  atomic_fetch_add_explicit(&w->srv->m.connections, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&w->srv->m.connections_total, 1, memory_order_relaxed);
   c->w = w;
   c->fd = fd;
   c->keep_alive = 1;

@@ -81,6 +81,12 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
   }
   sb_printf(&b, "# HELP recd_http_requests_in_flight Requests being processed.\n# TYPE recd_http_requests_in_flight gauge\n"
                 "recd_http_requests_in_flight %lld\n", (long long)atomic_load(&m->inflight));
+  sb_printf(&b, "# HELP recd_http_connections Open client connections.\n# TYPE recd_http_connections gauge\n"
+                "recd_http_connections %lld\n"
+                "# HELP recd_http_connections_total Client connections accepted since start.\n"
+                "# TYPE recd_http_connections_total counter\n"
+                "recd_http_connections_total %llu\n",
+            (long long)atomic_load(&m->connections), (unsigned long long)atomic_load(&m->connections_total));
 
   recd_stats st;
   engine_stats(e, &st);

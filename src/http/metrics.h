@@ -19,6 +19,8 @@ typedef struct {
   _Atomic uint64_t sum_us[R_COUNT];
   _Atomic uint64_t total[R_COUNT];
   _Atomic int64_t inflight;
+  _Atomic int64_t connections;    /* open client connections */
+  _Atomic uint64_t connections_total; /* accepted since start */
 } metrics;
 
 void metrics_init(metrics *m);

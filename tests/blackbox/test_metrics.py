@@ -62,6 +62,31 @@ class MetricsTest(RecdTestCase):
         self.assertTrue(r.headers.get("content-type", "").startswith("text/plain"), r.headers)
         return parse_metrics(r.text), r.text
 
+    def test_connection_gauge(self):
+        """Open keep-alive connections are counted, and uncounted once closed."""
+        import socket
+        base, _ = self.metrics()
+        n0 = metric_sum(base, "recd_http_connections")
+        t0 = metric_sum(base, "recd_http_connections_total")
+        socks = []
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+            s.sendall(b"GET /api/v1/health HTTP/1.1\r\n\r\n")
+            self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 200"))
+            socks.append(s)
+        m, _ = self.metrics()  # its own connection is open too
+        self.assertGreaterEqual(metric_sum(m, "recd_http_connections"), n0 + 5)
+        self.assertGreaterEqual(metric_sum(m, "recd_http_connections_total"), t0 + 6)
+        for s in socks:
+            s.close()
+        deadline = time.time() + 10
+        while True:
+            m, _ = self.metrics()
+            if metric_sum(m, "recd_http_connections") <= n0 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertLessEqual(metric_sum(m, "recd_http_connections"), n0, "closed connections still counted")
+
     def test_request_counter_moves(self):
         m0, _ = self.metrics()
         for _ in range(3):
