@@ -156,6 +156,8 @@ def main():
                  f"ratio {verdict(ok_r if rec['ratio'] is not None else None)}; p99 {verdict(ok_p)}")
     if "lat1" in tests:
         test_row("lat1", "GET recs n=10, 1 connection", "(p50/p99 reported)", "")
+    if "http" in tests:
+        test_row("http", "GET /api/v1/health, -t2 -c64 (HTTP ceiling)", "(reported)", "")
     ev = tests.get("event")
     if ev:
         test_row("event", "POST 1 event, -t2 -c64", "≥ 0.4× nginx",
