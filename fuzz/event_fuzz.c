@@ -105,8 +105,11 @@ static void fast_path(const recd_engine *e, const uint8_t *data, size_t size) {
   memcpy(text, data, size);
   recd_event *evs;
   size_t n;
-  if (engine_parse_events_text(e, text, size, FUZZ_NOW_MS, (size_t)engine_config(e)->max_batch, &evs, &n)) {
+  arena a;
+  arena_init(&a);
+  if (engine_parse_events_text(e, text, size, FUZZ_NOW_MS, (size_t)engine_config(e)->max_batch, &a, &evs, &n)) {
     FUZZ_CHECK(!memcmp(text, data, size), "the fast path declined but changed the text");
+    arena_release(&a);
     free(text);
     return;
   }
@@ -131,7 +134,7 @@ static void fast_path(const recd_engine *e, const uint8_t *data, size_t size) {
     same_event(&evs[0], &ev, -1);
   }
   json_decref(root);
-  free(evs);
+  arena_release(&a);
   free(text);
 }
 

@@ -52,12 +52,11 @@ int engine_parse_event(const recd_engine *e, json_t *obj, long index, int64_t no
                        recd_event *ev, recd_fail *fail);
 /* The body of POST /events when it is plain (one event or {"events": [...]}
  * of at most max; ASCII strings without escapes, whole-number times and
- * values, no field twice): 0, with *out (xmalloc'd, *n events) pointing into
- * text, whose strings it NUL-terminates in place. -1 for any other body,
- * valid or not, text untouched: parse that one with jansson and
- * engine_parse_event, which accept the same events and explain refusals. */
-int engine_parse_events_text(const recd_engine *e, char *text, size_t len, int64_t now_ms, size_t max,
-                             recd_event **out, size_t *n);
+ * values, no field twice): 0, with *out (*n events, their strings) allocated
+ * in `a`. -1 for any other body, valid or not: parse that one with jansson
+ * and engine_parse_event, which accept the same events and explain refusals. */
+int engine_parse_events_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, size_t max,
+                             arena *a, recd_event **out, size_t *n);
 /* Validate an id string: 0 or sets fail. */
 int engine_check_id(const char *s, size_t len, const char *what, long index, const char *field,
                     recd_fail *fail);

@@ -291,7 +291,7 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
  * the general path accepts as the same events. */
 
 typedef struct {
-  char *p, *end;
+  const char *p, *end;
 } cursor;
 
 static void ws(cursor *c) {
@@ -309,10 +309,10 @@ static int eat(cursor *c, char ch) {
 
 /* a string of printable ASCII without escapes: [*s, *s + *len); the closing
  * quote is at (*s)[*len] */
-static int plain_string(cursor *c, char **s, size_t *len) {
+static int plain_string(cursor *c, const char **s, size_t *len) {
   ws(c);
   if (c->p >= c->end || *c->p != '"') return -1;
-  char *b = ++c->p;
+  const char *b = ++c->p;
   while (c->p < c->end && *c->p != '"') {
     unsigned char ch = (unsigned char)*c->p;
     if (ch < 0x20 || ch >= 0x7f || ch == '\\') return -1;
@@ -329,7 +329,7 @@ enum { V_NULL, V_STRING, V_INT };
 
 typedef struct {
   int kind;
-  char *s;
+  const char *s;
   size_t len;
   int64_t n;
 } plain_value;
@@ -347,7 +347,7 @@ static int plain_value_read(cursor *c, plain_value *v) {
     return 0;
   }
   /* a whole number: no sign, fraction, exponent or leading zero */
-  char *b = c->p;
+  const char *b = c->p;
   int64_t n = 0;
   while (c->p < c->end && *c->p >= '0' && *c->p <= '9' && c->p - b < 15) n = n * 10 + (*c->p++ - '0');
   if (c->p == b || (c->p < c->end && ((*c->p >= '0' && *c->p <= '9') || *c->p == '.' || *c->p == 'e' || *c->p == 'E')))
@@ -358,15 +358,14 @@ static int plain_value_read(cursor *c, plain_value *v) {
   return 0;
 }
 
-static int plain_id(const plain_value *v, const char **out, char **term, int *nterm) {
+static int plain_id(const plain_value *v, arena *a, const char **out) {
   if (v->kind != V_STRING || v->len == 0 || v->len > RECD_MAX_ID_LEN) return -1;
-  *out = v->s;
-  term[(*nterm)++] = v->s + v->len;
+  *out = arena_strndup(a, v->s, v->len);
   return 0;
 }
 
-/* one event object at c; strings are NUL-terminated later, through term[] */
-static int plain_event(const recd_engine *e, cursor *c, int64_t now_ms, recd_event *ev, char **term, int *nterm) {
+/* one event object at c; its strings are copied into a */
+static int plain_event(const recd_engine *e, cursor *c, int64_t now_ms, arena *a, recd_event *ev) {
   static const char *const known[] = {"user_id", "item_id", "event_type", "timestamp", "value", "session_id",
                                       "recommendation_id"};
   plain_value val[7];
@@ -375,7 +374,7 @@ static int plain_event(const recd_engine *e, cursor *c, int64_t now_ms, recd_eve
   if (!eat(c, '{')) return -1;
   if (!eat(c, '}')) {
     do {
-      char *k;
+      const char *k;
       size_t kl;
       if (plain_string(c, &k, &kl) || !eat(c, ':')) return -1;
       int f = -1;
@@ -389,7 +388,7 @@ static int plain_event(const recd_engine *e, cursor *c, int64_t now_ms, recd_eve
   }
   for (int i = 0; i < 7; i++)
     if (!(seen & (1 << i))) val[i].kind = V_NULL;
-  if (plain_id(&val[0], &ev->user_id, term, nterm) || plain_id(&val[1], &ev->item_id, term, nterm)) return -1;
+  if (plain_id(&val[0], a, &ev->user_id) || plain_id(&val[1], a, &ev->item_id)) return -1;
   if (val[2].kind != V_STRING || (ev->type = config_type_index(&e->cfg, val[2].s, val[2].len)) < 0) return -1;
   switch (val[3].kind) {
     case V_NULL: ev->ts_ms = now_ms; break;
@@ -406,61 +405,41 @@ static int plain_event(const recd_engine *e, cursor *c, int64_t now_ms, recd_eve
     ev->value = (double)val[4].n;
     ev->has_value = 1;
   }
-  if ((val[5].kind != V_NULL && plain_id(&val[5], &ev->session_id, term, nterm)) ||
-      (val[6].kind != V_NULL && plain_id(&val[6], &ev->rec_id, term, nterm)))
+  if ((val[5].kind != V_NULL && plain_id(&val[5], a, &ev->session_id)) ||
+      (val[6].kind != V_NULL && plain_id(&val[6], a, &ev->rec_id)))
     return -1;
   return 0;
 }
 
-int engine_parse_events_text(const recd_engine *e, char *text, size_t len, int64_t now_ms, size_t max,
-                             recd_event **out, size_t *n) {
+int engine_parse_events_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, size_t max,
+                             arena *a, recd_event **out, size_t *n) {
   cursor c = {text, text + len};
-  recd_event one, *evs = &one;
-  size_t cnt = 0, cap = 1;
-  char **term = NULL;
-  int nterm = 0, termcap = 0;
-  int ok = -1;
-  char *save = c.p;
-  int batch = 0;
   /* {"events": [ ... ]} or one event object */
+  int batch = 0;
   if (eat(&c, '{')) {
-    char *k;
+    const char *k;
     size_t kl;
     batch = !plain_string(&c, &k, &kl) && kl == 6 && !memcmp(k, "events", 6) && eat(&c, ':') && eat(&c, '[');
   }
-  if (!batch) c.p = save;
+  if (!batch) c.p = text;
+  size_t cnt = 0, cap = 1;
+  recd_event *evs = arena_alloc(a, sizeof *evs);
   for (;;) {
-    if (cnt == cap) {
-      if (cnt >= max) goto out;
-      cap = cap < 64 ? 64 : cap * 2;
-      if (cap > max) cap = max;
-      recd_event *ne = xmalloc(cap * sizeof *ne);
+    if (cnt == cap) { /* grown in the arena: what it leaves behind goes with the request */
+      if (cnt >= max) return -1;
+      cap = cap < 64 ? 64 : cap * 2 < max ? cap * 2 : max;
+      recd_event *ne = arena_alloc(a, cap * sizeof *ne);
       memcpy(ne, evs, cnt * sizeof *ne);
-      if (evs != &one) free(evs);
       evs = ne;
     }
-    if (nterm + 4 > termcap) {
-      termcap = termcap ? termcap * 2 : 8;
-      term = xrealloc(term, (size_t)termcap * sizeof *term);
-    }
-    if (plain_event(e, &c, now_ms, &evs[cnt], term, &nterm)) goto out;
+    if (plain_event(e, &c, now_ms, a, &evs[cnt])) return -1;
     cnt++;
     if (!batch || !eat(&c, ',')) break;
   }
-  if (batch && !(eat(&c, ']') && eat(&c, '}'))) goto out;
+  if (batch && !(eat(&c, ']') && eat(&c, '}'))) return -1;
   ws(&c);
-  if (c.p != c.end) goto out;
-  for (int i = 0; i < nterm; i++) *term[i] = 0;
-  if (evs == &one) {
-    evs = xmalloc(sizeof *evs);
-    *evs = one;
-  }
+  if (c.p != c.end) return -1;
   *out = evs;
   *n = cnt;
-  evs = NULL;
-  ok = 0;
-out:
-  if (evs != &one) free(evs);
-  free(term);
-  return ok;
+  return 0;
 }

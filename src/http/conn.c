@@ -507,14 +507,6 @@ void http__conn_accept(http_worker *w, int fd) {
   event_add(c->rev, w->idle);
 }
 
-void http__conns_close(http_worker *w, int writes_done) {
-  http_conn *c = w->conns;
-  while (c) {
-    http_conn *next = c->lnext;
-    /* a busy connection's buffer holds the strings of its write: if the
-     * engine may still be working on it (shutdown gave up waiting), it is
-     * left allocated rather than freed under the writer */
-    if (writes_done || c->phase != P_BUSY) conn_free(c);
-    c = next;
-  }
+void http__conns_close(http_worker *w) {
+  while (w->conns) conn_free(w->conns);
 }

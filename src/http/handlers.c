@@ -234,7 +234,6 @@ static pending_write *pending_new(http_worker *w, http_req *req, route_id r, int
 static void pending_free(pending_write *p) {
   json_decref(p->root);
   json_decref(p->result);
-  free(p->events_heap);
   arena_release(&p->a);
   free(p);
 }
@@ -292,63 +291,59 @@ void http__finish_write(pending_write *p) {
 
 /* ---- endpoints ---- */
 
-static void h_events(http_worker *w, http_req *req, route_id r, int64_t t0) {
-  if (body_check(w, req, r, t0)) return;
+/* the body's events into p->events (the plain reader, else jansson, whose
+ * tree p keeps for the strings): their count, or 0 when it answered an error */
+static size_t read_events(http_worker *w, http_req *req, route_id r, int64_t t0, pending_write *p) {
   const recd_config *cfg = w->srv->cfg;
-  recd_event *evs;
-  size_t nplain;
-  if (!engine_parse_events_text(w->srv->e, req->body, req->body_len, clock_now_ms(), (size_t)cfg->max_batch, &evs,
-                                &nplain)) {
-    pending_write *p = pending_new(w, req, r, t0);
-    p->events = p->events_heap = evs;
-    p->count = nplain;
-    p->op.kind = OP_EVENTS;
-    p->op.events = evs;
-    p->op.nevents = nplain;
-    submit(p);
-    return;
-  }
-  json_t *root = parse_json(w, req, r, t0);
-  if (!root) return;
+  int64_t now = clock_now_ms();
+  size_t n;
+  if (!engine_parse_events_text(w->srv->e, req->body, req->body_len, now, (size_t)cfg->max_batch, &p->a, &p->events,
+                                &n))
+    return n;
+  json_t *root = p->root = parse_json(w, req, r, t0);
+  if (!root) return 0;
   json_t *list = json_object_get(root, "events");
-  size_t n = 1;
+  n = 1;
   if (list) {
     if (json_object_size(root) != 1) {
       http__error(w, req, r, t0, 400, "invalid_event", "events",
                   "body: a batch is {\"events\": [...]} with no other fields");
-      json_decref(root);
-      return;
+      return 0;
     }
     if (!json_is_array(list)) {
       http__error(w, req, r, t0, 400, "invalid_event", "events", "events: must be a list of event objects");
-      json_decref(root);
-      return;
+      return 0;
     }
     n = json_array_size(list);
     if (n == 0) {
       http__error(w, req, r, t0, 400, "invalid_event", "events", "events: the batch is empty");
-      json_decref(root);
-      return;
+      return 0;
     }
     if (n > (size_t)cfg->max_batch) {
       http__error(w, req, r, t0, 413, "batch_too_large", "events", "events: %zu events, the limit is %d (max_batch)", n,
                   cfg->max_batch);
-      json_decref(root);
-      return;
+      return 0;
     }
   }
-  pending_write *p = pending_new(w, req, r, t0);
-  p->root = root;
   p->events = arena_alloc(&p->a, n * sizeof *p->events);
-  int64_t now = clock_now_ms();
   recd_fail f;
   for (size_t i = 0; i < n; i++) {
     json_t *ev = list ? json_array_get(list, i) : root;
     if (engine_parse_event(w->srv->e, ev, list ? (long)i : -1, now, &p->events[i], &f)) {
       http__reply_error(w, req, r, t0, &f);
-      pending_free(p);
-      return;
+      return 0;
     }
+  }
+  return n;
+}
+
+static void h_events(http_worker *w, http_req *req, route_id r, int64_t t0) {
+  if (body_check(w, req, r, t0)) return;
+  pending_write *p = pending_new(w, req, r, t0);
+  size_t n = read_events(w, req, r, t0, p);
+  if (!n) {
+    pending_free(p);
+    return;
   }
   p->count = n;
   p->op.kind = OP_EVENTS;

@@ -67,7 +67,6 @@ struct pending_write {
   int64_t t0;
   json_t *root;                /* keeps event strings alive */
   recd_event *events;
-  recd_event *events_heap;     /* events read by engine_parse_events_text (freed with this) */
   recd_item *items;
   arena a;
   engine_op op;
@@ -98,7 +97,6 @@ void http__conn_accept(http_worker *w, int fd);
  * Allow, Connection when needed), then the body (left out for HEAD). The
  * request is over; the connection reads its next one, or closes. */
 void http__send(http_worker *w, http_req *req, int status, const char *content_type, const char *body, size_t len);
-/* at shutdown, after the loop ended; busy connections only if no write is in flight */
-void http__conns_close(http_worker *w, int writes_done);
+void http__conns_close(http_worker *w); /* at shutdown, after the loop ended */
 
 #endif

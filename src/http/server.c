@@ -307,7 +307,7 @@ void http_server_free(http_server *s) {
   if (!s) return;
   for (int i = 0; i < s->nworkers; i++) {
     http_worker *w = &s->workers[i];
-    http__conns_close(w, atomic_load(&g_writes_inflight) == 0);
+    http__conns_close(w);
     if (w->listener) event_free(w->listener);
     if (w->accept_retry) event_free(w->accept_retry);
     if (w->wake) event_free(w->wake);
