@@ -104,8 +104,6 @@ static int query_parse(http_req *req, query *q, const char *const *allowed, char
   return 0;
 }
 
-static void query_free(query *q) { q->n = 0; }
-
 static const char *query_get(query *q, const char *key) {
   for (int k = 0; k < q->n; k++)
     if (!strcmp(q->p[k].key, key)) return q->p[k].value;
@@ -137,7 +135,6 @@ static int parse_query(http_worker *w, http_req *req, route_id r, int64_t t0, qu
     http__error(w, req, r, t0, 400, "invalid_parameter", bad, "%s: unknown query parameter (known: %s)", bad,
                 *known ? known : "none");
   }
-  if (rc) query_free(q);
   return rc ? -1 : 0;
 }
 
@@ -526,13 +523,10 @@ static void h_recs_user(http_worker *w, http_req *req, route_id r, int64_t t0, c
   rq.session_id = query_get(&q, "session_id");
   if (parse_n(w, req, r, t0, &q, &rq.n) || check_list(w, req, r, t0, "category", cats, rq.ncategories) ||
       check_list(w, req, r, t0, "exclude", excl, rq.nexclude) ||
-      (rq.session_id && check_list(w, req, r, t0, "session_id", &rq.session_id, 1))) {
-    query_free(&q);
+      (rq.session_id && check_list(w, req, r, t0, "session_id", &rq.session_id, 1)))
     return;
-  }
   recd_rec_result res;
   engine_recommend(w->srv->e, &rq, &res);
-  query_free(&q);
   jsonout j;
   jsonout_init(&j);
   if (!result_text(&j, &res, 1, m->arg, "cold_start", NULL, !res.known_user)) {
@@ -615,11 +609,7 @@ static void h_similar(http_worker *w, http_req *req, route_id r, int64_t t0, con
   query q;
   if (parse_query(w, req, r, t0, &q, allowed)) return;
   size_t n;
-  if (parse_n(w, req, r, t0, &q, &n)) {
-    query_free(&q);
-    return;
-  }
-  query_free(&q);
+  if (parse_n(w, req, r, t0, &q, &n)) return;
   recd_rec_result res;
   if (engine_similar(w->srv->e, m->arg, n, &res)) {
     http__error(w, req, r, t0, 404, "not_found", "item_id", "item '%.64s' does not exist", m->arg);
@@ -648,32 +638,30 @@ static void h_popular(http_worker *w, http_req *req, route_id r, int64_t t0) {
   size_t nc = query_all(&q, "category", cats, MAX_LIST_PARAMS);
   int64_t window = 0;
   const char *ws = query_get(&q, "window");
-  if (parse_n(w, req, r, t0, &q, &n) || check_list(w, req, r, t0, "category", cats, nc)) goto out;
+  if (parse_n(w, req, r, t0, &q, &n) || check_list(w, req, r, t0, "category", cats, nc)) return;
   if (ws && (clock_parse_duration(ws, &window) || window < 86400000LL)) {
     http__error(w, req, r, t0, 400, "invalid_parameter", "window",
                 "window: '%.32s' is not a duration like 1d, 7d, 2w (from 1d to 30d)", ws);
-    goto out;
+    return;
   }
   recd_rec_result res;
   recd_fail f;
   if (engine_popular(w->srv->e, n, cats, nc, window, &res, &f)) {
     http__reply_error(w, req, r, t0, &f);
-    goto out;
+    return;
   }
   jsonout j;
   jsonout_init(&j);
   if (!result_text(&j, &res, 0, NULL, "window", ws ? ws : "default", 0)) {
     engine_result_release(&res);
     reply_text(w, req, r, t0, 200, &j);
-    goto out;
+    return;
   }
   json_t *o = result_json(&res, NULL);
   json_object_del(o, "user_id");
   json_object_set_new(o, "window", json_string(ws ? ws : "default"));
   engine_result_release(&res);
   http__reply_json(w, req, r, t0, 200, o);
-out:
-  query_free(&q);
 }
 
 static void h_features(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m) {
@@ -779,37 +767,35 @@ static void h_models_train(http_worker *w, http_req *req, route_id r, int64_t t0
   int dowait = 0;
   if (wait && strcmp(wait, "true") && strcmp(wait, "false")) {
     http__error(w, req, r, t0, 400, "invalid_parameter", "wait", "wait: must be true or false");
-    goto out;
+    return;
   }
   dowait = wait && !strcmp(wait, "true");
   if (kind && !(rq.kind = engine_model_kind(kind))) {
     http__error(w, req, r, t0, 400, "invalid_parameter", "kind", "kind: '%.32s' is not ials, ease or ranker", kind);
-    goto out;
+    return;
   }
   if (promote && (rq.promote = engine_promote_mode(promote)) < 0) {
     http__error(w, req, r, t0, 400, "invalid_parameter", "promote", "promote: must be if_better, always or never");
-    goto out;
+    return;
   }
   uint64_t job;
   recd_fail f;
   if (engine_train_start(w->srv->e, &rq, &job, &f)) {
     http__reply_error(w, req, r, t0, &f);
-    goto out;
+    return;
   }
   if (!dowait) {
     char poll[96];
     snprintf(poll, sizeof poll, "/api/v1/models/jobs/%llu", (unsigned long long)job);
     http__reply_json(w, req, r, t0, 202, json_pack("{s:I,s:s,s:s}", "job_id", (json_int_t)job, "status", "running",
                                                    "poll", poll));
-    goto out;
+    return;
   }
   train_wait *tw = xcalloc(1, sizeof *tw);
   *tw = (train_wait){.w = w, .req = req, .r = r, .t0 = t0, .job = job};
   tw->ev = evtimer_new(w->base, train_poll, tw);
   struct timeval tv = {0, 20000};
   evtimer_add(tw->ev, &tv);
-out:
-  query_free(&q);
 }
 
 static void h_model_job(http_worker *w, http_req *req, route_id r, int64_t t0, const route_match *m) {
@@ -870,9 +856,10 @@ void http__dispatch(http_worker *w, http_req *req) {
     http__error(w, req, R_NONE, t0, 400, "invalid_parameter", "path", "%s", err);
     return;
   }
-  if (rc) {
-    http__error(w, req, R_NONE, t0, 404, "not_found", "path", "no such endpoint: %.200s (see GET / for the list)",
-                path ? path : "?");
+  if (rc) { /* the path alone, as the route saw it (not the query) */
+    int plen = (int)strcspn(path, "?");
+    http__error(w, req, R_NONE, t0, 404, "not_found", "path", "no such endpoint: %.*s (see GET / for the list)",
+                plen < 200 ? plen : 200, path);
     return;
   }
   int method = req->method;
@@ -886,7 +873,6 @@ void http__dispatch(http_worker *w, http_req *req) {
   if (m.id != R_RECS_USER && m.id != R_POPULAR && m.id != R_ITEM_SIMILAR && m.id != R_MODELS_TRAIN) {
     query q;
     if (parse_query(w, req, m.id, t0, &q, NULL)) return;
-    query_free(&q);
   }
   switch (m.id) {
     case R_ROOT: h_root(w, req, m.id, t0); break;
