@@ -196,24 +196,24 @@ static void conn_finish_close(http_conn *c) {
   }
 }
 
-static void reason_line(int status, const char **reason) {
+static const char *reason_phrase(int status) {
   switch (status) {
-    case 200: *reason = "OK"; break;
-    case 202: *reason = "Accepted"; break;
-    case 400: *reason = "Bad Request"; break;
-    case 404: *reason = "Not Found"; break;
-    case 405: *reason = "Method Not Allowed"; break;
-    case 409: *reason = "Conflict"; break;
-    case 413: *reason = "Payload Too Large"; break;
-    case 415: *reason = "Unsupported Media Type"; break;
-    case 417: *reason = "Expectation Failed"; break;
-    case 422: *reason = "Unprocessable Entity"; break;
-    case 431: *reason = "Request Header Fields Too Large"; break;
-    case 500: *reason = "Internal Server Error"; break;
-    case 501: *reason = "Not Implemented"; break;
-    case 503: *reason = "Service Unavailable"; break;
-    case 505: *reason = "HTTP Version Not Supported"; break;
-    default: *reason = "Error";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Entity";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
   }
 }
 
@@ -245,8 +245,7 @@ void http__send(http_worker *w, http_req *req, int status, const char *content_t
       clock_format_http(now, w->date, sizeof w->date);
       w->date_s = now;
     }
-    const char *reason;
-    reason_line(status, &reason);
+    const char *reason = reason_phrase(status);
     /* the head by hand: snprintf was 6% of a POST's instructions */
     char head[512], *o = head, digits[24];
     digits[23] = 0;

@@ -35,7 +35,6 @@ struct http_worker {
   struct event *stop;          /* activated at shutdown: stop accepting */
   const struct timeval *idle;  /* the idle timeout, as a libevent common timeout */
   http_conn *conns;            /* every open connection (a list, for shutdown) */
-  int listen_fd;
   pthread_t thread;
   pthread_mutex_t done_lock;
   pending_write *done_head;    /* completed writes to answer */

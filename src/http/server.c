@@ -27,19 +27,16 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg) {
   http_worker *w = arg;
   (void)fd;
   (void)what;
-  int batch[64];
-  for (;;) {
-    pthread_mutex_lock(&w->done_lock);
-    int n = w->nadopt < 64 ? w->nadopt : 64;
-    w->nadopt -= n;
-    memcpy(batch, w->adopt_fds + w->nadopt, (size_t)n * sizeof *batch);
-    pthread_mutex_unlock(&w->done_lock);
-    if (!n) return;
-    for (int i = 0; i < n; i++) {
-      if (atomic_load(&w->srv->stopping)) close(batch[i]);
-      else http__conn_accept(w, batch[i]);
-    }
+  pthread_mutex_lock(&w->done_lock); /* take them all, as on_wake takes its list */
+  int *fds = w->adopt_fds, n = w->nadopt;
+  w->adopt_fds = NULL;
+  w->nadopt = w->adopt_cap = 0;
+  pthread_mutex_unlock(&w->done_lock);
+  for (int i = 0; i < n; i++) {
+    if (atomic_load(&w->srv->stopping)) close(fds[i]);
+    else http__conn_accept(w, fds[i]);
   }
+  free(fds);
 }
 
 /* Connections go to the workers in turn, whoever accepts them: left to
@@ -255,7 +252,6 @@ int http_server_new(recd_engine *e, http_server **out, char *err, size_t errlen)
     w->srv = s;
     pthread_mutex_init(&w->done_lock, NULL);
     w->base = event_base_new();
-    w->listen_fd = fd;
     w->listener = event_new(w->base, fd, EV_READ | EV_PERSIST, on_accept, w);
     w->accept_retry = evtimer_new(w->base, on_accept_retry, w);
     w->wake = event_new(w->base, -1, 0, on_wake, w);
