@@ -62,6 +62,9 @@ typedef struct rec_scratch {
   stampmap idx;              /* iid -> cand index */
   cand *c;
   size_t cap;
+  pop_ent *order;            /* finish_list: the candidates by score (see cand_order) */
+  uint8_t *ok;               /* finish_list: per candidate, ELIG_* */
+  size_t ocap;
   content_scratch content;
   struct rec_scratch *next;  /* in the engine's free list */
 } rec_scratch;
@@ -94,6 +97,8 @@ void engine__scratch_free_all(recd_engine *e) {
     stampmap_release(&s->idx);
     content_scratch_release(&s->content);
     free(s->c);
+    free(s->order);
+    free(s->ok);
     free(s);
   }
 }
@@ -121,14 +126,18 @@ static void cand_set_done(cand_set *cs) {
   cs->scr->cap = cs->cap;
 }
 
-static cand *cand_get(cand_set *cs, uint32_t iid) {
+static __attribute__((noinline)) void cand_grow(cand_set *cs) {
+  cs->cap = cs->cap ? cs->cap * 2 : 256;
+  cs->c = xrealloc(cs->c, cs->cap * sizeof *cs->c);
+}
+
+/* inlined into each source's loop with a constant src (a call per candidate
+ * was a third of its cost) */
+static inline __attribute__((always_inline)) cand *cand_get(cand_set *cs, uint32_t iid) {
   int created;
   uint32_t *slot = stampmap_put(cs->idx, iid, (uint32_t)cs->n, &created);
   if (created) {
-    if (cs->n == cs->cap) {
-      cs->cap = cs->cap ? cs->cap * 2 : 256;
-      cs->c = xrealloc(cs->c, cs->cap * sizeof *cs->c);
-    }
+    if (cs->n == cs->cap) cand_grow(cs);
     cand *c = &cs->c[cs->n];
     /* field by field: a memset of the whole struct compiles to `rep stos`, whose
      * start-up cost was a quarter of this function on the full state */
@@ -142,7 +151,8 @@ static cand *cand_get(cand_set *cs, uint32_t iid) {
   return &cs->c[*slot];
 }
 
-static void cand_add(cand_set *cs, uint32_t iid, int src, float v, uint32_t anchor_id) {
+static inline __attribute__((always_inline)) void cand_add(cand_set *cs, uint32_t iid, int src, float v,
+                                                           uint32_t anchor_id) {
   if (!(v > 0)) return;
   cand *c = cand_get(cs, iid);
   c->s[src] += v;
@@ -655,12 +665,6 @@ static void cand_normalize(cand *c, const float *mx) {
     if (mx[s] > 0) c->s[s] /= mx[s];
 }
 
-static int cand_cmp(const void *a, const void *b) {
-  const cand *x = a, *y = b;
-  if (x->final != y->final) return x->final < y->final ? 1 : -1;
-  return x->ord < y->ord ? -1 : x->ord > y->ord;
-}
-
 typedef struct {
   int src;
   float v;
@@ -924,16 +928,48 @@ static int scored_cmp(const void *a, const void *b) {
   return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* The candidates in the blend's order, sorted lazily. A list usually looks
+ * at its first 20-40 candidates of several hundred (and the ranker at its
+ * depth), so a first chunk is selected and sorted, and the next ones (each
+ * twice the last) only when the walk gets there. e[pos].iid is m-1-(the
+ * candidate's index): pop_select_top breaks ties towards larger ids, and ties
+ * keep the order in which the sources added candidates (trending lists add
+ * the most popular first). A candidate's scores are normalised when its
+ * chunk is sorted (only those looked at need it). */
+typedef struct {
+  pop_ent *e;
+  uint32_t m, sorted, chunk;
+  cand *c;
+  const float *mx;
+} cand_order;
+
+static inline uint32_t order_cand(const cand_order *o, size_t pos) { return o->m - 1 - o->e[pos].iid; }
+
+/* positions [0, upto) in order (upto <= m) */
+static inline void order_sort_to(cand_order *o, size_t upto) {
+  while (o->sorted < upto) {
+    uint32_t left = o->m - o->sorted, k = o->chunk < left ? o->chunk : left;
+    pop_select_top(o->e + o->sorted, left, k);
+    for (uint32_t i = o->sorted; i < o->sorted + k; i++) cand_normalize(&o->c[order_cand(o, i)], o->mx);
+    o->sorted += k;
+    o->chunk *= 2;
+  }
+}
+
+enum { ELIG_UNKNOWN, ELIG_YES, ELIG_NO, ELIG_TAKEN }; /* ok[], per candidate */
+
 /* Rerank (or, with a sink, export) the first `depth` eligible candidates of
- * the sorted prefix [0, pre): they move to the front in the ranker's order.
- * ok[] (eligibility cache) moves with them. */
-static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uint8_t *ok, const ranker *rk,
-                   float prior, size_t depth, rank_sink *sink) {
+ * the first `pre` positions: they move to the front in the ranker's order,
+ * the others of that span after them in their order. */
+static void rerank(recd_engine *e, cand_set *cs, const rules *r, cand_order *o, size_t pre, uint8_t *ok,
+                   const ranker *rk, float prior, size_t depth, rank_sink *sink) {
   if (depth > RANK_MAX_DEPTH) depth = RANK_MAX_DEPTH;
-  size_t idx[RANK_MAX_DEPTH], nd = 0;
+  size_t pos[RANK_MAX_DEPTH], idx[RANK_MAX_DEPTH], nd = 0;
   for (size_t i = 0; i < pre && nd < depth; i++) {
-    if (!ok[i]) ok[i] = eligible(e, r, cs->c[i].iid, &cs->c[i], cs->now) ? 1 : 2;
-    if (ok[i] == 1) idx[nd++] = i;
+    order_sort_to(o, i + 1);
+    uint32_t ci = order_cand(o, i);
+    if (!ok[ci]) ok[ci] = eligible(e, r, cs->c[ci].iid, &cs->c[ci], cs->now) ? ELIG_YES : ELIG_NO;
+    if (ok[ci] == ELIG_YES) pos[nd] = i, idx[nd++] = ci;
   }
   if (!nd) return;
   float *rows = sink ? sink->rows : xmalloc(nd * RF_N * sizeof *rows);
@@ -948,34 +984,27 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, size_t pre, uin
   for (size_t k = 0; k < nd && !rc; k++) sc[k] += engine__rank_prior(rows + k * RF_N, prior);
   free(rows);
   if (rc) return; /* logged by the ranker; the blend's order stands */
-  scored_idx o[RANK_MAX_DEPTH];
+  scored_idx so[RANK_MAX_DEPTH];
   float lo = INFINITY;
   for (size_t k = 0; k < nd; k++) {
-    o[k] = (scored_idx){sc[k], idx[k]};
+    so[k] = (scored_idx){sc[k], pos[k]};
     if (sc[k] < lo) lo = sc[k];
   }
-  qsort(o, nd, sizeof *o, scored_cmp);
-  /* only c[0..span) moves: the reranked ones first, then the others of the
-   * span in their order; everything after the span stays where it is */
-  size_t span = idx[nd - 1] + 1;
-  cand *c2 = xmalloc(span * sizeof *c2);
-  uint8_t *ok2 = xmalloc(span), *moved = xcalloc(span, 1);
+  qsort(so, nd, sizeof *so, scored_cmp);
+  /* only positions [0, span) move; everything after the span stays where it is */
+  size_t span = pos[nd - 1] + 1;
+  pop_ent *e2 = xmalloc(span * sizeof *e2);
+  uint8_t *moved = xcalloc(span, 1);
   for (size_t k = 0; k < nd; k++) {
-    c2[k] = cs->c[o[k].i];
-    cs->out_score[k] = o[k].s;
-    ok2[k] = 1;
-    moved[o[k].i] = 1;
+    e2[k] = o->e[so[k].i];
+    cs->out_score[k] = so[k].s;
+    moved[so[k].i] = 1;
   }
   size_t k = nd;
   for (size_t i = 0; i < span; i++)
-    if (!moved[i]) {
-      c2[k] = cs->c[i];
-      ok2[k++] = ok[i];
-    }
-  memcpy(cs->c, c2, span * sizeof *c2);
-  memcpy(ok, ok2, span);
-  free(c2);
-  free(ok2);
+    if (!moved[i]) e2[k++] = o->e[i];
+  memcpy(o->e, e2, span * sizeof *e2);
+  free(e2);
   free(moved);
   cs->ranked = nd;
   cs->ranked_lo = lo;
@@ -991,138 +1020,120 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   window_words(e->cfg.trending_window_ms, win, sizeof win);
   /* the blend: each source's scores over that source's largest (cand_add kept
    * it), weighted: one weight per source folds both, so a candidate costs six
-   * multiply-adds and no division; the normalised scores themselves are
-   * stored only for the candidates that get looked at (cand_normalize) */
+   * multiply-adds and no division */
   const float *mx = cs->mx;
   float ws[NSRC];
   for (int s = 0; s < NSRC; s++) ws[s] = mx[s] > 0 ? wsrc[s] / mx[s] : 0;
-  size_t m = cs->n;
-  for (size_t i = 0; i < m; i++) {
+  uint32_t m = (uint32_t)cs->n;
+  rec_scratch *scr = cs->scr;
+  if (m > scr->ocap) {
+    scr->ocap = m > 2 * scr->ocap ? m : 2 * scr->ocap;
+    scr->order = xrealloc(scr->order, scr->ocap * sizeof *scr->order);
+    scr->ok = xrealloc(scr->ok, scr->ocap);
+  }
+  pop_ent *top = scr->order;
+  uint8_t *ok = scr->ok;
+  if (m) memset(ok, ELIG_UNKNOWN, m);
+  _Static_assert(NSRC == 6, "the blend below names each source");
+  for (uint32_t i = 0; i < m; i++) {
     const float *v = cs->c[i].s;
-    float f = 0;
-    for (int s = 0; s < NSRC; s++) f += ws[s] * v[s];
+    float f = ws[0] * v[0];
+    f += ws[1] * v[1];
+    f += ws[2] * v[2];
+    f += ws[3] * v[3];
+    f += ws[4] * v[4];
+    f += ws[5] * v[5];
     cs->c[i].final = f;
+    top[i] = (pop_ent){.iid = m - 1 - i, .score = f};
   }
-  /* sort a prefix big enough for the usual case (and the ranker); the rest only if needed */
   size_t depth = sink ? sink->depth : rk ? (size_t)e->cfg.ranker_depth : 0;
-  size_t want = 8 * n + 64 > 4 * depth ? 8 * n + 64 : 4 * depth;
-  size_t pre = want < m ? want : m;
-  if (pre) {
-    /* ties keep the order in which sources added candidates (trending lists add
-     * the most popular first): pop_select_top prefers larger ids, so candidate
-     * i goes in as m-1-i */
-    pop_ent *top = xmalloc(m * sizeof *top);
-    for (size_t i = 0; i < m; i++) top[i] = (pop_ent){.iid = (uint32_t)(m - 1 - i), .score = cs->c[i].final};
-    pop_select_top(top, (uint32_t)m, (uint32_t)pre);
-    /* move the chosen prefix to the front in order, in place: the chosen go
-     * through a buffer of k, the others they displace from the front go to the
-     * places the chosen left behind (the order of the rest does not matter:
-     * it is sorted by cand_cmp, ties by `ord`, if it is ever reached) */
-    uint32_t k = (uint32_t)pre;
-    cand *chosen = xmalloc(k * sizeof *chosen);
-    uint32_t *left = xmalloc(k * sizeof *left); /* places >= k the chosen left */
-    uint8_t *stays = xcalloc(k, 1);             /* places < k whose candidate is chosen */
-    uint32_t nleft = 0;
-    for (uint32_t i = 0; i < k; i++) {
-      uint32_t at = (uint32_t)(m - 1 - top[i].iid);
-      chosen[i] = cs->c[at];
-      if (at >= k) left[nleft++] = at;
-      else stays[at] = 1;
-    }
-    for (uint32_t j = 0, d = 0; j < k; j++)
-      if (!stays[j]) cs->c[left[d++]] = cs->c[j];
-    free(stays);
-    memcpy(cs->c, chosen, k * sizeof *chosen);
-    for (uint32_t i = 0; i < k; i++) cand_normalize(&cs->c[i], mx);
-    free(chosen);
-    free(left);
-    free(top);
+  size_t look = 2 * n + 16; /* the positions a list most likely looks at */
+  size_t first = look > 2 * depth ? look : 2 * depth;
+  cand_order o = {.e = top, .m = m, .chunk = first < m ? (uint32_t)first : m, .c = cs->c, .mx = mx};
+  if (look > m) look = m;
+  order_sort_to(&o, look);
+  /* their statistics and locks, fetched in two steps for all of them (see src_covis) */
+  for (size_t i = 0; i < look; i++) ptrvec_prefetch(&e->istats, cs->c[order_cand(&o, i)].iid);
+  for (size_t i = 0; i < look; i++) {
+    uint32_t iid = cs->c[order_cand(&o, i)].iid;
+    const itemstats *ps = ptrvec_get(&e->istats, iid);
+    if (ps) __builtin_prefetch(ps);
+    __builtin_prefetch(engine__ilock(e, iid), 1);
   }
-
-  uint8_t *ok = xcalloc(m ? m : 1, 1); /* 0 unchecked, 1 eligible, 2 not */
   if (depth) {
-    rerank(e, cs, r, pre, ok, rk, prior, depth, sink);
-    if (sink) {
-      free(ok);
-      return;
-    }
+    size_t want = 8 * n + 64 > 4 * depth ? 8 * n + 64 : 4 * depth;
+    rerank(e, cs, r, &o, want < m ? want : m, ok, rk, prior, depth, sink);
+    if (sink) return;
   }
-  out->items = xcalloc(n ? n : 1, sizeof *out->items);
+  /* choose: positions in order, eligible ones, at most ceil(diversity * n) per
+   * first category in a first pass, relaxed in a second if short */
   size_t *pos = xmalloc((n ? n : 1) * sizeof *pos);
-  out->count = 0;
-  /* diversity: at most ceil(diversity * n) per first category, relaxed if short */
+  size_t count = 0;
   size_t maxper = (size_t)ceil(e->cfg.diversity * (double)n);
   if (maxper < 1) maxper = 1;
-  u32map percat, taken;
+  u32map percat;
   u32map_init(&percat);
-  u32map_init(&taken);
-  size_t sorted_upto = pre;
-  /* the candidates eligible() will most likely look at: their statistics and
-   * locks, fetched in two steps for all of them (see src_covis) */
-  size_t look = 2 * n + 16 < pre ? 2 * n + 16 : pre;
-  for (size_t i = 0; i < look; i++) ptrvec_prefetch(&e->istats, cs->c[i].iid);
-  for (size_t i = 0; i < look; i++) {
-    const itemstats *ps = ptrvec_get(&e->istats, cs->c[i].iid);
-    if (ps) __builtin_prefetch(ps);
-    __builtin_prefetch(engine__ilock(e, cs->c[i].iid), 1);
-  }
-  for (int pass = 0; pass < 2 && out->count < n; pass++) {
-    for (size_t i = 0; i < m && out->count < n; i++) {
-      if (i == sorted_upto && sorted_upto < m) { /* rarely reached: most lists fill from the prefix */
-        qsort(cs->c + i, m - i, sizeof *cs->c, cand_cmp);
-        for (size_t j = i; j < m; j++) cand_normalize(&cs->c[j], mx);
-        sorted_upto = m;
-      }
-      cand *c = &cs->c[i];
-      if (!ok[i]) ok[i] = eligible(e, r, c->iid, c, cs->now) ? 1 : 2;
-      if (ok[i] != 1 || u32map_get(&taken, c->iid)) continue;
+  for (int pass = 0; pass < 2 && count < n; pass++) {
+    for (size_t i = 0; i < m && count < n; i++) {
+      order_sort_to(&o, i + 1);
+      uint32_t ci = order_cand(&o, i);
+      cand *c = &cs->c[ci];
+      if (!ok[ci]) ok[ci] = eligible(e, r, c->iid, c, cs->now) ? ELIG_YES : ELIG_NO;
+      if (ok[ci] != ELIG_YES) continue;
       if (pass == 0 && c->cat0 != UINT32_MAX) {
         uint32_t *k = u32map_put(&percat, c->cat0, 0, NULL);
         if (*k >= maxper) continue;
         (*k)++;
       }
-      u32map_put(&taken, c->iid, 1, NULL);
-      pos[out->count] = i;
-      recd_rec_item *it = &out->items[out->count++];
-      it->item_id = engine__item_key(e, c->iid);
-      /* reranked: the ranker's score; after them, below the lowest, in candidate order */
-      it->score = i < cs->ranked ? cs->out_score[i]
-                  : cs->ranked   ? cs->ranked_lo - 1e-3f * (float)(i - cs->ranked + 1)
-                                 : c->final;
-      reasons_for(e, c, wsrc, win, it, r->u, anonymous);
+      ok[ci] = ELIG_TAKEN;
+      pos[count++] = i;
     }
   }
-  free(ok);
+  u32map_release(&percat);
   /* diversity may have pulled lower-ranked items forward: present the chosen
    * set in candidate order (the blend's score order, or the ranker's) */
-  for (size_t i = 1; i < out->count; i++)
+  for (size_t i = 1; i < count; i++)
     for (size_t j = i; j > 0 && pos[j] < pos[j - 1]; j--) {
-      recd_rec_item tmp = out->items[j];
-      out->items[j] = out->items[j - 1];
-      out->items[j - 1] = tmp;
       size_t tp = pos[j];
       pos[j] = pos[j - 1];
       pos[j - 1] = tp;
     }
-  free(pos);
-  /* fill: trending lists, then any eligible item (small catalogs only reach here) */
-  size_t nitems = strmap_count(&e->items);
-  for (int stage = 0; stage < 2 && out->count < n; stage++) {
-    size_t lim = stage == 0 ? (t ? t->global.n : 0) : nitems;
-    for (size_t i = 0; i < lim && out->count < n; i++) {
-      uint32_t iid = stage == 0 ? t->global.e[i].iid : (uint32_t)i;
-      if (u32map_get(&taken, iid) || !eligible(e, r, iid, NULL, cs->now)) continue;
-      u32map_put(&taken, iid, 1, NULL);
-      recd_rec_item *it = &out->items[out->count];
-      it->score = out->count && out->items[out->count - 1].score < 0 ? out->items[out->count - 1].score : 0;
-      out->count++;
-      it->item_id = engine__item_key(e, iid);
-      it->nreasons = 1;
-      snprintf(it->reasons[0], sizeof it->reasons[0], stage == 0 ? "popular %s" : "from the catalog", win);
-    }
+  out->items = xmalloc((n ? n : 1) * sizeof *out->items);
+  out->count = count;
+  for (size_t k = 0; k < count; k++) {
+    size_t i = pos[k];
+    const cand *c = &cs->c[order_cand(&o, i)];
+    recd_rec_item *it = &out->items[k];
+    it->item_id = engine__item_key(e, c->iid);
+    /* reranked: the ranker's score; after them, below the lowest, in candidate order */
+    it->score = i < cs->ranked ? cs->out_score[i]
+                : cs->ranked   ? cs->ranked_lo - 1e-3f * (float)(i - cs->ranked + 1)
+                               : c->final;
+    reasons_for(e, c, wsrc, win, it, r->u, anonymous);
   }
-  u32map_release(&percat);
-  u32map_release(&taken);
+  /* fill: trending lists, then any eligible item (small catalogs only reach here) */
+  if (out->count < n) {
+    u32map taken;
+    u32map_init(&taken);
+    for (size_t k = 0; k < count; k++) u32map_put(&taken, cs->c[order_cand(&o, pos[k])].iid, 1, NULL);
+    size_t nitems = strmap_count(&e->items);
+    for (int stage = 0; stage < 2 && out->count < n; stage++) {
+      size_t lim = stage == 0 ? (t ? t->global.n : 0) : nitems;
+      for (size_t i = 0; i < lim && out->count < n; i++) {
+        uint32_t iid = stage == 0 ? t->global.e[i].iid : (uint32_t)i;
+        if (u32map_get(&taken, iid) || !eligible(e, r, iid, NULL, cs->now)) continue;
+        u32map_put(&taken, iid, 1, NULL);
+        recd_rec_item *it = &out->items[out->count];
+        it->score = out->count && out->items[out->count - 1].score < 0 ? out->items[out->count - 1].score : 0;
+        out->count++;
+        it->item_id = engine__item_key(e, iid);
+        it->nreasons = 1;
+        snprintf(it->reasons[0], sizeof it->reasons[0], stage == 0 ? "popular %s" : "from the catalog", win);
+      }
+    }
+    u32map_release(&taken);
+  }
+  free(pos);
 }
 
 static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sink, recd_rec_result *out) {
