@@ -19,6 +19,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/stampmap.h"
+#include "util/topkeys.h"
 #include "util/u32map.h"
 
 enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC };
@@ -62,7 +63,7 @@ typedef struct rec_scratch {
   stampmap idx;              /* iid -> cand index */
   cand *c;
   size_t cap;
-  pop_ent *order;            /* finish_list: the candidates by score (see cand_order) */
+  uint64_t *order;           /* finish_list: the candidates by score (see cand_order) */
   uint8_t *ok;               /* finish_list: per candidate, ELIG_* */
   size_t ocap;
   content_scratch content;
@@ -930,28 +931,34 @@ static int scored_cmp(const void *a, const void *b) {
 
 /* The candidates in the blend's order, sorted lazily. A list usually looks
  * at its first 20-40 candidates of several hundred (and the ranker at its
- * depth), so a first chunk is selected and sorted, and the next ones (each
- * twice the last) only when the walk gets there. e[pos].iid is m-1-(the
- * candidate's index): pop_select_top breaks ties towards larger ids, and ties
- * keep the order in which the sources added candidates (trending lists add
- * the most popular first). A candidate's scores are normalised when its
- * chunk is sorted (only those looked at need it). */
+ * depth), so only a first chunk is sorted, and the next ones (each twice the
+ * last) when the walk gets there. A key is the score's bits (in an order that
+ * compares like the floats) above m-1-(the candidate's index): ties keep the
+ * order in which the sources added candidates (trending lists add the most
+ * popular first). A candidate's scores are normalised when its chunk is
+ * sorted (only those looked at need it). */
 typedef struct {
-  pop_ent *e;
+  uint64_t *k;
   uint32_t m, sorted, chunk;
   cand *c;
   const float *mx;
 } cand_order;
 
-static inline uint32_t order_cand(const cand_order *o, size_t pos) { return o->m - 1 - o->e[pos].iid; }
+static inline uint64_t order_key(float score, uint32_t id) {
+  uint32_t b;
+  memcpy(&b, &score, sizeof b);
+  b ^= b >> 31 ? 0xffffffffu : 0x80000000u; /* negative floats below positive ones, each in order */
+  return (uint64_t)b << 32 | id;
+}
+
+static inline uint32_t order_cand(const cand_order *o, size_t pos) { return o->m - 1 - (uint32_t)o->k[pos]; }
 
 /* positions [0, upto) in order (upto <= m) */
 static inline void order_sort_to(cand_order *o, size_t upto) {
   while (o->sorted < upto) {
-    uint32_t left = o->m - o->sorted, k = o->chunk < left ? o->chunk : left;
-    pop_select_top(o->e + o->sorted, left, k);
-    for (uint32_t i = o->sorted; i < o->sorted + k; i++) cand_normalize(&o->c[order_cand(o, i)], o->mx);
-    o->sorted += k;
+    uint32_t from = o->sorted;
+    o->sorted += (uint32_t)topkeys_front(o->k + from, o->m - from, o->chunk);
+    for (uint32_t i = from; i < o->sorted; i++) cand_normalize(&o->c[order_cand(o, i)], o->mx);
     o->chunk *= 2;
   }
 }
@@ -993,17 +1000,17 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, cand_order *o, 
   qsort(so, nd, sizeof *so, scored_cmp);
   /* only positions [0, span) move; everything after the span stays where it is */
   size_t span = pos[nd - 1] + 1;
-  pop_ent *e2 = xmalloc(span * sizeof *e2);
+  uint64_t *e2 = xmalloc(span * sizeof *e2);
   uint8_t *moved = xcalloc(span, 1);
   for (size_t k = 0; k < nd; k++) {
-    e2[k] = o->e[so[k].i];
+    e2[k] = o->k[so[k].i];
     cs->out_score[k] = so[k].s;
     moved[so[k].i] = 1;
   }
   size_t k = nd;
   for (size_t i = 0; i < span; i++)
-    if (!moved[i]) e2[k++] = o->e[i];
-  memcpy(o->e, e2, span * sizeof *e2);
+    if (!moved[i]) e2[k++] = o->k[i];
+  memcpy(o->k, e2, span * sizeof *e2);
   free(e2);
   free(moved);
   cs->ranked = nd;
@@ -1031,7 +1038,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     scr->order = xrealloc(scr->order, scr->ocap * sizeof *scr->order);
     scr->ok = xrealloc(scr->ok, scr->ocap);
   }
-  pop_ent *top = scr->order;
+  uint64_t *top = scr->order;
   uint8_t *ok = scr->ok;
   if (m) memset(ok, ELIG_UNKNOWN, m);
   _Static_assert(NSRC == 6, "the blend below names each source");
@@ -1044,12 +1051,12 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     f += ws[4] * v[4];
     f += ws[5] * v[5];
     cs->c[i].final = f;
-    top[i] = (pop_ent){.iid = m - 1 - i, .score = f};
+    top[i] = order_key(f, m - 1 - i);
   }
   size_t depth = sink ? sink->depth : rk ? (size_t)e->cfg.ranker_depth : 0;
   size_t look = 2 * n + 16; /* the positions a list most likely looks at */
   size_t first = look > 2 * depth ? look : 2 * depth;
-  cand_order o = {.e = top, .m = m, .chunk = first < m ? (uint32_t)first : m, .c = cs->c, .mx = mx};
+  cand_order o = {.k = top, .m = m, .chunk = first < m ? (uint32_t)first : m, .c = cs->c, .mx = mx};
   if (look > m) look = m;
   order_sort_to(&o, look);
   /* their statistics and locks, fetched in two steps for all of them (see src_covis) */

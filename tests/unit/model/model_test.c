@@ -229,7 +229,7 @@ END_TEST
 START_TEST(pop_select_top_equals_the_heap) {
   uint64_t x = 777;
   for (int round = 0; round < 400; round++) {
-    uint32_t k = 1 + (uint32_t)(round % 70), n = (uint32_t)(round * 13 % 2000);
+    uint32_t k = 1 + (uint32_t)(round % 70), n = (uint32_t)(round * 13 % 2000); /* both methods (n >= 8k or not) */
     int distinct = round % 3 == 0 ? 4 : round % 3 == 1 ? 64 : 1 << 20; /* ties, some, none */
     pop_list l;
     pop_list_init(&l, k);
@@ -245,6 +245,14 @@ START_TEST(pop_select_top_equals_the_heap) {
       ck_assert_uint_eq(all[i].iid, l.e[i].iid);
       ck_assert(all[i].score == l.e[i].score);
     }
+    /* the others are all still there after them (callers select further chunks from the rest) */
+    uint8_t *seen = xcalloc(n ? n : 1, 1);
+    for (uint32_t i = 0; i < n; i++) {
+      ck_assert_uint_lt(all[i].iid, n);
+      ck_assert(!seen[all[i].iid]);
+      seen[all[i].iid] = 1;
+    }
+    free(seen);
     free(all);
     pop_list_release(&l);
   }

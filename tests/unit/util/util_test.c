@@ -1,5 +1,6 @@
 /* tests for src/util: err, clock, strmap, u32map */
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "util/err.h"
 #include "util/strmap.h"
 #include "util/stampmap.h"
+#include "util/topkeys.h"
 #include "util/u32map.h"
 
 START_TEST(err_names) {
@@ -165,11 +167,65 @@ START_TEST(stampmap_basic) {
 }
 END_TEST
 
+static int desc_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* topkeys_front: the front it reports is the largest keys in order, at least
+ * what was asked, and asking again on the rest continues the order exactly;
+ * the keys are a permutation throughout */
+START_TEST(topkeys_front_in_chunks) {
+  uint64_t x = 99;
+  for (int round = 0; round < 600; round++) {
+    size_t n = (size_t)(round * 37 % 3000), want = 1 + (size_t)(round % 90);
+    int pattern = round % 4; /* random, ascending, descending, few distinct high bits */
+    uint64_t *k = xmalloc((n ? n : 1) * sizeof *k), *ref = xmalloc((n ? n : 1) * sizeof *ref);
+    for (size_t i = 0; i < n; i++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      uint64_t hi = pattern == 0 ? x >> 40 : pattern == 1 ? i : pattern == 2 ? n - i : (x >> 60);
+      ref[i] = k[i] = hi << 32 | (uint32_t)i; /* distinct, as the engine's keys */
+    }
+    qsort(ref, n, sizeof *ref, desc_u64);
+    size_t done = 0;
+    while (done < n) {
+      size_t c = topkeys_front(k + done, n - done, want);
+      ck_assert_uint_ge(c, want < n - done ? want : n - done);
+      ck_assert_uint_le(c, n - done);
+      for (size_t i = done; i < done + c; i++) ck_assert(k[i] == ref[i]);
+      done += c;
+      want *= 2;
+    }
+    qsort(k, n, sizeof *k, desc_u64);
+    for (size_t i = 0; i < n; i++) ck_assert(k[i] == ref[i]);
+    free(k);
+    free(ref);
+  }
+}
+END_TEST
+
+START_TEST(topkeys_sort_matches_qsort) {
+  uint64_t x = 5;
+  for (size_t n = 0; n < 700; n += 7) {
+    uint64_t k[700], ref[700];
+    for (size_t i = 0; i < n; i++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      ref[i] = k[i] = (x >> 61) << 32 | (uint32_t)(x >> 20); /* many equal high parts */
+    }
+    topkeys_sort(k, n);
+    qsort(ref, n, sizeof *ref, desc_u64);
+    for (size_t i = 0; i < n; i++) ck_assert(k[i] == ref[i]);
+  }
+}
+END_TEST
+
 Suite *u32map_suite(void) {
   Suite *s = suite_create("u32map");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, u32map_basic);
   tcase_add_test(tc, stampmap_basic);
+  tcase_add_test(tc, topkeys_front_in_chunks);
+  tcase_add_test(tc, topkeys_sort_matches_qsort);
   suite_add_tcase(s, tc);
   return s;
 }
