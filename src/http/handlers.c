@@ -450,34 +450,30 @@ static void h_item(http_worker *w, http_req *req, route_id r, int64_t t0, const 
  * which leaves such strings out. */
 static int result_text(jsonout *j, const recd_rec_result *res, int user, const char *user_id, const char *tail_key,
                        const char *tail_str, int tail_bool) {
-  if ((user && user_id && !jsonout_utf8_ok(user_id)) || (tail_str && !jsonout_utf8_ok(tail_str)) ||
-      !jsonout_utf8_ok(res->rec_id))
-    return -1;
-  for (size_t i = 0; i < res->count; i++) {
-    if (!jsonout_utf8_ok(res->items[i].item_id)) return -1;
-    for (int k = 0; k < res->items[i].nreasons; k++)
-      if (!jsonout_utf8_ok(res->items[i].reasons[k])) return -1;
-  }
+  /* any string that is not valid UTF-8 sends the caller to jansson (-1, j released) */
   jsonout_lit(j, "{");
   if (user) {
     jsonout_lit(j, "\"user_id\":");
-    if (user_id) jsonout_str(j, user_id);
-    else jsonout_lit(j, "null");
+    if (user_id) {
+      if (jsonout_str_utf8(j, user_id)) goto bad;
+    } else {
+      jsonout_lit(j, "null");
+    }
     jsonout_lit(j, ",");
   }
   jsonout_lit(j, "\"recommendation_id\":");
-  jsonout_str(j, res->rec_id);
+  if (jsonout_str_utf8(j, res->rec_id)) goto bad;
   jsonout_lit(j, ",\"items\":[");
   for (size_t i = 0; i < res->count; i++) {
     const recd_rec_item *it = &res->items[i];
     jsonout_lit(j, i ? ",{\"item_id\":" : "{\"item_id\":");
-    jsonout_str(j, it->item_id);
+    if (jsonout_str_utf8(j, it->item_id)) goto bad;
     jsonout_lit(j, ",\"score\":");
     jsonout_real(j, (double)(float)it->score);
     jsonout_lit(j, ",\"reasons\":[");
     for (int k = 0; k < it->nreasons; k++) {
       if (k) jsonout_lit(j, ",");
-      jsonout_str(j, it->reasons[k]);
+      if (jsonout_str_utf8(j, it->reasons[k])) goto bad;
     }
     jsonout_lit(j, "]}");
   }
@@ -486,11 +482,17 @@ static int result_text(jsonout *j, const recd_rec_result *res, int user, const c
     jsonout_lit(j, ",");
     jsonout_str(j, tail_key);
     jsonout_lit(j, ":");
-    if (tail_str) jsonout_str(j, tail_str);
-    else jsonout_lit(j, tail_bool ? "true" : "false");
+    if (tail_str) {
+      if (jsonout_str_utf8(j, tail_str)) goto bad;
+    } else {
+      jsonout_lit(j, tail_bool ? "true" : "false");
+    }
   }
   jsonout_lit(j, "}");
   return 0;
+bad:
+  jsonout_release(j); /* the caller answers through jansson and drops j */
+  return -1;
 }
 
 static json_t *result_json(const recd_rec_result *res, const char *user_id) {

@@ -21,8 +21,7 @@ void jsonout_release(jsonout *j) {
   jsonout_init(j);
 }
 
-static void reserve(jsonout *j, size_t n) {
-  if (j->len + n <= j->cap) return;
+void jsonout__grow(jsonout *j, size_t n) {
   size_t cap = j->cap * 2;
   while (cap < j->len + n) cap *= 2;
   if (j->p == j->inl) {
@@ -34,23 +33,66 @@ static void reserve(jsonout *j, size_t n) {
   j->cap = cap;
 }
 
-void jsonout_raw(jsonout *j, const char *s, size_t n) {
-  reserve(j, n);
-  memcpy(j->p + j->len, s, n);
-  j->len += n;
+/* the length of the UTF-8 sequence at p (lead byte >= 0x80), 0 if it is not
+ * valid (overlong, a surrogate, above U+10FFFF, cut short: the NUL that ends
+ * the string is no continuation byte) */
+static int utf8_seq(const unsigned char *p) {
+  unsigned c = *p;
+  int len;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+  else return 0;
+  for (int i = 1; i < len; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (p[i] & 0x3F);
+  }
+  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+    return 0;
+  return len;
 }
 
-void jsonout_str(jsonout *j, const char *s) {
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+
+/* 1 when none of the 8 bytes needs a look: no control character, '"', '\\'
+ * or byte >= 0x80 (the bit tricks flag a byte below 0x20 and a zero byte of
+ * w ^ '"' and w ^ '\\'; "any" is exact, which is all that is asked) */
+static inline int plain8(const char *s) {
+  uint64_t w;
+  memcpy(&w, s, 8);
+  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+  return ((w | ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGH) == 0;
+}
+
+/* the quoted, escaped string; with check, -1 (and nothing written) when s is
+ * not valid UTF-8. Runs of plain bytes are found 8 at a time and copied whole. */
+static int str_core(jsonout *j, const char *s, int check) {
   static const char hex[] = "0123456789ABCDEF";
-  size_t n = strlen(s);
-  reserve(j, n + 2);
-  j->p[j->len++] = '"';
-  const char *run = s;
-  for (;; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    jsonout_raw(j, run, (size_t)(s - run));
-    if (!c) break;
+  size_t n = strlen(s), start = j->len;
+  jsonout_raw(j, "\"", 1);
+  size_t i = 0, run = 0; /* s[run..i) is plain and not yet copied */
+  while (i < n) {
+    if (i + 8 <= n && plain8(s + i)) {
+      i += 8;
+      continue;
+    }
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x80) {
+      int l = check ? utf8_seq((const unsigned char *)s + i) : 1;
+      if (!l) {
+        j->len = start;
+        return -1;
+      }
+      i += (size_t)l;
+      continue;
+    }
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      i++;
+      continue;
+    }
+    jsonout_raw(j, s + run, i - run);
     char esc[6] = {'\\', 0};
     size_t el = 2;
     switch (c) {
@@ -68,10 +110,16 @@ void jsonout_str(jsonout *j, const char *s) {
         el = 6;
     }
     jsonout_raw(j, esc, el);
-    run = s + 1;
+    run = ++i;
   }
+  jsonout_raw(j, s + run, n - run);
   jsonout_raw(j, "\"", 1);
+  return 0;
 }
+
+void jsonout_str(jsonout *j, const char *s) { (void)str_core(j, s, 0); }
+
+int jsonout_str_utf8(jsonout *j, const char *s) { return str_core(j, s, 1); }
 
 char *jsonout_digits(char *end, unsigned long long v) {
   do *--end = (char)('0' + v % 10);
@@ -165,23 +213,12 @@ void jsonout_real(jsonout *j, double v) {
 int jsonout_utf8_ok(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   while (*p) {
-    unsigned c = *p;
-    if (c < 0x80) {
+    if (*p < 0x80) {
       p++;
       continue;
     }
-    int len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return 0;
-    for (int i = 1; i < len; i++) {
-      if ((p[i] & 0xC0) != 0x80) return 0;
-      cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-      return 0;
+    int len = utf8_seq(p);
+    if (!len) return 0;
     p += len;
   }
   return 1;

@@ -7,8 +7,9 @@
  * else \u00XX), everything else is copied as UTF-8; reals are "%.6g" with
  * ".0" appended when that looks like an integer.
  *
- * Strings must be valid UTF-8 (jansson refuses the others); check with
- * jsonout_utf8_ok first and fall back to jansson for anything else.
+ * Strings must be valid UTF-8 (jansson refuses the others): write them with
+ * jsonout_str_utf8, which checks as it goes, or check with jsonout_utf8_ok
+ * first; fall back to jansson for anything else.
  *
  * Not thread-safe; a jsonout is used by one thread. */
 #ifndef RECD_HTTP_JSONOUT_H
@@ -26,9 +27,17 @@ typedef struct {
 void jsonout_init(jsonout *j);
 /* frees what jsonout_init/growth allocated (not the struct) */
 void jsonout_release(jsonout *j);
-void jsonout_raw(jsonout *j, const char *s, size_t n);
-/* a quoted, escaped string */
+void jsonout__grow(jsonout *j, size_t n);
+static inline void jsonout_raw(jsonout *j, const char *s, size_t n) {
+  if (j->len + n > j->cap) jsonout__grow(j, n);
+  memcpy(j->p + j->len, s, n);
+  j->len += n;
+}
+/* a quoted, escaped string (s must be valid UTF-8) */
 void jsonout_str(jsonout *j, const char *s);
+/* the same, checking that s is valid UTF-8 without NUL: -1, and nothing
+ * written, when it is not */
+int jsonout_str_utf8(jsonout *j, const char *s);
 /* an unsigned integer in decimal */
 void jsonout_u64(jsonout *j, unsigned long long v);
 /* v in decimal, written to end before `end` (room for 20 digits); returns the first digit */

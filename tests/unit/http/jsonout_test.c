@@ -65,23 +65,39 @@ END_TEST
 
 START_TEST(strings_match_jansson) {
   for (int i = 0; i < 200000; i++) {
-    char s[24];
-    int n = (int)(next() % 20);
+    char s[48];
+    int n = (int)(next() % 40); /* past the 8-byte runs and their tails */
     for (int k = 0; k < n; k++) {
       uint64_t r = next();
-      /* mostly ASCII and escapes, some UTF-8 lead/continuation bytes */
-      s[k] = (char)(r % 3 ? (int)(r >> 8) % 128 : (int)(0x80 + (r >> 8) % 128));
+      /* mostly ASCII and escapes, some UTF-8 lead/continuation bytes; every
+       * other string mostly plain text, so runs of 8 plain bytes occur */
+      if (i % 2 && r % 16) s[k] = (char)(0x20 + (r >> 8) % 96); /* 0x20..0x7f */
+      else if (i % 2 && r % 64 == 0) s[k] = "\xc3\xa9\"\\\n"[(r >> 8) % 5];
+      else s[k] = (char)(r % 3 ? (int)(r >> 8) % 128 : (int)(0x80 + (r >> 8) % 128));
       if (!s[k]) s[k] = 'x';
     }
     s[n] = 0;
     json_t *js = json_string(s);
     ck_assert_int_eq(jsonout_utf8_ok(s), js != NULL);
-    if (!js) continue;
+    if (!js) { /* refused, and nothing written */
+      jsonout j;
+      jsonout_init(&j);
+      jsonout_raw(&j, "[", 1);
+      ck_assert_int_eq(jsonout_str_utf8(&j, s), -1);
+      ck_assert_uint_eq(j.len, 1);
+      jsonout_release(&j);
+      continue;
+    }
     char *want = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT);
     jsonout j;
     jsonout_init(&j);
     jsonout_str(&j, s);
     ck_assert(j.len == strlen(want) && !memcmp(j.p, want, j.len));
+    jsonout_release(&j);
+    jsonout_init(&j);
+    jsonout_raw(&j, "[", 1);
+    ck_assert_int_eq(jsonout_str_utf8(&j, s), 0);
+    ck_assert(j.len == 1 + strlen(want) && !memcmp(j.p + 1, want, j.len - 1));
     jsonout_release(&j);
     free(want);
     json_decref(js);
