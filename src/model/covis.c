@@ -264,9 +264,13 @@ int covis_top(const covis_list *l, int k, covis_ent *out) {
   }
   if (k <= COVIS_TOP) { /* the top set holds them (all entries while n <= COVIS_TOP) */
     int m = l->n < COVIS_TOP ? l->n : COVIS_TOP;
+    if (k == m) { /* the whole top set (the usual ask): straight into out */
+      for (int i = 0; i < m; i++) out[i] = (covis_ent){.iid = l->e[i].iid, .w = guaranteed(&l->e[i])};
+      return k;
+    }
     covis_ent top[COVIS_TOP];
     for (int i = 0; i < m; i++) top[i] = (covis_ent){.iid = l->e[i].iid, .w = guaranteed(&l->e[i])};
-    if (k < m) select_heaviest(top, m, k);
+    select_heaviest(top, m, k);
     memcpy(out, top, (size_t)k * sizeof *out);
     return k;
   }
