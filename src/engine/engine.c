@@ -11,7 +11,6 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#include <sys/wait.h>
 
 void recd_fail_set(recd_fail *f, int status, const char *code, long index, const char *field, const char *fmt,
                    ...) {
@@ -381,7 +380,11 @@ void engine_free(recd_engine *e) {
   engine__writer_stop(e);
   engine__apply_stop(e);
   engine__models_close(e);
-  if (e->snap_pid > 0) waitpid(e->snap_pid, NULL, 0); /* a background snapshot still running */
+  if (e->snap) { /* a background snapshot still running: the one below supersedes it */
+    double cpu;
+    uint64_t kept;
+    engine__snapshot_end(e, 1, &cpu, &kept);
+  }
   /* a clean stop leaves a snapshot of everything, so the next start replays nothing */
   if (e->opened && e->cfg.snapshot_every && !atomic_load(&e->fatal) && e->next_seq != e->last_snap_seq)
     engine__snapshot_save(e);
@@ -450,6 +453,6 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->snapshots_ok = atomic_load(&e->snap_ok);
   s->snapshots_failed = atomic_load(&e->snap_failed);
   s->snapshot_last_s = atomic_load(&e->snap_last_us) / 1e6;
-  s->snapshot_running = atomic_load(&e->snap_pid) > 0;
+  s->snapshot_running = atomic_load(&e->snap_running);
   s->snapshot_seq = atomic_load(&e->last_snap_seq);
 }

@@ -116,7 +116,9 @@ struct recd_engine {
                                    * (its two threads own disjoint stripes anyway) */
   /* snapshots: written by the apply stage only; the atomics are read by
    * engine_stats too */
-  _Atomic pid_t snap_pid;         /* running background snapshot, 0 if none */
+  struct snap_marks *snap;        /* running background snapshot (snapshot.c), NULL if none: set and
+                                   * cleared by the apply stage between rounds, read by its threads */
+  _Atomic int snap_running;       /* snap != NULL, for engine_stats */
   uint64_t snap_seq;              /* the event the running one is taken at */
   _Atomic uint64_t last_snap_seq; /* the newest snapshot's event */
   int64_t snap_started_ns;
@@ -168,12 +170,13 @@ static inline void engine__signal_stop(pthread_mutex_t *l, pthread_cond_t *c, in
   pthread_cond_broadcast(c);
   pthread_mutex_unlock(l);
 }
-/* a stripe lock as the event apply takes it: none while e->solo */
+/* a stripe lock as the event apply takes it: none while e->solo, unless a
+ * background snapshot reads the state (e->snap only changes between rounds) */
 static inline void engine__stripe_lock(const recd_engine *e, pthread_mutex_t *m) {
-  if (!e->solo) pthread_mutex_lock(m);
+  if (!e->solo || e->snap) pthread_mutex_lock(m);
 }
 static inline void engine__stripe_unlock(const recd_engine *e, pthread_mutex_t *m) {
-  if (!e->solo) pthread_mutex_unlock(m);
+  if (!e->solo || e->snap) pthread_mutex_unlock(m);
 }
 
 uint32_t engine__find_user(recd_engine *e, const char *key, size_t len);
@@ -208,8 +211,29 @@ userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create);
 /* snapshot.c */
 uint64_t engine__fingerprint(const recd_engine *e);
 int engine__snapshot_save(recd_engine *e);
-/* apply stage: start a background snapshot of the state as of `seq` (all applied) */
-int engine__snapshot_fork(recd_engine *e, uint64_t seq);
+/* The background snapshot (snapshot.c, invariant 2). The apply stage starts
+ * it between rounds with the store stage parked, polls it, and ends it. */
+typedef struct snap_marks {
+  uint64_t nusers, nitems;        /* the records it writes: ids below these */
+  uint8_t *umark, *imark;         /* per record, set under its stripe lock: 1 = written or kept */
+} snap_marks;
+typedef struct snap_run snap_run; /* begins with its snap_marks */
+int engine__snapshot_start(recd_engine *e, uint64_t seq);
+int engine__snapshot_done(const recd_engine *e);
+int engine__snapshot_end(recd_engine *e, int abort, double *cpu_s, uint64_t *kept);
+void engine__snapshot_free(snap_run *s);
+/* with the record's stripe lock held, before the first change to it while a
+ * snapshot runs: its record as it is goes to the snapshot (see engine__keep_*) */
+void engine__snap_keep_user(recd_engine *e, uint32_t uid);
+void engine__snap_keep_item(recd_engine *e, uint32_t iid);
+static inline void engine__keep_user(recd_engine *e, uint32_t uid) {
+  snap_marks *m = e->snap;
+  if (m && uid < m->nusers && !m->umark[uid]) engine__snap_keep_user(e, uid);
+}
+static inline void engine__keep_item(recd_engine *e, uint32_t iid) {
+  snap_marks *m = e->snap;
+  if (m && iid < m->nitems && !m->imark[iid]) engine__snap_keep_item(e, iid);
+}
 int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whylen);
 
 /* models.c */

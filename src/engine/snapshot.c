@@ -18,23 +18,34 @@
  *     statistics), which is what loading gives them too, and the log after
  *     `seq` is replayed onto that. The fork happens while the store stage is
  *     parked between rounds (round_lock), so no id map is half-updated.
- *  2. Periodic snapshots are written by a fork()ed child of the apply stage:
- *     copy-on-write gives it a frozen image and it reads that image without
- *     locks (it is single-threaded; nobody mutates its copy). The child only
- *     calls write/fsync/rename and _exit.
+ *  2. Periodic snapshots are written by a thread of their own while writes go
+ *     on (no fork: copying the page tables of a 2 GB process and then every
+ *     page the writer touched took longer than the snapshot itself, and
+ *     stalled the writer). The thread serialises one record at a time (a
+ *     user's profile; an item's statistics with its co-visitation list) under
+ *     that record's stripe lock, which every mutation of it also holds. Before
+ *     the apply stage changes a record the thread has not written yet, it
+ *     writes the record as it is into a `kept` slot first (engine__keep_user,
+ *     engine__keep_item; creating one counts as changing it), and the thread
+ *     uses that instead: the file holds every record as of `seq`. A mark per
+ *     record (set under its lock by whichever comes first) says which it was.
+ *     Users and items interned after `seq` have ids past the counts in the
+ *     header and are not written.
  *  3. Loading verifies the size, both magics and the hash of the whole file
  *     before changing any state, and refuses a snapshot whose fingerprint (the
  *     options that shape derived state) differs from the current config.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +83,8 @@ uint64_t engine__fingerprint(const recd_engine *e) {
 /* the background writer's nice value */
 #define SNAP_NICE 10
 
+/* Bytes on their way to the file (fd >= 0: flushed when full, hashed as they
+ * go), or one record in memory (fd < 0: grows). */
 typedef struct {
   int fd;
   unsigned char *buf;
@@ -93,6 +106,10 @@ static void w_flush(wbuf *w) {
 }
 
 static void w_put(wbuf *w, const void *p, size_t n) {
+  if (w->fd < 0 && w->n + n > w->cap) {
+    while (w->n + n > w->cap) w->cap = w->cap ? 2 * w->cap : 256;
+    w->buf = xrealloc(w->buf, w->cap);
+  }
   const unsigned char *s = p;
   while (n) {
     size_t k = w->cap - w->n < n ? w->cap - w->n : n;
@@ -100,7 +117,7 @@ static void w_put(wbuf *w, const void *p, size_t n) {
     w->n += k;
     s += k;
     n -= k;
-    if (w->n == w->cap) w_flush(w);
+    if (w->n == w->cap && w->fd >= 0) w_flush(w);
   }
 }
 
@@ -158,50 +175,83 @@ static void put_item(wbuf *w, const itemstats *s, const covis_list *l, int ntype
   }
 }
 
-/* Serialise the state as of `seq` to `path`. Runs on the writer thread (at
- * shutdown) or in a forked child; takes no locks. */
+/* one user's record: present flag, then the profile */
+static void user_record(wbuf *w, recd_engine *e, uint32_t uid) {
+  userprof *p = ptrvec_get(&e->uprof, uid);
+  uint8_t present = p != NULL;
+  PUT(w, present);
+  if (p) put_user(w, p, e->ntypes);
+}
+
+/* one item's record: statistics (zeroes if none) and co-visitation list */
+static void item_record(wbuf *w, recd_engine *e, uint32_t iid) {
+  static const itemstats empty;
+  itemstats *s = ptrvec_get(&e->istats, iid);
+  put_item(w, s ? s : &empty, ptrvec_get(&e->covis, iid), e->ntypes);
+}
+
+/* what the header says: the state as of `seq` */
+typedef struct {
+  uint64_t seq, fp, nusers, nitems, events, by_type[RECD_MAX_TYPES];
+  int64_t now;
+} snap_head;
+
+static void head_now(recd_engine *e, uint64_t seq, snap_head *h) {
+  h->seq = seq;
+  h->fp = engine__fingerprint(e);
+  h->now = atomic_load(&e->now_ms);
+  h->nusers = strmap_count(&e->users);
+  h->nitems = strmap_count(&e->items);
+  h->events = atomic_load(&e->n_events);
+  for (int i = 0; i < RECD_MAX_TYPES; i++) h->by_type[i] = atomic_load(&e->by_type[i]);
+}
+
+static void put_head(wbuf *w, const snap_head *h) {
+  w_put(w, SNAP_MAGIC, 8);
+  PUT(w, h->seq);
+  PUT(w, h->fp);
+  PUT(w, h->now);
+  PUT(w, h->nusers);
+  PUT(w, h->nitems);
+  PUT(w, h->events);
+  for (int i = 0; i < RECD_MAX_TYPES; i++) PUT(w, h->by_type[i]);
+}
+
+/* pad to 8 so the hash covers whole words, then the trailer; commits the file */
+static int put_tail(wbuf *w, char *tmp, const char *path) {
+  static const unsigned char zero[8];
+  w_put(w, zero, (8 - (w->total + w->n) % 8) % 8);
+  w_flush(w);
+  uint64_t h = w->hash;
+  w_put(w, &h, 8);
+  w_put(w, SNAP_END, 8);
+  w_flush(w);
+  free(w->buf);
+  return fileio_commit(w->fd, tmp, path, w->err);
+}
+
+static int open_file(const char *path, wbuf *w, char **tmp) {
+  int fd = fileio_create_tmp(path, tmp);
+  if (fd < 0) return fd;
+  *w = (wbuf){.fd = fd, .cap = 1 << 20, .hash = 0x5eed};
+  w->buf = malloc(w->cap);
+  if (!w->buf) return fileio_commit(fd, *tmp, path, RECD_ENOMEM);
+  return 0;
+}
+
+/* Serialise the state as of `seq` to `path` on the calling thread, nothing else
+ * running (shutdown, import's close): no locks. */
 static int snapshot_write(recd_engine *e, const char *path, uint64_t seq) {
   char *tmp;
-  int fd = fileio_create_tmp(path, &tmp);
-  if (fd < 0) return fd;
-  wbuf w = {.fd = fd, .cap = 1 << 20, .hash = 0x5eed};
-  w.buf = malloc(w.cap);
-  if (!w.buf) return fileio_commit(fd, tmp, path, RECD_ENOMEM);
-  uint64_t nusers = strmap_count(&e->users), nitems = strmap_count(&e->items);
-  uint64_t fp = engine__fingerprint(e), events = atomic_load(&e->n_events);
-  int64_t now = atomic_load(&e->now_ms);
-  w_put(&w, SNAP_MAGIC, 8);
-  PUT(&w, seq);
-  PUT(&w, fp);
-  PUT(&w, now);
-  PUT(&w, nusers);
-  PUT(&w, nitems);
-  PUT(&w, events);
-  for (int i = 0; i < RECD_MAX_TYPES; i++) {
-    uint64_t c = atomic_load(&e->by_type[i]);
-    PUT(&w, c);
-  }
-  for (uint64_t u = 0; u < nusers; u++) {
-    userprof *p = ptrvec_get(&e->uprof, (uint32_t)u);
-    uint8_t present = p != NULL;
-    PUT(&w, present);
-    if (p) put_user(&w, p, e->ntypes);
-  }
-  static const itemstats empty; /* items without stats serialise as zeroes */
-  for (uint64_t i = 0; i < nitems; i++) {
-    itemstats *s = ptrvec_get(&e->istats, (uint32_t)i);
-    put_item(&w, s ? s : &empty, ptrvec_get(&e->covis, (uint32_t)i), e->ntypes);
-  }
-  /* pad to 8 so the hash covers whole words, then the trailer */
-  static const unsigned char zero[8];
-  w_put(&w, zero, (8 - (w.total + w.n) % 8) % 8);
-  w_flush(&w);
-  uint64_t h = w.hash;
-  w_put(&w, &h, 8);
-  w_put(&w, SNAP_END, 8);
-  w_flush(&w);
-  free(w.buf);
-  return fileio_commit(fd, tmp, path, w.err);
+  wbuf w;
+  int rc = open_file(path, &w, &tmp);
+  if (rc) return rc;
+  snap_head h;
+  head_now(e, seq, &h);
+  put_head(&w, &h);
+  for (uint64_t u = 0; u < h.nusers; u++) user_record(&w, e, (uint32_t)u);
+  for (uint64_t i = 0; i < h.nitems; i++) item_record(&w, e, (uint32_t)i);
+  return put_tail(&w, tmp, path);
 }
 
 int engine__snapshot_save(recd_engine *e) {
@@ -216,30 +266,169 @@ int engine__snapshot_save(recd_engine *e) {
   return rc;
 }
 
-/* apply stage (store stage parked): start a background snapshot in a child process */
-int engine__snapshot_fork(recd_engine *e, uint64_t seq) {
+/* ---- the background snapshot (invariant 2) ---- */
+
+typedef struct {
+  size_t len;
+  unsigned char b[];
+} kept_rec;
+
+struct snap_run {
+  snap_marks m;                /* first: the engine points at it (1 = written, or kept in ukept/ikept) */
+  recd_engine *e;
+  pthread_t thread;
   char path[1100];
-  snprintf(path, sizeof path, "%s/state.snap", e->cfg.data);
-  pid_t parent = getpid();
-  int64_t t0 = clock_mono_ns();
-  pid_t pid = fork();
-  if (pid < 0) return -errno;
-  if (pid == 0) {
-    /* dies with the server (a killed server's snapshot is abandoned, not
-     * finished by an orphan racing the next start's own); runs below the
-     * server's threads, whose requests come first */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent) _exit(1);
-    (void)setpriority(PRIO_PROCESS, 0, SNAP_NICE);
-    store_forget_lock(e->st);
-    _exit(snapshot_write(e, path, seq) ? 1 : 0);
+  snap_head h;
+  kept_rec **ukept, **ikept;
+  _Atomic uint64_t nkept;
+  _Atomic int done, abort;
+  int rc;
+  double cpu_s;
+};
+
+static kept_rec *record_copy(const wbuf *w) {
+  kept_rec *k = xmalloc(sizeof *k + w->n);
+  k->len = w->n;
+  memcpy(k->b, w->buf, w->n);
+  return k;
+}
+
+void engine__snap_keep_user(recd_engine *e, uint32_t uid) {
+  snap_run *s = (snap_run *)e->snap;
+  wbuf r = {.fd = -1};
+  user_record(&r, e, uid);
+  s->ukept[uid] = record_copy(&r);
+  s->m.umark[uid] = 1;
+  free(r.buf);
+  atomic_fetch_add_explicit(&s->nkept, 1, memory_order_relaxed);
+}
+
+void engine__snap_keep_item(recd_engine *e, uint32_t iid) {
+  snap_run *s = (snap_run *)e->snap;
+  wbuf r = {.fd = -1};
+  item_record(&r, e, iid);
+  s->ikept[iid] = record_copy(&r);
+  s->m.imark[iid] = 1;
+  free(r.buf);
+  atomic_fetch_add_explicit(&s->nkept, 1, memory_order_relaxed);
+}
+
+/* a test's way to make the snapshot slow enough to overlap many writes:
+ * RECD_TEST_SNAPSHOT_PAUSE_US, a pause after every 16 records */
+static long test_pause_us(void) {
+  const char *v = getenv("RECD_TEST_SNAPSHOT_PAUSE_US");
+  return v ? atol(v) : 0;
+}
+
+/* record `id` into w: the kept copy, or the live record under its lock */
+static void take(snap_run *s, wbuf *w, wbuf *rec, uint32_t id, int user) {
+  recd_engine *e = s->e;
+  pthread_mutex_t *l = user ? engine__ulock(e, id) : engine__ilock(e, id);
+  uint8_t *mark = user ? s->m.umark : s->m.imark;
+  kept_rec **kept = user ? s->ukept : s->ikept;
+  kept_rec *k = NULL;
+  rec->n = 0;
+  pthread_mutex_lock(l);
+  if (mark[id]) {
+    k = kept[id];
+    kept[id] = NULL;
+  } else {
+    if (user) user_record(rec, e, id);
+    else item_record(rec, e, id);
+    mark[id] = 1;
   }
-  e->snap_pid = pid;
+  pthread_mutex_unlock(l);
+  if (k) {
+    w_put(w, k->b, k->len);
+    free(k);
+  } else {
+    w_put(w, rec->buf, rec->n);
+  }
+}
+
+static void *snap_main(void *arg) {
+  snap_run *s = arg;
+  pthread_setname_np(pthread_self(), "recd-snapshot");
+  /* below the server's threads: requests and writes come first */
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE);
+  long pause = test_pause_us();
+  char *tmp;
+  wbuf w, rec = {.fd = -1};
+  int rc = open_file(s->path, &w, &tmp);
+  if (!rc) {
+    put_head(&w, &s->h);
+    uint64_t n = 0;
+    for (uint64_t u = 0; u < s->h.nusers && !atomic_load(&s->abort); u++, n++) {
+      take(s, &w, &rec, (uint32_t)u, 1);
+      if (pause && n % 16 == 15) usleep((useconds_t)pause);
+    }
+    for (uint64_t i = 0; i < s->h.nitems && !atomic_load(&s->abort); i++, n++) {
+      take(s, &w, &rec, (uint32_t)i, 0);
+      if (pause && n % 16 == 15) usleep((useconds_t)pause);
+    }
+    if (atomic_load(&s->abort) && !w.err) w.err = RECD_ECANCELED;
+    rc = put_tail(&w, tmp, s->path);
+  }
+  free(rec.buf);
+  struct timespec cpu;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+  s->cpu_s = (double)cpu.tv_sec + cpu.tv_nsec / 1e9;
+  s->rc = rc;
+  atomic_store(&s->done, 1);
+  return NULL;
+}
+
+/* apply stage, between rounds, the store stage parked (no id map half-made) */
+int engine__snapshot_start(recd_engine *e, uint64_t seq) {
+  snap_run *s = xcalloc(1, sizeof *s);
+  s->e = e;
+  snprintf(s->path, sizeof s->path, "%s/state.snap", e->cfg.data);
+  head_now(e, seq, &s->h);
+  s->m.nusers = s->h.nusers;
+  s->m.nitems = s->h.nitems;
+  s->m.umark = xcalloc(s->h.nusers ? s->h.nusers : 1, 1);
+  s->m.imark = xcalloc(s->h.nitems ? s->h.nitems : 1, 1);
+  s->ukept = xcalloc(s->h.nusers ? s->h.nusers : 1, sizeof *s->ukept);
+  s->ikept = xcalloc(s->h.nitems ? s->h.nitems : 1, sizeof *s->ikept);
+  e->snap = &s->m; /* before the next round: from now on a change keeps the record first */
+  int rc = pthread_create(&s->thread, NULL, snap_main, s);
+  if (rc) {
+    e->snap = NULL;
+    engine__snapshot_free(s);
+    return -rc;
+  }
+  atomic_store(&e->snap_running, 1);
   e->snap_seq = seq;
   e->snap_started_ns = clock_mono_ns();
-  /* the writer is stopped while fork() copies the page tables */
-  log_info("snapshot: forked the writer of the state at event %llu in %.1f ms", (unsigned long long)seq,
-           (e->snap_started_ns - t0) / 1e6);
+  log_info("snapshot: writing the state at event %llu in the background", (unsigned long long)seq);
   return 0;
+}
+
+int engine__snapshot_done(const recd_engine *e) { return e->snap && atomic_load(&((snap_run *)e->snap)->done); }
+
+/* apply stage, between rounds: wait for the thread (asking it to stop first if
+ * `abort`), report, and end the snapshot; 0 if it wrote its file */
+int engine__snapshot_end(recd_engine *e, int abort, double *cpu_s, uint64_t *kept) {
+  snap_run *s = (snap_run *)e->snap;
+  if (abort) atomic_store(&s->abort, 1);
+  pthread_join(s->thread, NULL);
+  int rc = s->rc;
+  *cpu_s = s->cpu_s;
+  *kept = atomic_load(&s->nkept);
+  e->snap = NULL;
+  atomic_store(&e->snap_running, 0);
+  engine__snapshot_free(s);
+  return rc;
+}
+
+void engine__snapshot_free(snap_run *s) {
+  for (uint64_t u = 0; u < s->h.nusers; u++) free(s->ukept[u]); /* left by an aborted one */
+  for (uint64_t i = 0; i < s->h.nitems; i++) free(s->ikept[i]);
+  free(s->m.umark);
+  free(s->m.imark);
+  free(s->ukept);
+  free(s->ikept);
+  free(s);
 }
 
 /* ---- loading ---- */

@@ -32,8 +32,6 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 
 userprof *engine__user_prof(recd_engine *e, uint32_t uid, int create) {
@@ -76,9 +74,10 @@ typedef struct {
 } partner;
 
 static void item_part(recd_engine *e, const engine_apply_ev *ev) {
-  itemstats *is = engine__item_stats(e, ev->iid, 1);
   pthread_mutex_t *il = engine__ilock(e, ev->iid);
   engine__stripe_lock(e, il);
+  engine__keep_item(e, ev->iid);
+  itemstats *is = engine__item_stats(e, ev->iid, 1);
   itemstats_apply(is, &e->ipp, ev->type, e->types[ev->type].weight, ev->ts);
   engine__stripe_unlock(e, il);
 }
@@ -103,15 +102,16 @@ static int user_part(recd_engine *e, const engine_apply_ev *ev, partner *out) {
   int64_t ts = ev->ts;
   uint32_t cats[ITEM_MAX_CATS];
   /* no lock: only the apply stage changes an item's categories (catalog rounds,
-   * never while events are applied) */
-  itemstats *is = engine__item_stats(e, iid, 1);
-  int ncats = is->ncats;
+   * never while events are applied); every interned item has statistics */
+  itemstats *is = engine__item_stats(e, iid, 0);
+  int ncats = is ? is->ncats : 0;
   if (ncats) memcpy(cats, is->cats, (size_t)ncats * sizeof *cats);
 
   int np = 0;
-  userprof *p = engine__user_prof(e, uid, 1);
   pthread_mutex_t *ul = engine__ulock(e, uid);
   engine__stripe_lock(e, ul);
+  engine__keep_user(e, uid); /* creating the profile changes the record too */
+  userprof *p = engine__user_prof(e, uid, 1);
   for (int i = 0; np < e->cfg.covis_window; i++) {
     const recent_ev *r = userprof_recent(p, i);
     if (!r) break;
@@ -149,7 +149,7 @@ static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner 
   double w = e->types[ev->type].weight;
   int mine = part == ALL_PARTS || OWNER(iid) == part;
   covis_list *pl[100];
-  covis_list *own = mine ? item_covis(e, iid, ts) : NULL;
+  covis_list *own = mine ? ptrvec_get(&e->covis, iid) : NULL; /* created under its lock below if new */
   /* the index slots were fetched an event ahead; now the entries they point
    * to. Hints only: nothing read decides anything */
   for (int k = 0; k < np; k++) {
@@ -161,12 +161,15 @@ static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner 
     if (part != ALL_PARTS && OWNER(pt[k].iid) != part) continue;
     pthread_mutex_t *l = engine__ilock(e, pt[k].iid);
     engine__stripe_lock(e, l);
+    engine__keep_item(e, pt[k].iid);
     covis_add(pl[k] ? pl[k] : item_covis(e, pt[k].iid, ts), &e->cvp, iid, sqrt(w * pt[k].w), ts);
     engine__stripe_unlock(e, l);
   }
-  if (own) {
+  if (mine) {
     pthread_mutex_t *il = engine__ilock(e, iid);
     engine__stripe_lock(e, il); /* the item's own list: one lock for all its new pairs */
+    engine__keep_item(e, iid); /* (item_part kept it already; this does not rely on that order) */
+    if (!own) own = item_covis(e, iid, ts);
     for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, sqrt(w * pt[k].w), ts);
     engine__stripe_unlock(e, il);
   }
@@ -458,7 +461,13 @@ void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t 
                         size_t ntags, int available, int deleted, int64_t created_at, const char *props) {
   uint32_t cid[ITEM_MAX_CATS], tid[ITEM_MAX_TAGS];
   size_t nc = 0, nt = 0;
-  itemstats *is = engine__item_stats(e, iid, 1);
+  itemstats *is = engine__item_stats(e, iid, 0);
+  if (!is) { /* (interning creates them; a snapshot must see the creation as a change) */
+    pthread_mutex_lock(engine__ilock(e, iid));
+    engine__keep_item(e, iid);
+    is = engine__item_stats(e, iid, 1);
+    pthread_mutex_unlock(engine__ilock(e, iid));
+  }
   pthread_rwlock_wrlock(&e->content_lock);
   if (!deleted) {
     for (size_t i = 0; i < ncats && nc < ITEM_MAX_CATS; i++) {
@@ -771,35 +780,32 @@ static int snapshot_due(const recd_engine *e) {
   return since >= (uint64_t)e->cfg.snapshot_every && (double)since >= e->cfg.snapshot_growth * (double)e->applied_seq;
 }
 
-/* reap a finished background snapshot; start one when enough events were applied */
+/* end a finished background snapshot; start one when enough events were applied */
 static void snapshot_tick(recd_engine *e) {
-  if (e->snap_pid > 0) {
-    int status;
-    struct rusage ru;
-    pid_t r = wait4(e->snap_pid, &status, WNOHANG, &ru);
-    if (r == e->snap_pid) {
-      int64_t took_ns = clock_mono_ns() - e->snap_started_ns;
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        e->last_snap_seq = e->snap_seq;
-        atomic_store(&e->snap_last_us, (uint64_t)(took_ns / 1000));
-        atomic_fetch_add(&e->snap_ok, 1);
-        log_info("snapshot: state at event %llu written in the background in %.2f s (CPU %.2f s user, %.2f s system)",
-                 (unsigned long long)e->snap_seq, took_ns / 1e9,
-                 ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
-      } else {
-        log_error("snapshot: the background writer failed (status %d); the previous snapshot stays", status);
-        atomic_fetch_add(&e->snap_failed, 1);
-      }
-      e->snap_pid = 0;
+  if (engine__snapshot_done(e)) {
+    int64_t took_ns = clock_mono_ns() - e->snap_started_ns;
+    double cpu;
+    uint64_t kept;
+    int rc = engine__snapshot_end(e, 0, &cpu, &kept);
+    if (!rc) {
+      e->last_snap_seq = e->snap_seq;
+      atomic_store(&e->snap_last_us, (uint64_t)(took_ns / 1000));
+      atomic_fetch_add(&e->snap_ok, 1);
+      log_info("snapshot: state at event %llu written in the background in %.2f s (CPU %.2f s; %llu records "
+               "kept for it before writes changed them)",
+               (unsigned long long)e->snap_seq, took_ns / 1e9, cpu, (unsigned long long)kept);
+    } else {
+      log_error("snapshot: the background snapshot failed (%s); the previous snapshot stays", recd_strerror(rc));
+      atomic_fetch_add(&e->snap_failed, 1);
     }
   }
-  if (!e->snap_pid && e->cfg.snapshot_every && e->opened && snapshot_due(e) && !atomic_load(&e->fatal)) {
-    /* the store stage is parked between two rounds while we fork, so the
-     * child's image holds no half-made id map (see snapshot.c) */
+  if (!e->snap && e->cfg.snapshot_every && e->opened && snapshot_due(e) && !atomic_load(&e->fatal)) {
+    /* the store stage is parked between two rounds while the counts are taken,
+     * so the snapshot's header holds no half-made id map (see snapshot.c) */
     pthread_mutex_lock(&e->round_lock);
-    int rc = engine__snapshot_fork(e, e->applied_seq);
+    int rc = engine__snapshot_start(e, e->applied_seq);
     pthread_mutex_unlock(&e->round_lock);
-    if (rc) log_error("snapshot: cannot fork: %s", recd_strerror(rc));
+    if (rc) log_error("snapshot: cannot start the background writer: %s", recd_strerror(rc));
   }
 }
 
@@ -903,7 +909,7 @@ static void *apply_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&e->a_lock);
     while (!e->a_head && !e->a_stop) {
-      if (e->snap_pid > 0) { /* wake to reap the snapshot child */
+      if (e->snap) { /* wake to end the background snapshot */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;

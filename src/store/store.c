@@ -81,11 +81,6 @@ static const char *sql[ST_COUNT] = {
 const char *store_path(const store *s) { return s->path; }
 int store_failed(const store *s) { return s->failed; }
 
-void store_forget_lock(store *s) {
-  if (s->lock_fd >= 0) close(s->lock_fd);
-  s->lock_fd = -1;
-}
-
 static int fail_quietly(store *s) {
   if (s->in_txn) {
     sqlite3_reset(s->st[ST_ROLLBACK]);

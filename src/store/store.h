@@ -48,8 +48,6 @@ int store_open_reader(const char *dir, store **out, char *err, size_t errlen);
 void store_close(store *s);   /* NULL is a no-op */
 const char *store_path(const store *s);
 int store_failed(const store *s);
-/* in a fork()ed child: drop its copy of the data dir lock so it never outlives the parent's */
-void store_forget_lock(store *s);
 
 /* Bulk loading (recd import). With fsync=full, commits are no longer fsynced
  * one by one: synchronous=NORMAL, where SQLite syncs the WAL before each

@@ -431,6 +431,98 @@ START_TEST(parallel_apply_equals_sequential) {
 }
 END_TEST
 
+/* A background snapshot is the state as of its event, whatever the writes
+ * that go on while it is written: byte for byte the snapshot an engine that
+ * only ever saw those events writes at close. The snapshot thread is slowed
+ * (a test knob) so that later batches, on both apply threads and on one, change
+ * records before it gets to them and after. */
+START_TEST(background_snapshot_is_the_state_at_its_event) {
+  enum { S0 = 12000, MORE = 11000, USERS = 700, ITEMS = 900 };
+  recd_event *ev = calloc(S0 + MORE, sizeof *ev);
+  char(*uid)[16] = calloc(S0 + MORE, 16), (*iid)[16] = calloc(S0 + MORE, 16);
+  uint32_t x = 777;
+  int64_t t = 1700000000000LL;
+  for (int k = 0; k < S0 + MORE; k++) {
+    x = x * 1103515245u + 12345u;
+    /* every user and item shows up in the first S0 events: later ones intern nothing */
+    int u = k < ITEMS ? k % USERS : (int)(x >> 8) % USERS;
+    x = x * 1103515245u + 12345u;
+    int i = k < ITEMS ? k : (int)((x >> 8) % ITEMS) * (int)((x >> 30) & 1) + (int)((x >> 12) % 40);
+    snprintf(uid[k], 16, "u%d", u);
+    snprintf(iid[k], 16, "i%d", i);
+    t += 20000;
+    ev[k] = (recd_event){.user_id = uid[k], .item_id = iid[k], .type = (int)(x >> 4) % 5,
+                         .ts_ms = u % 7 == 0 ? t - (int64_t)(x % 3600000) : t, .session_id = u % 5 ? NULL : "s1"};
+  }
+  char *dir[2] = {unit_tmpdir(), unit_tmpdir()};
+  char snap[2][600];
+  long len[2];
+  char *b[2];
+  for (int m = 0; m < 2; m++) snprintf(snap[m], sizeof snap[m], "%s/state.snap", dir[m]);
+  /* A: a background snapshot after the first S0 events, MORE events while it runs */
+  setenv("RECD_TEST_SNAPSHOT_PAUSE_US", "3000", 1);
+  recd_config c;
+  config_defaults(&c);
+  snprintf(c.data, sizeof c.data, "%s", dir[0]);
+  c.snapshot_every = S0;
+  c.snapshot_growth = 0;
+  char err[256];
+  recd_engine *e = NULL;
+  ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "%s", err);
+  for (int i = 0; i < 50; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "i%d", i);
+    put_item(e, id, i % 3 ? "books" : "toys", 1);
+  }
+  engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = S0};
+  ck_assert_int_eq(engine_submit_wait(e, &op), 0);
+  int during = 0;
+  for (size_t k = S0; k < S0 + MORE;) {
+    size_t step = k < S0 + 8000 ? 4096 : 300; /* both apply threads, then one */
+    if (k + step > S0 + MORE) step = S0 + MORE - k;
+    engine_op o2 = {.kind = OP_EVENTS, .events = ev + k, .nevents = step};
+    ck_assert_int_eq(engine_submit_wait(e, &o2), 0);
+    recd_stats st;
+    engine_stats(e, &st);
+    during += st.snapshot_running && st.snapshots_ok == 0;
+    k += step;
+  }
+  ck_assert_msg(during > 0, "no write was applied while the snapshot ran");
+  recd_stats st;
+  for (int tries = 0; tries < 3000; tries++) {
+    engine_stats(e, &st);
+    if (st.snapshots_ok + st.snapshots_failed) break;
+    usleep(10000);
+  }
+  ck_assert_uint_eq(st.snapshots_ok, 1);
+  ck_assert_uint_eq(st.snapshot_seq, S0);
+  b[0] = read_file(snap[0], &len[0]); /* before the close writes its own */
+  engine_free(e);
+  unsetenv("RECD_TEST_SNAPSHOT_PAUSE_US");
+  /* B: only the first S0 events; its snapshot at close */
+  e = open_engine(dir[1], &c);
+  for (int i = 0; i < 50; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "i%d", i);
+    put_item(e, id, i % 3 ? "books" : "toys", 1);
+  }
+  ck_assert_int_eq(engine_submit_wait(e, &op), 0);
+  engine_free(e);
+  b[1] = read_file(snap[1], &len[1]);
+  ck_assert_int_gt(len[0], 100000);
+  ck_assert_int_eq(len[0], len[1]);
+  ck_assert_int_eq(memcmp(b[0], b[1], (size_t)len[0]), 0);
+  for (int m = 0; m < 2; m++) {
+    free(b[m]);
+    unit_rmrf(dir[m]);
+    free(dir[m]);
+  }
+  free(ev);
+  free(uid);
+  free(iid);
+}
+END_TEST
+
 START_TEST(models_train_promote_restart_corrupt) {
   char *dir = unit_tmpdir();
   recd_config c;
@@ -504,6 +596,7 @@ Suite *engine_suite(void) {
   tcase_add_test(tc, diversity_and_filters);
   tcase_add_test(tc, content_neighbours_follow_catalog_writes);
   tcase_add_test(tc, snapshot_equals_replay);
+  tcase_add_test(tc, background_snapshot_is_the_state_at_its_event);
   tcase_add_test(tc, parallel_apply_equals_sequential);
   tcase_add_test(tc, models_train_promote_restart_corrupt);
   suite_add_tcase(s, tc);
