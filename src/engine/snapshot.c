@@ -75,10 +75,12 @@ uint64_t engine__fingerprint(const recd_engine *e) {
 /* ---- writing ---- */
 
 /* Bytes written between two waits for the disk. A snapshot is as big as the
- * state (~0.9 GB at 1M users / 20M events); written in one go, its writeback at
- * the final fsync queues ahead of the database's commits for seconds. In steps
- * of this size, a commit waits behind at most one step (~25 ms at 350 MB/s). */
-#define SNAP_WRITEBACK_STEP (8u << 20)
+ * state (~0.9-1.3 GB at 1M users); written in one go, its writeback at the
+ * final fsync queues ahead of the database's commits for seconds. In steps of
+ * this size, a commit waits behind at most one step (~3 ms at 350 MB/s). 8 MiB
+ * steps put single-event writes' p99 at 14-26 ms while a snapshot ran at full
+ * size, 1 MiB steps at 8-9 ms, the snapshot taking as long (stop 11). */
+#define SNAP_WRITEBACK_STEP (1u << 20)
 
 /* the background writer's nice value */
 #define SNAP_NICE 10
