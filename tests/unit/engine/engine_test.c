@@ -497,8 +497,22 @@ START_TEST(background_snapshot_is_the_state_at_its_event) {
   ck_assert_uint_eq(st.snapshots_ok, 1);
   ck_assert_uint_eq(st.snapshot_seq, S0);
   b[0] = read_file(snap[0], &len[0]); /* before the close writes its own */
+  /* a snapshot still running at close is stopped, and the close's own covers everything */
+  ck_assert_int_eq(engine_submit_wait(e, &op), 0); /* S0 more: the next one is due */
+  for (int tries = 0; tries < 500; tries++) { /* started by the apply stage after it acknowledged */
+    engine_stats(e, &st);
+    if (st.snapshot_running) break;
+    usleep(10000);
+  }
+  ck_assert_int_eq(st.snapshot_running, 1);
+  ck_assert_uint_eq(st.snapshots_ok, 1);
   engine_free(e);
   unsetenv("RECD_TEST_SNAPSHOT_PAUSE_US");
+  e = reopen(dir[0], 1);
+  engine_stats(e, &st);
+  ck_assert_uint_eq(st.snapshot_seq, 2 * S0 + MORE); /* loaded, nothing replayed */
+  ck_assert_uint_eq(st.events, 2 * S0 + MORE);
+  engine_free(e);
   /* B: only the first S0 events; its snapshot at close */
   e = open_engine(dir[1], &c);
   for (int i = 0; i < 50; i++) {
