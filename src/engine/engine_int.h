@@ -223,16 +223,15 @@ int engine__snapshot_done(const recd_engine *e);
 int engine__snapshot_end(recd_engine *e, int abort, double *cpu_s, uint64_t *kept);
 void engine__snapshot_free(snap_run *s);
 /* with the record's stripe lock held, before the first change to it while a
- * snapshot runs: its record as it is goes to the snapshot (see engine__keep_*) */
-void engine__snap_keep_user(recd_engine *e, uint32_t uid);
-void engine__snap_keep_item(recd_engine *e, uint32_t iid);
+ * snapshot runs: its record as it is goes to the snapshot (called by engine__keep_*) */
+void engine__snap_keep(recd_engine *e, uint32_t id, int user);
 static inline void engine__keep_user(recd_engine *e, uint32_t uid) {
   snap_marks *m = e->snap;
-  if (m && uid < m->nusers && !m->umark[uid]) engine__snap_keep_user(e, uid);
+  if (m && uid < m->nusers && !m->umark[uid]) engine__snap_keep(e, uid, 1);
 }
 static inline void engine__keep_item(recd_engine *e, uint32_t iid) {
   snap_marks *m = e->snap;
-  if (m && iid < m->nitems && !m->imark[iid]) engine__snap_keep_item(e, iid);
+  if (m && iid < m->nitems && !m->imark[iid]) engine__snap_keep(e, iid, 0);
 }
 int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whylen);
 

@@ -192,6 +192,11 @@ static void item_record(wbuf *w, recd_engine *e, uint32_t iid) {
   put_item(w, s ? s : &empty, ptrvec_get(&e->covis, iid), e->ntypes);
 }
 
+static void record(wbuf *w, recd_engine *e, uint32_t id, int user) {
+  if (user) user_record(w, e, id);
+  else item_record(w, e, id);
+}
+
 /* what the header says: the state as of `seq` */
 typedef struct {
   uint64_t seq, fp, nusers, nitems, events, by_type[RECD_MAX_TYPES];
@@ -295,22 +300,12 @@ static kept_rec *record_copy(const wbuf *w) {
   return k;
 }
 
-void engine__snap_keep_user(recd_engine *e, uint32_t uid) {
+void engine__snap_keep(recd_engine *e, uint32_t id, int user) {
   snap_run *s = (snap_run *)e->snap;
   wbuf r = {.fd = -1};
-  user_record(&r, e, uid);
-  s->ukept[uid] = record_copy(&r);
-  s->m.umark[uid] = 1;
-  free(r.buf);
-  atomic_fetch_add_explicit(&s->nkept, 1, memory_order_relaxed);
-}
-
-void engine__snap_keep_item(recd_engine *e, uint32_t iid) {
-  snap_run *s = (snap_run *)e->snap;
-  wbuf r = {.fd = -1};
-  item_record(&r, e, iid);
-  s->ikept[iid] = record_copy(&r);
-  s->m.imark[iid] = 1;
+  record(&r, e, id, user);
+  (user ? s->ukept : s->ikept)[id] = record_copy(&r);
+  (user ? s->m.umark : s->m.imark)[id] = 1;
   free(r.buf);
   atomic_fetch_add_explicit(&s->nkept, 1, memory_order_relaxed);
 }
@@ -335,8 +330,7 @@ static void take(snap_run *s, wbuf *w, wbuf *rec, uint32_t id, int user) {
     k = kept[id];
     kept[id] = NULL;
   } else {
-    if (user) user_record(rec, e, id);
-    else item_record(rec, e, id);
+    record(rec, e, id, user);
     mark[id] = 1;
   }
   pthread_mutex_unlock(l);

@@ -360,6 +360,27 @@ static char *read_file(const char *path, long *len) {
   return b;
 }
 
+/* the catalog both snapshot-comparing tests start from */
+static void put_catalog(recd_engine *e) {
+  for (int i = 0; i < 50; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "i%d", i);
+    put_item(e, id, i % 3 ? "books" : "toys", 1);
+  }
+}
+
+/* the two files' bytes are the same; frees them and the data dirs */
+static void same_snapshots_then_clean(char *b[2], const long len[2], char *dir[2]) {
+  ck_assert_int_gt(len[0], 100000);
+  ck_assert_int_eq(len[0], len[1]);
+  ck_assert_int_eq(memcmp(b[0], b[1], (size_t)len[0]), 0);
+  for (int m = 0; m < 2; m++) {
+    free(b[m]);
+    unit_rmrf(dir[m]);
+    free(dir[m]);
+  }
+}
+
 /* A batch big enough for the two apply threads (writer.c: PAR_MIN) gives the
  * same state as the same events applied in small batches on one thread: the
  * snapshots written at close are byte for byte equal. Some users' events come
@@ -387,11 +408,7 @@ START_TEST(parallel_apply_equals_sequential) {
     dir[m] = unit_tmpdir();
     recd_config c;
     recd_engine *e = open_engine(dir[m], &c);
-    for (int i = 0; i < 50; i++) {
-      char id[16];
-      snprintf(id, sizeof id, "i%d", i);
-      put_item(e, id, i % 3 ? "books" : "toys", 1);
-    }
+    put_catalog(e);
     size_t step = m == 0 ? N : 1000; /* one batch of N, or batches below PAR_MIN */
     for (size_t k = 0; k < N; k += step) {
       engine_op op = {.kind = OP_EVENTS, .events = ev + k, .nevents = k + step <= N ? step : N - k};
@@ -406,9 +423,6 @@ START_TEST(parallel_apply_equals_sequential) {
     snprintf(snap[m], sizeof snap[m], "%s/state.snap", dir[m]);
     b[m] = read_file(snap[m], &len[m]);
   }
-  ck_assert_int_gt(len[0], 100000);
-  ck_assert_int_eq(len[0], len[1]);
-  ck_assert_int_eq(memcmp(b[0], b[1], (size_t)len[0]), 0);
   /* and a full replay of the log (chunks big enough for two threads) too */
   recd_engine *e = reopen(dir[0], 0);
   engine_free(e);
@@ -420,11 +434,7 @@ START_TEST(parallel_apply_equals_sequential) {
   ck_assert_int_eq(len2, len[1]);
   ck_assert_int_eq(memcmp(b2, b[1], (size_t)len2), 0);
   free(b2);
-  for (int m = 0; m < 2; m++) {
-    free(b[m]);
-    unit_rmrf(dir[m]);
-    free(dir[m]);
-  }
+  same_snapshots_then_clean(b, len, dir);
   free(ev);
   free(uid);
   free(iid);
@@ -469,11 +479,7 @@ START_TEST(background_snapshot_is_the_state_at_its_event) {
   char err[256];
   recd_engine *e = NULL;
   ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "%s", err);
-  for (int i = 0; i < 50; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "i%d", i);
-    put_item(e, id, i % 3 ? "books" : "toys", 1);
-  }
+  put_catalog(e);
   engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = S0};
   ck_assert_int_eq(engine_submit_wait(e, &op), 0);
   int during = 0;
@@ -515,22 +521,11 @@ START_TEST(background_snapshot_is_the_state_at_its_event) {
   engine_free(e);
   /* B: only the first S0 events; its snapshot at close */
   e = open_engine(dir[1], &c);
-  for (int i = 0; i < 50; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "i%d", i);
-    put_item(e, id, i % 3 ? "books" : "toys", 1);
-  }
+  put_catalog(e);
   ck_assert_int_eq(engine_submit_wait(e, &op), 0);
   engine_free(e);
   b[1] = read_file(snap[1], &len[1]);
-  ck_assert_int_gt(len[0], 100000);
-  ck_assert_int_eq(len[0], len[1]);
-  ck_assert_int_eq(memcmp(b[0], b[1], (size_t)len[0]), 0);
-  for (int m = 0; m < 2; m++) {
-    free(b[m]);
-    unit_rmrf(dir[m]);
-    free(dir[m]);
-  }
+  same_snapshots_then_clean(b, len, dir);
   free(ev);
   free(uid);
   free(iid);
