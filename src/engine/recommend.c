@@ -38,15 +38,15 @@ enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC
 #define NANCHORED 3
 
 /* One line of cache: candidates are created and touched at random by the
- * sources (a thousand and more per request), then moved by finish_list. */
+ * sources (a thousand and more per request), then ordered by finish_list. */
 typedef struct {
   uint32_t iid;
   float final;
   float s[NSRC];
   uint32_t anchor[NANCHORED];
   float anchor_w[NANCHORED];
-  uint32_t ord;            /* insertion order: ties keep the sources' order */
   uint32_t cat0;           /* first category or UINT32_MAX (set by eligible) */
+  uint32_t pad;            /* to 64 bytes (ties go by index: see cand_order) */
 } cand;
 _Static_assert(sizeof(cand) == 64, "a candidate is one cache line");
 
@@ -146,7 +146,7 @@ static inline __attribute__((always_inline)) cand *cand_get(cand_set *cs, uint32
     for (int s = 0; s < NANCHORED; s++) c->anchor[s] = 0, c->anchor_w[s] = 0;
     c->iid = iid;
     c->final = 0;
-    c->ord = (uint32_t)cs->n++;
+    cs->n++;
     c->cat0 = UINT32_MAX;
   }
   return &cs->c[*slot];
@@ -945,10 +945,9 @@ static int scored_cmp(const void *a, const void *b) {
 /* The candidates in the blend's order, sorted lazily. A list usually looks
  * at its first 20-40 candidates of several hundred (and the ranker at its
  * depth), so only a first chunk is sorted, and the next ones (each twice the
- * last) when the walk gets there. A key is the score's bits (in an order that
- * compares like the floats) above m-1-(the candidate's index): ties keep the
- * order in which the sources added candidates (trending lists add the most
- * popular first). A candidate's scores are normalised when its chunk is
+ * last) when the walk gets there. A key is topkeys_key(score, m-1-(the
+ * candidate's index)): ties keep the order in which the sources added
+ * candidates (trending lists add the most popular first). A candidate's scores are normalised when its chunk is
  * sorted (only those looked at need it). */
 typedef struct {
   uint64_t *k;
@@ -956,13 +955,6 @@ typedef struct {
   cand *c;
   const float *mx;
 } cand_order;
-
-static inline uint64_t order_key(float score, uint32_t id) {
-  uint32_t b;
-  memcpy(&b, &score, sizeof b);
-  b ^= b >> 31 ? 0xffffffffu : 0x80000000u; /* negative floats below positive ones, each in order */
-  return (uint64_t)b << 32 | id;
-}
 
 static inline uint32_t order_cand(const cand_order *o, size_t pos) { return o->m - 1 - (uint32_t)o->k[pos]; }
 
@@ -1064,7 +1056,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     f += ws[4] * v[4];
     f += ws[5] * v[5];
     cs->c[i].final = f;
-    top[i] = order_key(f, m - 1 - i);
+    top[i] = topkeys_key(f, m - 1 - i);
   }
   size_t depth = sink ? sink->depth : rk ? (size_t)e->cfg.ranker_depth : 0;
   size_t look = 2 * n + 16; /* the positions a list most likely looks at */

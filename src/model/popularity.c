@@ -70,65 +70,6 @@ void pop_list_sort(pop_list *l) {
   }
 }
 
-static inline void swap_pe(pop_ent *a, pop_ent *b) {
-  pop_ent t = *a;
-  *a = *b;
-  *b = t;
-}
-
-/* "a comes before b" in descending order */
-static inline int before(const pop_ent *a, const pop_ent *b) { return less(b, a); }
-
-/* Hoare partition of e[lo..hi] around the median of three; returns j with
- * e[lo..j] all not after e[j+1..hi] */
-static uint32_t partition(pop_ent *e, uint32_t lo, uint32_t hi) {
-  uint32_t mid = lo + (hi - lo) / 2;
-  if (before(&e[mid], &e[lo])) swap_pe(&e[mid], &e[lo]);
-  if (before(&e[hi], &e[lo])) swap_pe(&e[hi], &e[lo]);
-  if (before(&e[hi], &e[mid])) swap_pe(&e[hi], &e[mid]);
-  pop_ent pivot = e[mid];
-  uint32_t i = lo - 1, j = hi + 1;
-  for (;;) {
-    do i++;
-    while (before(&e[i], &pivot));
-    do j--;
-    while (before(&pivot, &e[j]));
-    if (i >= j) return j;
-    swap_pe(&e[i], &e[j]);
-  }
-}
-
-static void sort_desc(pop_ent *e, uint32_t lo, uint32_t hi) {
-  while (hi > lo && hi - lo >= 16) {
-    uint32_t j = partition(e, lo, hi);
-    if (j - lo < hi - j) { /* recurse into the smaller side: depth O(log n) */
-      sort_desc(e, lo, j);
-      lo = j + 1;
-    } else {
-      sort_desc(e, j + 1, hi);
-      hi = j;
-    }
-  }
-  for (uint32_t i = lo + 1; i <= hi && hi > lo; i++) {
-    pop_ent x = e[i];
-    uint32_t k = i;
-    for (; k > lo && before(&x, &e[k - 1]); k--) e[k] = e[k - 1];
-    e[k] = x;
-  }
-}
-
-void pop_select_top(pop_ent *e, uint32_t n, uint32_t k) {
-  if (k > n) k = n;
-  if (!k) return;
-  uint32_t lo = 0, hi = n - 1;
-  while (hi > lo) { /* e[0..lo) are in the top k, e(hi..n) are not */
-    uint32_t j = partition(e, lo, hi);
-    if (k - 1 <= j) hi = j;
-    else lo = j + 1;
-  }
-  sort_desc(e, 0, k - 1);
-}
-
 trending *trending_new(size_t ncat, size_t global_k, size_t cat_k, size_t fresh_k) {
   trending *t = xcalloc(1, sizeof *t);
   t->refs = 1;

@@ -44,10 +44,5 @@ void pop_list_init(pop_list *l, uint32_t k);
 void pop_list_offer(pop_list *l, uint32_t iid, float score);
 void pop_list_sort(pop_list *l);
 void pop_list_release(pop_list *l);
-/* The k largest of e[0..n) under the same order as a pop_list (score, then the
- * larger iid), moved to e[0..k) in descending order; the rest in any order.
- * Quickselect then a sort of the k: the same result as offering all n to a
- * pop_list of k and sorting it, in about half the work when n >> k. */
-void pop_select_top(pop_ent *e, uint32_t n, uint32_t k);
 
 #endif

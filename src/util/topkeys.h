@@ -9,6 +9,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* the key of (score, id): the float's bits in an order that compares like the
+ * floats (negative ones below positive ones), above the id, which breaks ties
+ * (the larger id first) */
+static inline uint64_t topkeys_key(float score, uint32_t id) {
+  uint32_t b;
+  memcpy(&b, &score, sizeof b);
+  b ^= b >> 31 ? 0xffffffffu : 0x80000000u;
+  return (uint64_t)b << 32 | id;
+}
 
 /* Move at least min(want, n) of the largest keys of k[0..n) to its front,
  * sorted in descending order, and return how many that is (c >= that, <= n):

@@ -7,6 +7,7 @@
 #include "model/covis.h"
 #include "model/popularity.h"
 #include "unit.h"
+#include "util/topkeys.h"
 
 #define DAY 86400000LL
 
@@ -225,32 +226,34 @@ START_TEST(pop_list_sorted_like_a_full_sort) {
 }
 END_TEST
 
-/* selecting the top k in place gives exactly what the heap gives */
-START_TEST(pop_select_top_equals_the_heap) {
+/* topkeys over topkeys_key(score, id) (what finish_list orders candidates
+ * with) gives exactly what the heap gives, and leaves every key in place */
+START_TEST(topkeys_equals_the_heap) {
   uint64_t x = 777;
   for (int round = 0; round < 400; round++) {
-    uint32_t k = 1 + (uint32_t)(round % 70), n = (uint32_t)(round * 13 % 2000); /* both methods (n >= 8k or not) */
+    uint32_t k = 1 + (uint32_t)(round % 70), n = (uint32_t)(round * 13 % 2000); /* both methods (sample or sort all) */
     int distinct = round % 3 == 0 ? 4 : round % 3 == 1 ? 64 : 1 << 20; /* ties, some, none */
     pop_list l;
     pop_list_init(&l, k);
-    pop_ent *all = xmalloc((n ? n : 1) * sizeof *all);
+    uint64_t *all = xmalloc((n ? n : 1) * sizeof *all);
     for (uint32_t i = 0; i < n; i++) {
       x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-      all[i] = (pop_ent){.iid = n - 1 - i, .score = (float)((x >> 33) % (uint64_t)distinct)};
-      pop_list_offer(&l, all[i].iid, all[i].score);
+      pop_ent pe = {.iid = n - 1 - i, .score = (float)((x >> 33) % (uint64_t)distinct)};
+      all[i] = topkeys_key(pe.score, pe.iid);
+      pop_list_offer(&l, pe.iid, pe.score);
     }
     pop_list_sort(&l);
-    pop_select_top(all, n, k);
+    ck_assert_uint_ge(topkeys_front(all, n, k), l.n);
     for (uint32_t i = 0; i < l.n; i++) {
-      ck_assert_uint_eq(all[i].iid, l.e[i].iid);
-      ck_assert(all[i].score == l.e[i].score);
+      ck_assert_uint_eq((uint32_t)all[i], l.e[i].iid);
+      ck_assert(all[i] == topkeys_key(l.e[i].score, l.e[i].iid));
     }
     /* the others are all still there after them (callers select further chunks from the rest) */
     uint8_t *seen = xcalloc(n ? n : 1, 1);
     for (uint32_t i = 0; i < n; i++) {
-      ck_assert_uint_lt(all[i].iid, n);
-      ck_assert(!seen[all[i].iid]);
-      seen[all[i].iid] = 1;
+      ck_assert_uint_lt((uint32_t)all[i], n);
+      ck_assert(!seen[(uint32_t)all[i]]);
+      seen[(uint32_t)all[i]] = 1;
     }
     free(seen);
     free(all);
@@ -264,7 +267,7 @@ Suite *popularity_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, topk_lists);
   tcase_add_test(tc, pop_list_sorted_like_a_full_sort);
-  tcase_add_test(tc, pop_select_top_equals_the_heap);
+  tcase_add_test(tc, topkeys_equals_the_heap);
   suite_add_tcase(s, tc);
   return s;
 }
