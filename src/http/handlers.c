@@ -455,35 +455,35 @@ static int result_text(jsonout *j, const recd_rec_result *res, int user, const c
   if (user) {
     jsonout_lit(j, "\"user_id\":");
     if (user_id) {
-      if (jsonout_str_utf8(j, user_id)) goto bad;
+      if (jsonout_str(j, user_id)) goto bad;
     } else {
       jsonout_lit(j, "null");
     }
     jsonout_lit(j, ",");
   }
   jsonout_lit(j, "\"recommendation_id\":");
-  if (jsonout_str_utf8(j, res->rec_id)) goto bad;
+  if (jsonout_str(j, res->rec_id)) goto bad;
   jsonout_lit(j, ",\"items\":[");
   for (size_t i = 0; i < res->count; i++) {
     const recd_rec_item *it = &res->items[i];
     jsonout_lit(j, i ? ",{\"item_id\":" : "{\"item_id\":");
-    if (jsonout_str_utf8(j, it->item_id)) goto bad;
+    if (jsonout_str(j, it->item_id)) goto bad;
     jsonout_lit(j, ",\"score\":");
     jsonout_real(j, (double)(float)it->score);
     jsonout_lit(j, ",\"reasons\":[");
     for (int k = 0; k < it->nreasons; k++) {
       if (k) jsonout_lit(j, ",");
-      if (jsonout_str_utf8(j, it->reasons[k])) goto bad;
+      if (jsonout_str(j, it->reasons[k])) goto bad;
     }
     jsonout_lit(j, "]}");
   }
   jsonout_lit(j, "]");
   if (tail_key) {
     jsonout_lit(j, ",");
-    jsonout_str(j, tail_key);
+    if (jsonout_str(j, tail_key)) goto bad;
     jsonout_lit(j, ":");
     if (tail_str) {
-      if (jsonout_str_utf8(j, tail_str)) goto bad;
+      if (jsonout_str(j, tail_str)) goto bad;
     } else {
       jsonout_lit(j, tail_bool ? "true" : "false");
     }

@@ -66,9 +66,9 @@ static inline int plain8(const char *s) {
   return ((w | ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGH) == 0;
 }
 
-/* the quoted, escaped string; with check, -1 (and nothing written) when s is
- * not valid UTF-8. Runs of plain bytes are found 8 at a time and copied whole. */
-static int str_core(jsonout *j, const char *s, int check) {
+/* Runs of plain bytes are found 8 at a time and copied whole; a byte >= 0x80
+ * must begin a valid UTF-8 sequence, else nothing is written. */
+int jsonout_str(jsonout *j, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   size_t n = strlen(s), start = j->len;
   jsonout_raw(j, "\"", 1);
@@ -80,7 +80,7 @@ static int str_core(jsonout *j, const char *s, int check) {
     }
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x80) {
-      int l = check ? utf8_seq((const unsigned char *)s + i) : 1;
+      int l = utf8_seq((const unsigned char *)s + i);
       if (!l) {
         j->len = start;
         return -1;
@@ -116,10 +116,6 @@ static int str_core(jsonout *j, const char *s, int check) {
   jsonout_raw(j, "\"", 1);
   return 0;
 }
-
-void jsonout_str(jsonout *j, const char *s) { (void)str_core(j, s, 0); }
-
-int jsonout_str_utf8(jsonout *j, const char *s) { return str_core(j, s, 1); }
 
 char *jsonout_digits(char *end, unsigned long long v) {
   do *--end = (char)('0' + v % 10);
@@ -208,18 +204,4 @@ void jsonout_real(jsonout *j, double v) {
     for (int i = 0; i < nd; i++) buf[n++] = dig[i];
   }
   jsonout_raw(j, buf, n);
-}
-
-int jsonout_utf8_ok(const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  while (*p) {
-    if (*p < 0x80) {
-      p++;
-      continue;
-    }
-    int len = utf8_seq(p);
-    if (!len) return 0;
-    p += len;
-  }
-  return 1;
 }

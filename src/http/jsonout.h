@@ -7,9 +7,8 @@
  * else \u00XX), everything else is copied as UTF-8; reals are "%.6g" with
  * ".0" appended when that looks like an integer.
  *
- * Strings must be valid UTF-8 (jansson refuses the others): write them with
- * jsonout_str_utf8, which checks as it goes, or check with jsonout_utf8_ok
- * first; fall back to jansson for anything else.
+ * Strings must be valid UTF-8 (jansson refuses the others): jsonout_str
+ * checks as it writes and refuses the others; fall back to jansson for them.
  *
  * Not thread-safe; a jsonout is used by one thread. */
 #ifndef RECD_HTTP_JSONOUT_H
@@ -33,19 +32,15 @@ static inline void jsonout_raw(jsonout *j, const char *s, size_t n) {
   memcpy(j->p + j->len, s, n);
   j->len += n;
 }
-/* a quoted, escaped string (s must be valid UTF-8) */
-void jsonout_str(jsonout *j, const char *s);
-/* the same, checking that s is valid UTF-8 without NUL: -1, and nothing
- * written, when it is not */
-int jsonout_str_utf8(jsonout *j, const char *s);
+/* a quoted, escaped string; -1, and nothing written, when s is not valid
+ * UTF-8 (what jansson's json_string refuses) */
+int jsonout_str(jsonout *j, const char *s);
 /* an unsigned integer in decimal */
 void jsonout_u64(jsonout *j, unsigned long long v);
 /* v in decimal, written to end before `end` (room for 20 digits); returns the first digit */
 char *jsonout_digits(char *end, unsigned long long v);
 /* a real as jansson writes it with JSON_REAL_PRECISION(6) (finite values only) */
 void jsonout_real(jsonout *j, double v);
-/* 1 when s is valid UTF-8 with no NUL (what jansson's json_string accepts) */
-int jsonout_utf8_ok(const char *s);
 
 static inline void jsonout_lit(jsonout *j, const char *s) { jsonout_raw(j, s, strlen(s)); }
 
