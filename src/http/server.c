@@ -275,7 +275,10 @@ int http_server_port(const http_server *s) { return s->port; }
 
 static void *worker_main(void *arg) {
   http_worker *w = arg;
-  event_base_dispatch(w->base);
+  /* until http_server_run ends it: once stopping, the listener is gone, and a
+   * write whose client left has no event of its own until its answer is
+   * handed back (on_wake), which a loop that exits when empty would drop */
+  event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
   return NULL;
 }
 
