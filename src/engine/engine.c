@@ -380,11 +380,7 @@ void engine_free(recd_engine *e) {
   engine__writer_stop(e);
   engine__apply_stop(e);
   engine__models_close(e);
-  if (e->snap) { /* a background snapshot still running: the one below supersedes it */
-    double cpu;
-    uint64_t kept;
-    engine__snapshot_end(e, 1, &cpu, &kept);
-  }
+  if (e->snap) engine__snapshot_end(e, 1); /* still running: the one below supersedes it */
   /* a clean stop leaves a snapshot of everything, so the next start replays nothing */
   if (e->opened && e->cfg.snapshot_every && !atomic_load(&e->fatal) && e->next_seq != e->last_snap_seq)
     engine__snapshot_save(e);
@@ -453,6 +449,6 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->snapshots_ok = atomic_load(&e->snap_ok);
   s->snapshots_failed = atomic_load(&e->snap_failed);
   s->snapshot_last_s = atomic_load(&e->snap_last_us) / 1e6;
-  s->snapshot_running = atomic_load(&e->snap_running);
+  s->snapshot_running = atomic_load(&e->snap) != NULL;
   s->snapshot_seq = atomic_load(&e->last_snap_seq);
 }

@@ -116,12 +116,9 @@ struct recd_engine {
                                    * (its two threads own disjoint stripes anyway) */
   /* snapshots: written by the apply stage only; the atomics are read by
    * engine_stats too */
-  struct snap_marks *snap;        /* running background snapshot (snapshot.c), NULL if none: set and
-                                   * cleared by the apply stage between rounds, read by its threads */
-  _Atomic int snap_running;       /* snap != NULL, for engine_stats */
-  uint64_t snap_seq;              /* the event the running one is taken at */
+  struct snap_marks *_Atomic snap; /* running background snapshot (snapshot.c), NULL if none: set and
+                                   * cleared by the apply stage between rounds */
   _Atomic uint64_t last_snap_seq; /* the newest snapshot's event */
-  int64_t snap_started_ns;
   _Atomic uint64_t snap_ok, snap_failed, snap_last_us;
   int opened;                     /* engine_open finished: state is whole */
   _Atomic uint64_t committed_seq; /* last durable seq, for readers */
@@ -220,8 +217,8 @@ typedef struct snap_marks {
 typedef struct snap_run snap_run; /* begins with its snap_marks */
 int engine__snapshot_start(recd_engine *e, uint64_t seq);
 int engine__snapshot_done(const recd_engine *e);
-int engine__snapshot_end(recd_engine *e, int abort, double *cpu_s, uint64_t *kept);
-void engine__snapshot_free(snap_run *s);
+/* wait for it (asked to stop first with `abort`), count and log how it went */
+void engine__snapshot_end(recd_engine *e, int abort);
 /* with the record's stripe lock held, before the first change to it while a
  * snapshot runs: its record as it is goes to the snapshot (called by engine__keep_*) */
 void engine__snap_keep(recd_engine *e, uint32_t id, int user);

@@ -246,32 +246,8 @@ static int open_file(const char *path, wbuf *w, char **tmp) {
   return 0;
 }
 
-/* Serialise the state as of `seq` to `path` on the calling thread, nothing else
- * running (shutdown, import's close): no locks. */
-static int snapshot_write(recd_engine *e, const char *path, uint64_t seq) {
-  char *tmp;
-  wbuf w;
-  int rc = open_file(path, &w, &tmp);
-  if (rc) return rc;
-  snap_head h;
-  head_now(e, seq, &h);
-  put_head(&w, &h);
-  for (uint64_t u = 0; u < h.nusers; u++) user_record(&w, e, (uint32_t)u);
-  for (uint64_t i = 0; i < h.nitems; i++) item_record(&w, e, (uint32_t)i);
-  return put_tail(&w, tmp, path);
-}
+static void snap_path(const recd_engine *e, char *buf, size_t len) { snprintf(buf, len, "%s/state.snap", e->cfg.data); }
 
-int engine__snapshot_save(recd_engine *e) {
-  char path[1100];
-  snprintf(path, sizeof path, "%s/state.snap", e->cfg.data);
-  int64_t t0 = clock_mono_ns();
-  int rc = snapshot_write(e, path, e->next_seq);
-  if (rc) log_error("snapshot: writing %s failed: %s", path, recd_strerror(rc));
-  else
-    log_info("snapshot: state at event %llu written to %s in %.2f s", (unsigned long long)e->next_seq, path,
-             (clock_mono_ns() - t0) / 1e9);
-  return rc;
-}
 
 /* ---- the background snapshot (invariant 2) ---- */
 
@@ -286,6 +262,7 @@ struct snap_run {
   pthread_t thread;
   char path[1100];
   snap_head h;
+  int64_t started_ns;
   kept_rec **ukept, **ikept;
   _Atomic uint64_t nkept;
   _Atomic int done, abort;
@@ -317,6 +294,8 @@ static long test_pause_us(void) {
   return v ? atol(v) : 0;
 }
 
+static int snap_aborted(snap_run *s) { return atomic_load(&s->abort); }
+
 /* record `id` into w: the kept copy, or the live record under its lock */
 static void take(snap_run *s, wbuf *w, wbuf *rec, uint32_t id, int user) {
   recd_engine *e = s->e;
@@ -342,44 +321,74 @@ static void take(snap_run *s, wbuf *w, wbuf *rec, uint32_t id, int user) {
   }
 }
 
+/* The file of the state as of h: with s, by the background thread (records
+ * taken under their locks, kept copies first; it stops early when s->abort is
+ * set); without, on a thread that has the state to itself (shutdown, import's
+ * close): no locks. */
+static int write_file(recd_engine *e, const char *path, const snap_head *h, snap_run *s) {
+  char *tmp;
+  wbuf w, rec = {.fd = -1};
+  int rc = open_file(path, &w, &tmp);
+  if (rc) return rc;
+  put_head(&w, h);
+  long pause = s ? test_pause_us() : 0;
+  uint64_t n = 0, all = h->nusers + h->nitems;
+  for (; n < all && !(s && snap_aborted(s)); n++) {
+    int user = n < h->nusers;
+    uint32_t id = (uint32_t)(user ? n : n - h->nusers);
+    if (s) take(s, &w, &rec, id, user);
+    else record(&w, e, id, user);
+    if (pause && n % 16 == 15) usleep((useconds_t)pause);
+  }
+  free(rec.buf);
+  if (n < all && !w.err) w.err = RECD_ECANCELED;
+  return put_tail(&w, tmp, path);
+}
+
+int engine__snapshot_save(recd_engine *e) {
+  char path[1100];
+  snap_path(e, path, sizeof path);
+  int64_t t0 = clock_mono_ns();
+  snap_head h;
+  head_now(e, e->next_seq, &h);
+  int rc = write_file(e, path, &h, NULL);
+  if (rc) log_error("snapshot: writing %s failed: %s", path, recd_strerror(rc));
+  else
+    log_info("snapshot: state at event %llu written to %s in %.2f s", (unsigned long long)e->next_seq, path,
+             (clock_mono_ns() - t0) / 1e9);
+  return rc;
+}
+
 static void *snap_main(void *arg) {
   snap_run *s = arg;
   pthread_setname_np(pthread_self(), "recd-snapshot");
   /* below the server's threads: requests and writes come first */
   (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE);
-  long pause = test_pause_us();
-  char *tmp;
-  wbuf w, rec = {.fd = -1};
-  int rc = open_file(s->path, &w, &tmp);
-  if (!rc) {
-    put_head(&w, &s->h);
-    uint64_t n = 0;
-    for (uint64_t u = 0; u < s->h.nusers && !atomic_load(&s->abort); u++, n++) {
-      take(s, &w, &rec, (uint32_t)u, 1);
-      if (pause && n % 16 == 15) usleep((useconds_t)pause);
-    }
-    for (uint64_t i = 0; i < s->h.nitems && !atomic_load(&s->abort); i++, n++) {
-      take(s, &w, &rec, (uint32_t)i, 0);
-      if (pause && n % 16 == 15) usleep((useconds_t)pause);
-    }
-    if (atomic_load(&s->abort) && !w.err) w.err = RECD_ECANCELED;
-    rc = put_tail(&w, tmp, s->path);
-  }
-  free(rec.buf);
+  s->rc = write_file(s->e, s->path, &s->h, s);
   struct timespec cpu;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
   s->cpu_s = (double)cpu.tv_sec + cpu.tv_nsec / 1e9;
-  s->rc = rc;
   atomic_store(&s->done, 1);
   return NULL;
+}
+
+static void snapshot_free(snap_run *s) {
+  for (uint64_t u = 0; u < s->h.nusers; u++) free(s->ukept[u]); /* left by an aborted one */
+  for (uint64_t i = 0; i < s->h.nitems; i++) free(s->ikept[i]);
+  free(s->m.umark);
+  free(s->m.imark);
+  free(s->ukept);
+  free(s->ikept);
+  free(s);
 }
 
 /* apply stage, between rounds, the store stage parked (no id map half-made) */
 int engine__snapshot_start(recd_engine *e, uint64_t seq) {
   snap_run *s = xcalloc(1, sizeof *s);
   s->e = e;
-  snprintf(s->path, sizeof s->path, "%s/state.snap", e->cfg.data);
+  snap_path(e, s->path, sizeof s->path);
   head_now(e, seq, &s->h);
+  s->started_ns = clock_mono_ns();
   s->m.nusers = s->h.nusers;
   s->m.nitems = s->h.nitems;
   s->m.umark = xcalloc(s->h.nusers ? s->h.nusers : 1, 1);
@@ -390,41 +399,38 @@ int engine__snapshot_start(recd_engine *e, uint64_t seq) {
   int rc = pthread_create(&s->thread, NULL, snap_main, s);
   if (rc) {
     e->snap = NULL;
-    engine__snapshot_free(s);
+    snapshot_free(s);
     return -rc;
   }
-  atomic_store(&e->snap_running, 1);
-  e->snap_seq = seq;
-  e->snap_started_ns = clock_mono_ns();
   log_info("snapshot: writing the state at event %llu in the background", (unsigned long long)seq);
   return 0;
 }
 
-int engine__snapshot_done(const recd_engine *e) { return e->snap && atomic_load(&((snap_run *)e->snap)->done); }
+int engine__snapshot_done(const recd_engine *e) {
+  const snap_run *s = (const snap_run *)e->snap;
+  return s && atomic_load(&s->done);
+}
 
-/* apply stage, between rounds: wait for the thread (asking it to stop first if
- * `abort`), report, and end the snapshot; 0 if it wrote its file */
-int engine__snapshot_end(recd_engine *e, int abort, double *cpu_s, uint64_t *kept) {
+void engine__snapshot_end(recd_engine *e, int abort) {
   snap_run *s = (snap_run *)e->snap;
   if (abort) atomic_store(&s->abort, 1);
   pthread_join(s->thread, NULL);
-  int rc = s->rc;
-  *cpu_s = s->cpu_s;
-  *kept = atomic_load(&s->nkept);
   e->snap = NULL;
-  atomic_store(&e->snap_running, 0);
-  engine__snapshot_free(s);
-  return rc;
-}
-
-void engine__snapshot_free(snap_run *s) {
-  for (uint64_t u = 0; u < s->h.nusers; u++) free(s->ukept[u]); /* left by an aborted one */
-  for (uint64_t i = 0; i < s->h.nitems; i++) free(s->ikept[i]);
-  free(s->m.umark);
-  free(s->m.imark);
-  free(s->ukept);
-  free(s->ikept);
-  free(s);
+  int64_t took_ns = clock_mono_ns() - s->started_ns;
+  if (!s->rc) {
+    e->last_snap_seq = s->h.seq;
+    atomic_store(&e->snap_last_us, (uint64_t)(took_ns / 1000));
+    atomic_fetch_add(&e->snap_ok, 1);
+    log_info("snapshot: state at event %llu written in the background in %.2f s (CPU %.2f s; %llu records "
+             "kept for it before writes changed them)",
+             (unsigned long long)s->h.seq, took_ns / 1e9, s->cpu_s, (unsigned long long)atomic_load(&s->nkept));
+  } else if (abort) {
+    log_info("snapshot: the background snapshot at event %llu was stopped at shutdown", (unsigned long long)s->h.seq);
+  } else {
+    log_error("snapshot: the background snapshot failed (%s); the previous snapshot stays", recd_strerror(s->rc));
+    atomic_fetch_add(&e->snap_failed, 1);
+  }
+  snapshot_free(s);
 }
 
 /* ---- loading ---- */

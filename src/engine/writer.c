@@ -782,23 +782,7 @@ static int snapshot_due(const recd_engine *e) {
 
 /* end a finished background snapshot; start one when enough events were applied */
 static void snapshot_tick(recd_engine *e) {
-  if (engine__snapshot_done(e)) {
-    int64_t took_ns = clock_mono_ns() - e->snap_started_ns;
-    double cpu;
-    uint64_t kept;
-    int rc = engine__snapshot_end(e, 0, &cpu, &kept);
-    if (!rc) {
-      e->last_snap_seq = e->snap_seq;
-      atomic_store(&e->snap_last_us, (uint64_t)(took_ns / 1000));
-      atomic_fetch_add(&e->snap_ok, 1);
-      log_info("snapshot: state at event %llu written in the background in %.2f s (CPU %.2f s; %llu records "
-               "kept for it before writes changed them)",
-               (unsigned long long)e->snap_seq, took_ns / 1e9, cpu, (unsigned long long)kept);
-    } else {
-      log_error("snapshot: the background snapshot failed (%s); the previous snapshot stays", recd_strerror(rc));
-      atomic_fetch_add(&e->snap_failed, 1);
-    }
-  }
+  if (engine__snapshot_done(e)) engine__snapshot_end(e, 0);
   if (!e->snap && e->cfg.snapshot_every && e->opened && snapshot_due(e) && !atomic_load(&e->fatal)) {
     /* the store stage is parked between two rounds while the counts are taken,
      * so the snapshot's header holds no half-made id map (see snapshot.c) */
