@@ -251,6 +251,7 @@ static void snap_path(const recd_engine *e, char *buf, size_t len) { snprintf(bu
 
 /* ---- the background snapshot (invariant 2) ---- */
 
+/* a kept record: serialised straight after its length, in the buffer it was written to */
 typedef struct {
   size_t len;
   unsigned char b[];
@@ -270,20 +271,16 @@ struct snap_run {
   double cpu_s;
 };
 
-static kept_rec *record_copy(const wbuf *w) {
-  kept_rec *k = xmalloc(sizeof *k + w->n);
-  k->len = w->n;
-  memcpy(k->b, w->buf, w->n);
-  return k;
-}
-
 void engine__snap_keep(recd_engine *e, uint32_t id, int user) {
   snap_run *s = (snap_run *)e->snap;
   wbuf r = {.fd = -1};
+  static const kept_rec head;
+  w_put(&r, &head, sizeof head); /* room for the length */
   record(&r, e, id, user);
-  (user ? s->ukept : s->ikept)[id] = record_copy(&r);
+  kept_rec *k = (kept_rec *)r.buf; /* malloc'ed: aligned for it */
+  k->len = r.n - sizeof head;
+  (user ? s->ukept : s->ikept)[id] = k;
   (user ? s->m.umark : s->m.imark)[id] = 1;
-  free(r.buf);
   atomic_fetch_add_explicit(&s->nkept, 1, memory_order_relaxed);
 }
 
