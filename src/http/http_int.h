@@ -26,6 +26,9 @@ typedef struct {
   const char *allow;        /* an Allow header for the answer (405), or NULL */
 } http_req;
 
+/* event priorities in a worker's loop (server.c) */
+enum { HTTP_PRI_FIRST = 0, HTTP_PRI_NORMAL = 1 };
+
 struct http_worker {
   http_server *srv;
   struct event_base *base;
@@ -41,6 +44,7 @@ struct http_worker {
   struct event *adopt;         /* activated when another worker hands this one connections */
   int *adopt_fds;              /* those connections (under done_lock) */
   int nadopt, adopt_cap;
+  int64_t normal_ran_ns;       /* when a normal-priority request was last served (conn.c) */
   int64_t date_s;              /* the second `date` names (Date header, made once a second) */
   char date[32];
 };
