@@ -103,11 +103,15 @@ struct recd_engine {
   _Atomic int fatal;
   uint64_t next_seq;              /* store stage only (after open) */
   uint64_t next_seq_stored;       /* last seq in the database at open */
-  uint64_t applied_seq;           /* apply stage only: last seq applied to the live state */
+  uint64_t applied_seq;           /* apply stage only (see `applying`): last seq applied to the live state */
   pthread_mutex_t a_lock;         /* guards the committed rounds below */
   pthread_cond_t a_cond;
   struct write_round *a_head, *a_tail;  /* committed (or failed), not yet applied and completed */
   int a_pending;                  /* rounds handed over and not yet completed */
+  int applying;                   /* the apply stage is at work (a round, or the ticks after
+                                   * rounds): whoever set it is the apply stage until it clears it */
+  int ticks_due;                  /* a round was applied by the store stage: the apply thread
+                                   * runs the between-rounds work (snapshot_tick, train_tick) */
   int a_stop;                     /* the store stage has exited */
   pthread_mutex_t round_lock;     /* held by the store stage during a round; a fork takes it */
   struct apply_par *par;          /* the apply helper thread (writer.c), NULL if none */
@@ -237,7 +241,8 @@ model_set *engine__models(recd_engine *e);  /* retained production set or NULL *
 void engine__models_release(model_set *m);
 void engine__models_open(recd_engine *e);
 void engine__models_close(recd_engine *e);  /* joins a running training job */
-void engine__train_tick(recd_engine *e);    /* writer thread: automatic training */
+void engine__train_tick(recd_engine *e);    /* apply thread: automatic training */
+int engine__train_due(const recd_engine *e); /* the apply stage: train_tick would start a job */
 size_t engine__model_topk(const model_set *m, const uint32_t *among, size_t namong, const uint32_t *items,
                           const float *r, size_t n, size_t k,
                           int (*skip)(void *arg, uint32_t item), void *arg, uint32_t *out, float *scores);

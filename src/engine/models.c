@@ -852,10 +852,14 @@ void engine__models_close(recd_engine *e) {
   e->job_result = NULL;
 }
 
+int engine__train_due(const recd_engine *e) {
+  return e->cfg.train_every && strcmp(e->cfg.model, "none") && e->opened &&
+         atomic_load(&e->committed_seq) - e->last_train_seq >= (uint64_t)e->cfg.train_every;
+}
+
 void engine__train_tick(recd_engine *e) {
-  if (!e->cfg.train_every || !strcmp(e->cfg.model, "none") || !e->opened) return;
+  if (!engine__train_due(e)) return;
   uint64_t seq = atomic_load(&e->committed_seq);
-  if (seq - e->last_train_seq < (uint64_t)e->cfg.train_every) return;
   recd_train_request rq = {.kind = NULL, .promote = RECD_PROMOTE_IF_BETTER};
   uint64_t id;
   recd_fail f;
