@@ -113,6 +113,7 @@ struct recd_engine {
   int ticks_due;                  /* a round was applied by the store stage: the apply thread
                                    * runs the between-rounds work (snapshot_tick, train_tick) */
   int a_stop;                     /* the store stage has exited */
+  long long test_commits_left;    /* store stage: commits before they fail (a test knob); -1: off */
   pthread_mutex_t round_lock;     /* held by the store stage during a round; a fork takes it */
   struct apply_par *par;          /* the apply helper thread (writer.c), NULL if none */
   int solo;                       /* nothing but the writer reads the live state (a bulk load

@@ -928,6 +928,17 @@ static int round_small(const write_round *r) {
   return n <= APPLY_HERE_MAX;
 }
 
+/* Commit the round's transaction. A test knob, RECD_TEST_FAIL_COMMIT_AFTER=N
+ * (read at start), makes every commit after the first N fail as a full disk
+ * would, so that tests can reach the failure path. */
+static int commit_round(recd_engine *e) {
+  if (e->test_commits_left >= 0 && e->test_commits_left-- == 0) {
+    e->test_commits_left = 0;
+    return RECD_EIO;
+  }
+  return store_commit(e->st);
+}
+
 /* no write waits in the queue */
 static int queue_empty(recd_engine *e) {
   pthread_mutex_lock(&e->q_lock);
@@ -1014,7 +1025,7 @@ static void *store_main(void *arg) {
     if (early) hand_over(e, r);
     if (!rc) {
       int64_t t0 = clock_mono_ns();
-      rc = store_commit(e->st);
+      rc = commit_round(e);
       record_sync(e, clock_mono_ns() - t0);
     }
     int sync_rc = !rc && sync ? store_sync(e->st) : 0;
@@ -1114,6 +1125,8 @@ static void *apply_main(void *arg) {
 
 int engine__writer_start(recd_engine *e) {
   e->applied_seq = e->next_seq;
+  const char *fail = getenv("RECD_TEST_FAIL_COMMIT_AFTER");
+  e->test_commits_left = fail ? atoll(fail) : -1;
   int rc = engine__trending_start(e);
   if (rc) return rc;
   rc = pthread_create(&e->applier, NULL, apply_main, e);

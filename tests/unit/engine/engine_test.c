@@ -542,6 +542,48 @@ START_TEST(concurrent_writers_small_and_big_rounds) {
 }
 END_TEST
 
+/* A failed commit (the test knob stands for a full disk): every write of its
+ * group fails, including a batch that was handed to the apply stage before the
+ * commit; later writes are refused; the next start has exactly the committed
+ * events. */
+START_TEST(failed_commit_fails_its_group_and_restart_has_the_committed) {
+  char *dir = unit_tmpdir();
+  setenv("RECD_TEST_FAIL_COMMIT_AFTER", "6", 1);
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  int64_t t = 1700000000000LL;
+  for (int k = 0; k < 6; k++) event(e, "u1", k % 2 ? "a" : "b", 0, t + k * 1000); /* commits 1-6 */
+  char *committed = features_of(e, "u1", "a");
+  /* a 40-event batch is not a small round: handed to the apply stage before
+   * its commit, which fails */
+  recd_event ev[40];
+  for (int k = 0; k < 40; k++) ev[k] = (recd_event){.user_id = "u1", .item_id = "a", .type = 4, .ts_ms = t + 10000 + k};
+  engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = 40};
+  int rc = engine_submit_wait(e, &op);
+  ck_assert_int_ne(rc, 0);
+  recd_event one = {.user_id = "u2", .item_id = "b", .type = 0, .ts_ms = t + 20000};
+  engine_op op2 = {.kind = OP_EVENTS, .events = &one, .nevents = 1};
+  ck_assert_int_eq(engine_submit_wait(e, &op2), RECD_EFATAL);
+  recd_stats st;
+  engine_stats(e, &st);
+  ck_assert_int_ne(st.fatal, 0);
+  engine_free(e); /* no snapshot: the engine failed */
+  unsetenv("RECD_TEST_FAIL_COMMIT_AFTER");
+  e = reopen(dir, 1);
+  engine_stats(e, &st);
+  ck_assert_uint_eq(st.events, 6);
+  ck_assert_int_eq(st.fatal, 0);
+  char *after = features_of(e, "u1", "a");
+  ck_assert_str_eq(after, committed);
+  ck_assert_ptr_null(engine_user_features(e, "u2"));
+  engine_free(e);
+  free(committed);
+  free(after);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 /* A background snapshot is the state as of its event, whatever the writes
  * that go on while it is written: byte for byte the snapshot an engine that
  * only ever saw those events writes at close. The snapshot thread is slowed
@@ -709,6 +751,7 @@ Suite *engine_suite(void) {
   tcase_add_test(tc, background_snapshot_is_the_state_at_its_event);
   tcase_add_test(tc, parallel_apply_equals_sequential);
   tcase_add_test(tc, concurrent_writers_small_and_big_rounds);
+  tcase_add_test(tc, failed_commit_fails_its_group_and_restart_has_the_committed);
   tcase_add_test(tc, models_train_promote_restart_corrupt);
   suite_add_tcase(s, tc);
   return s;
