@@ -457,8 +457,8 @@ typedef struct {
 
 static void mw_event(int t, int k, char *u, char *i, recd_event *ev) {
   uint32_t x = (uint32_t)(t * 7919 + k) * 2654435761u;
-  snprintf(u, 16, "t%du%u", t, (x >> 7) % MW_USERS);
-  snprintf(i, 16, "t%di%u", t, (x >> 13) % MW_ITEMS);
+  snprintf(u, 32, "t%du%u", t, (x >> 7) % MW_USERS);
+  snprintf(i, 32, "t%di%u", t, (x >> 13) % MW_ITEMS);
   *ev = (recd_event){.user_id = u, .item_id = i, .type = (int)((x >> 20) % 5),
                      .ts_ms = 1700000000000LL + (int64_t)k * 30000};
 }
@@ -486,7 +486,7 @@ static char *features_sorted(recd_engine *e, const char *user, const char *item)
 
 static void *mw_writer(void *arg) {
   mw_arg *a = arg;
-  static __thread char u[40][16], it[40][16];
+  static __thread char u[40][32], it[40][32];
   recd_event ev[40];
   for (int k = 0; k < MW_EVENTS;) {
     int n = (k / 40) % 3 == 0 ? 40 : 1; /* a batch, then 80 single events */
@@ -526,7 +526,7 @@ START_TEST(concurrent_writers_small_and_big_rounds) {
   ck_assert_uint_eq(st[1].events, st[0].events);
   for (int t = 0; t < MW_THREADS; t++)
     for (int k = 0; k < MW_ITEMS; k++) {
-      char u[16], i[16];
+      char u[32], i[32];
       snprintf(u, sizeof u, "t%du%d", t, k % MW_USERS);
       snprintf(i, sizeof i, "t%di%d", t, k);
       char *f0 = features_sorted(e[0], u, i), *f1 = features_sorted(e[1], u, i);
