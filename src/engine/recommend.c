@@ -220,6 +220,7 @@ static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t win
     int ncats = s->ncats;
     if (ncats) memcpy(cats, s->cats, (size_t)ncats * sizeof *cats);
     int64_t created = s->created_at;
+    double weight_total = s->weight_total;
     pthread_mutex_unlock(l);
     if (!ok) continue;
     float fresh = 0;
@@ -228,7 +229,7 @@ static void build_trending(recd_engine *e, trending *t, int64_t now, int64_t win
       fresh = (float)(1.0 - (double)(now - created) / (double)e->cfg.new_arrival_window_ms);
     if (fresh > 1) fresh = 1;
     /* a tiny share of all-time weight breaks ties among items quiet this window */
-    trending_offer(t, iid, (float)(score + 1e-6 * s->weight_total), cats, ncats, fresh);
+    trending_offer(t, iid, (float)(score + 1e-6 * weight_total), cats, ncats, fresh);
   }
 }
 
