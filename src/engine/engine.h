@@ -93,6 +93,7 @@ typedef struct engine_op {
   int rc;                                       /* result, also passed to done */
   int found;                                    /* OP_DELETE_ITEM: item existed */
   struct engine_op *next;                       /* engine-private */
+  int64_t submit_ns;                            /* engine-private: when it was queued */
 } engine_op;
 
 /* Queue an op; `op` and everything it points to must stay valid until done().
@@ -142,13 +143,20 @@ json_t *engine_item_features(recd_engine *e, const char *item_id);
 json_t *engine_item_get(recd_engine *e, const char *item_id);
 
 typedef struct {
+  uint64_t b[16];           /* per bucket of engine_sync_buckets, then +Inf */
+  uint64_t count;
+  double sum_s;
+} recd_hist;
+
+typedef struct {
   uint64_t users, items, catalog_items, events, last_seq;
   uint64_t queue_depth, commits, fatal;
   double commit_ms_sum;
   uint64_t events_by_type[RECD_MAX_TYPES];
-  uint64_t sync_hist[16];   /* log commit latency histogram, see engine_sync_buckets */
-  uint64_t sync_count;
-  double sync_sum_s;
+  /* latency histograms, buckets engine_sync_buckets (+Inf last): commit and
+   * sync per group; per write, waiting in the queue for the store stage, and
+   * from its commit to its answer (the apply not overlapped by the commit) */
+  recd_hist sync, write_queue, write_apply;
   int64_t now_ms;           /* engine clock: latest event time */
   /* background snapshots since start: finished, failed, the last one's wall
    * time, whether one runs now, and the newest snapshot's event (a crash now

@@ -32,6 +32,13 @@
 #include "util/strmap.h"
 
 #define NSTRIPES 1024
+
+/* a latency histogram over engine_sync_buckets, added to by any thread */
+typedef struct {
+  _Atomic uint64_t b[16];
+  _Atomic uint64_t count, sum_us;
+} engine_hist;
+void engine__hist_add(engine_hist *h, int64_t ns);
 #define TYPE_VIEW 0
 #define TYPE_CLICK 1
 #define TYPE_LIKE 2
@@ -145,9 +152,7 @@ struct recd_engine {
   /* counters */
   _Atomic uint64_t n_events, n_commits, n_catalog;
   _Atomic uint64_t by_type[RECD_MAX_TYPES];
-  _Atomic uint64_t sync_hist[16];
-  _Atomic uint64_t sync_count;
-  _Atomic uint64_t sync_sum_us;
+  engine_hist sync, write_queue, write_apply; /* see recd_stats */
   _Atomic int64_t now_ms;        /* latest event time seen */
   _Atomic uint64_t rec_counter;
 

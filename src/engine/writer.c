@@ -538,6 +538,7 @@ int engine_submit(recd_engine *e, engine_op *op) {
   if (atomic_load(&e->fatal)) return RECD_EFATAL;
   op->next = NULL;
   op->rc = 0;
+  op->submit_ns = clock_mono_ns();
   pthread_mutex_lock(&e->q_lock);
   if (e->stopping) {
     pthread_mutex_unlock(&e->q_lock);
@@ -775,15 +776,6 @@ static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   }
 }
 
-static void record_sync(recd_engine *e, int64_t ns) {
-  double s = ns / 1e9;
-  int b = 0;
-  while (b < ENGINE_SYNC_NBUCKETS && s > engine_sync_buckets[b]) b++;
-  atomic_fetch_add(&e->sync_hist[b], 1);
-  atomic_fetch_add(&e->sync_count, 1);
-  atomic_fetch_add(&e->sync_sum_us, (uint64_t)(ns / 1000));
-}
-
 /* A snapshot is due when the events applied since the last one reach both
  * snapshot_every and snapshot_growth x all events. Writing one costs in
  * proportion to the state (the snapshot thread serialises all of it: 3-4 s of
@@ -825,6 +817,7 @@ typedef struct write_round {
   int rc;               /* the commit's result: 0, or every op fails with it */
   int sync_rc;          /* OP_SYNC ops' result when the commit succeeded */
   int applied, committed; /* the thread that sets the second completes the round */
+  int64_t taken_ns, committed_ns; /* when the store stage took it, and committed it */
   struct write_round *next;
 } write_round;
 
@@ -879,6 +872,7 @@ static int round_applied(recd_engine *e, write_round *r) {
  * Rounds complete in order: both stages take them in order, and a round is
  * completed by the later of the two. */
 static void complete_round(recd_engine *e, write_round *r, int handed) {
+  int64_t now = clock_mono_ns();
   size_t i = 0;
   for (engine_op *op = r->ops, *next; op; op = next, i++) {
     next = op->next; /* done() may free op */
@@ -886,6 +880,8 @@ static void complete_round(recd_engine *e, write_round *r, int handed) {
     free(r->sc[i].item_ids);
     free(r->sc[i].created);
     op->rc = r->rc ? r->rc : op->kind == OP_SYNC ? r->sync_rc : 0;
+    engine__hist_add(&e->write_queue, r->taken_ns - op->submit_ns);
+    engine__hist_add(&e->write_apply, now - r->committed_ns);
     if (op->done) op->done(op->arg, op->rc);
   }
   free(r->sc);
@@ -998,6 +994,7 @@ static void *store_main(void *arg) {
       sync |= op->kind == OP_SYNC;
     }
     write_round *r = xcalloc(1, sizeof *r);
+    r->taken_ns = clock_mono_ns();
     r->ops = batch;
     r->n = n;
     r->sc = xcalloc(n, sizeof *r->sc);
@@ -1026,7 +1023,7 @@ static void *store_main(void *arg) {
     if (!rc) {
       int64_t t0 = clock_mono_ns();
       rc = commit_round(e);
-      record_sync(e, clock_mono_ns() - t0);
+      engine__hist_add(&e->sync, clock_mono_ns() - t0);
     }
     int sync_rc = !rc && sync ? store_sync(e->st) : 0;
     if (sync_rc && !atomic_exchange(&e->fatal, 1))
@@ -1040,10 +1037,12 @@ static void *store_main(void *arg) {
       atomic_fetch_add(&e->n_commits, 1);
       atomic_store(&e->committed_seq, e->next_seq);
     }
+    int64_t committed_ns = clock_mono_ns();
     pthread_mutex_lock(&e->a_lock);
     r->rc = rc;
     r->sync_rc = sync_rc;
     r->committed = 1;
+    r->committed_ns = committed_ns;
     int done = r->applied; /* the apply stage finished first: complete it here */
     pthread_mutex_unlock(&e->a_lock);
     pthread_mutex_unlock(&e->round_lock);

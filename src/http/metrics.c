@@ -53,6 +53,21 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
   }
 }
 
+/* a histogram's bucket, sum and count lines; `label` is "" or `name="value"` */
+static void hist_lines(sbuf *b, const char *name, const char *label, const recd_hist *h) {
+  const char *sep = *label ? "," : "";
+  uint64_t cum = 0;
+  for (int k = 0; k < ENGINE_SYNC_NBUCKETS; k++) {
+    cum += h->b[k];
+    sb_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep, engine_sync_buckets[k], (unsigned long long)cum);
+  }
+  cum += h->b[ENGINE_SYNC_NBUCKETS];
+  sb_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep, (unsigned long long)cum);
+  const char *open = *label ? "{" : "", *close = *label ? "}" : "";
+  sb_printf(b, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, open, label, close, h->sum_s, name, open, label, close,
+            (unsigned long long)h->count);
+}
+
 char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
   sbuf b = {.buf = xmalloc(16384), .cap = 16384};
   sb_printf(&b, "# HELP recd_http_requests_total HTTP requests by route and status.\n"
@@ -96,14 +111,12 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
     sb_printf(&b, "recd_events_total{type=\"%s\"} %llu\n", cfg->types[i].name, (unsigned long long)st.events_by_type[i]);
   sb_printf(&b, "# HELP recd_log_sync_duration_seconds Time to commit and sync one group of writes.\n"
                 "# TYPE recd_log_sync_duration_seconds histogram\n");
-  uint64_t cum = 0;
-  for (int k = 0; k < ENGINE_SYNC_NBUCKETS; k++) {
-    cum += st.sync_hist[k];
-    sb_printf(&b, "recd_log_sync_duration_seconds_bucket{le=\"%g\"} %llu\n", engine_sync_buckets[k], (unsigned long long)cum);
-  }
-  cum += st.sync_hist[ENGINE_SYNC_NBUCKETS];
-  sb_printf(&b, "recd_log_sync_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-  sb_printf(&b, "recd_log_sync_duration_seconds_sum %.6f\nrecd_log_sync_duration_seconds_count %llu\n", st.sync_sum_s, (unsigned long long)st.sync_count);
+  hist_lines(&b, "recd_log_sync_duration_seconds", "", &st.sync);
+  sb_printf(&b, "# HELP recd_write_stage_seconds Per write: waiting in the queue for the writer (stage=\"queue\"), "
+                "and from its group's commit to its answer, the apply not overlapped by the commit (stage=\"apply\").\n"
+                "# TYPE recd_write_stage_seconds histogram\n");
+  hist_lines(&b, "recd_write_stage_seconds", "stage=\"queue\"", &st.write_queue);
+  hist_lines(&b, "recd_write_stage_seconds", "stage=\"apply\"", &st.write_apply);
   sb_printf(&b, "# HELP recd_queue_depth Write operations waiting for the writer thread.\n# TYPE recd_queue_depth gauge\nrecd_queue_depth %llu\n",
             (unsigned long long)st.queue_depth);
   sb_printf(&b, "# HELP recd_users Known users.\n# TYPE recd_users gauge\nrecd_users %llu\n", (unsigned long long)st.users);

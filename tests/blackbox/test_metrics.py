@@ -136,6 +136,21 @@ class MetricsTest(RecdTestCase):
         self.assertEqual(metric_sum(m1, "recd_events_total", type="view") - v0, 2, text[:3000])
         self.assertEqual(metric_sum(m1, "recd_events_total", type="purchase") - p0, 1)
 
+    def test_write_stage_histograms_count_every_write(self):
+        m0, _ = self.metrics()
+        q0 = metric_sum(m0, "recd_write_stage_seconds_count", stage="queue")
+        a0 = metric_sum(m0, "recd_write_stage_seconds_count", stage="apply")
+        for k in range(3):
+            self.ok(self.server.post(API + "/events", ev("mt_stage%d" % k, "mt_i8", "view")))
+        self.ok(self.server.post(API + "/events", {"events": [ev("mt_stage", "mt_i7", "view")] * 40}))
+        m1, text = self.metrics()
+        self.assertEqual(metric_sum(m1, "recd_write_stage_seconds_count", stage="queue") - q0, 4, text[:3000])
+        self.assertEqual(metric_sum(m1, "recd_write_stage_seconds_count", stage="apply") - a0, 4)
+        for stage in ("queue", "apply"):
+            inf = metric_sum(m1, "recd_write_stage_seconds_bucket", stage=stage, le="+Inf")
+            self.assertEqual(inf, metric_sum(m1, "recd_write_stage_seconds_count", stage=stage), stage)
+            self.assertGreaterEqual(metric_sum(m1, "recd_write_stage_seconds_sum", stage=stage), 0)
+
     def test_log_sync_histogram_and_queue_depth(self):
         m0, _ = self.metrics()
         c0 = metric_sum(m0, "recd_log_sync_duration_seconds_bucket", le="+Inf")
