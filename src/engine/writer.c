@@ -1018,7 +1018,8 @@ static void *store_main(void *arg) {
      * on the full state: +7-13%). An idle engine's small round is applied
      * here after the commit instead (no thread wake-up on its ack's path). A
      * catalog round is handed over only once committed. */
-    int early = !rc && !catalog && !(round_small(r) && idle_now(e));
+    int small = round_small(r);
+    int early = !rc && !catalog && !(small && idle_now(e));
     if (early) hand_over(e, r);
     if (!rc) {
       int64_t t0 = clock_mono_ns();
@@ -1053,7 +1054,7 @@ static void *store_main(void *arg) {
 
     int empty = queue_empty(e);
     pthread_mutex_lock(&e->a_lock);
-    int here = empty && !e->a_head && !e->applying && round_small(r);
+    int here = empty && !e->a_head && !e->applying && small;
     if (here) e->applying = 1;
     pthread_mutex_unlock(&e->a_lock);
     if (!here) {

@@ -405,7 +405,7 @@ static void conn_process(http_conn *c) {
     c->phase = P_BUSY;
     int64_t t0 = clock_mono_ns();
     if (c->pri == HTTP_PRI_NORMAL) w->normal_ran_ns = t0;
-    http__dispatch(w, &c->req);
+    http__dispatch(w, &c->req, t0);
     set_priority(c, t0);
   }
   c->in_process = 0;

@@ -847,8 +847,7 @@ static void h_models_rollback(http_worker *w, http_req *req, route_id r, int64_t
   start_job(w, req, r, t0, 0, run_rollback);
 }
 
-void http__dispatch(http_worker *w, http_req *req) {
-  int64_t t0 = clock_mono_ns();
+void http__dispatch(http_worker *w, http_req *req, int64_t t0) {
   atomic_fetch_add_explicit(&w->srv->m.inflight, 1, memory_order_relaxed);
   route_match m;
   char err[128];

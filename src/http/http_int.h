@@ -88,7 +88,7 @@ void http__reply_json(http_worker *w, http_req *req, route_id r, int64_t t0, int
 void http__reply_error(http_worker *w, http_req *req, route_id r, int64_t t0, const recd_fail *f);
 void http__error(http_worker *w, http_req *req, route_id r, int64_t t0, int status, const char *code,
                  const char *field, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
-void http__dispatch(http_worker *w, http_req *req);
+void http__dispatch(http_worker *w, http_req *req, int64_t t0); /* t0: clock_mono_ns() at dispatch */
 void http__finish_write(pending_write *p);  /* on the worker thread */
 /* run p->run(p) on a new thread, then answer it through http__finish_write on
  * p's worker (counted as a write in flight, so shutdown waits for it) */
