@@ -149,53 +149,41 @@ static int user_part(recd_engine *e, const engine_apply_ev *ev, partner *out) {
   return fresh ? np : 0;
 }
 
-/* Which of two apply threads owns a user's or an item's state: the upper or
- * lower half of the stripes (engine__ulock/ilock), so that the threads never
- * take each other's stripe locks. */
-#define OWNER(id) ((int)(((id) * 2654435761u) >> 31))
-#define ALL_PARTS (-1)
-
-/* Add the pairs (item, partner) to both lists, only those lists owned by
- * `part` (or all with ALL_PARTS). Each list receives its adds in event order
- * whatever the split, so the result is the same. */
-static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner *pt, int np, int part) {
+/* Add the pairs (item, partner) to both lists. */
+static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner *pt, int np) {
   if (!np) return;
   uint32_t iid = ev->iid;
   int64_t ts = ev->ts;
   double w = e->types[ev->type].weight;
-  int mine = part == ALL_PARTS || OWNER(iid) == part;
   covis_list *pl[100];
-  covis_list *own = mine ? ptrvec_get(&e->covis, iid) : NULL; /* created under its lock below if new */
+  covis_list *own = ptrvec_get(&e->covis, iid); /* created under its lock below if new */
   /* the index slots were fetched an event ahead; now the entries they point
    * to. Hints only: nothing read decides anything */
   for (int k = 0; k < np; k++) {
-    pl[k] = part == ALL_PARTS || OWNER(pt[k].iid) == part ? ptrvec_get(&e->covis, pt[k].iid) : NULL;
+    pl[k] = ptrvec_get(&e->covis, pt[k].iid);
     if (pl[k]) covis_prefetch(pl[k], iid, 2);
     if (own) covis_prefetch(own, pt[k].iid, 2);
   }
   for (int k = 0; k < np; k++) {
-    if (part != ALL_PARTS && OWNER(pt[k].iid) != part) continue;
     pthread_mutex_t *l = engine__ilock(e, pt[k].iid);
     engine__stripe_lock(e, l);
     engine__keep_item(e, pt[k].iid);
     covis_add(pl[k] ? pl[k] : item_covis(e, pt[k].iid, ts), &e->cvp, iid, sqrt(w * pt[k].w), ts);
     engine__stripe_unlock(e, l);
   }
-  if (mine) {
-    pthread_mutex_t *il = engine__ilock(e, iid);
-    engine__stripe_lock(e, il); /* the item's own list: one lock for all its new pairs */
-    engine__keep_item(e, iid); /* (item_part kept it already; this does not rely on that order) */
-    if (!own) own = item_covis(e, iid, ts);
-    for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, sqrt(w * pt[k].w), ts);
-    engine__stripe_unlock(e, il);
-  }
+  pthread_mutex_t *il = engine__ilock(e, iid);
+  engine__stripe_lock(e, il); /* the item's own list: one lock for all its new pairs */
+  engine__keep_item(e, iid); /* (item_part kept it already; this does not rely on that order) */
+  if (!own) own = item_covis(e, iid, ts);
+  for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, sqrt(w * pt[k].w), ts);
+  engine__stripe_unlock(e, il);
 }
 
 static void apply_one(recd_engine *e, const engine_apply_ev *ev) {
   partner pt[100];
   item_part(e, ev);
   int np = user_part(e, ev, pt);
-  covis_part(e, ev, pt, np, ALL_PARTS);
+  covis_part(e, ev, pt, np);
   advance(e, ev, 1);
 }
 
@@ -240,35 +228,29 @@ static void prefetch_item(recd_engine *e, const engine_apply_ev *a, int stage) {
   }
 }
 
-/* The partners' lists, stage 0: their slots; 1: the lists; 2: the index slots
- * the adds will probe, in the partners' lists and in the item's own. From the
- * user's ring (pt NULL: the partners are not known yet) or from pt. */
-static void prefetch_covis(recd_engine *e, const engine_apply_ev *a, const partner *pt, int np, int part, int stage) {
-  userprof *p = pt ? NULL : ptrvec_get(&e->uprof, a->uid);
-  if (!pt && !p) return;
-  int own_mine = part == ALL_PARTS || OWNER(a->iid) == part;
-  covis_list *own = stage == 2 && own_mine ? ptrvec_get(&e->covis, a->iid) : NULL;
-  int n = pt ? np : e->cfg.covis_window;
+/* The likely partners' lists (the user's recent items: the ring may still
+ * change before the event is applied, which only makes a hint useless),
+ * stage 0: their slots; 1: the lists; 2: the index slots the adds will probe,
+ * in the partners' lists and in the item's own. */
+static void prefetch_covis(recd_engine *e, const engine_apply_ev *a, int stage) {
+  userprof *p = ptrvec_get(&e->uprof, a->uid);
+  if (!p) return;
+  covis_list *own = stage == 2 ? ptrvec_get(&e->covis, a->iid) : NULL;
+  int n = e->cfg.covis_window;
   for (int i = 0; i < n; i++) {
-    uint32_t nb;
-    if (pt) {
-      nb = pt[i].iid;
-    } else {
-      const recent_ev *r = userprof_recent(p, i);
-      if (!r) break;
-      if (r->iid == a->iid || llabs(a->ts - r->ts) > e->cfg.covis_max_gap_ms) {
-        if (p->ring_sorted && r->ts < a->ts && r->iid != a->iid) break;
-        n++;
-        continue;
-      }
-      nb = r->iid;
-    }
-    int nb_mine = part == ALL_PARTS || OWNER(nb) == part;
-    if (stage == 0) {
-      if (nb_mine) ptrvec_prefetch(&e->covis, nb);
+    const recent_ev *r = userprof_recent(p, i);
+    if (!r) break;
+    if (r->iid == a->iid || llabs(a->ts - r->ts) > e->cfg.covis_max_gap_ms) {
+      if (p->ring_sorted && r->ts < a->ts && r->iid != a->iid) break;
+      n++;
       continue;
     }
-    covis_list *l = nb_mine ? ptrvec_get(&e->covis, nb) : NULL;
+    uint32_t nb = r->iid;
+    if (stage == 0) {
+      ptrvec_prefetch(&e->covis, nb);
+      continue;
+    }
+    covis_list *l = ptrvec_get(&e->covis, nb);
     if (stage == 1) {
       if (l) __builtin_prefetch(l);
       continue;
@@ -292,9 +274,9 @@ static void apply_sequential(recd_engine *e, const engine_apply_ev *ev, size_t n
       prefetch_user(e, &ev[i + AHEAD_INSIDE], 2);
       prefetch_item(e, &ev[i + AHEAD_INSIDE], 2);
     }
-    if (i + AHEAD_PARTNER_SLOTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_SLOTS], NULL, 0, ALL_PARTS, 0);
-    if (i + AHEAD_PARTNER_LISTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_LISTS], NULL, 0, ALL_PARTS, 1);
-    if (i + AHEAD_PARTNER_INDEX < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_INDEX], NULL, 0, ALL_PARTS, 2);
+    if (i + AHEAD_PARTNER_SLOTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_SLOTS], 0);
+    if (i + AHEAD_PARTNER_LISTS < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_LISTS], 1);
+    if (i + AHEAD_PARTNER_INDEX < n) prefetch_covis(e, &ev[i + AHEAD_PARTNER_INDEX], 2);
     apply_one(e, &ev[i]);
   }
 }
@@ -307,16 +289,36 @@ static void apply_sequential(recd_engine *e, const engine_apply_ev *ev, size_t n
  *     recording every event's partners;
  *  2. items: each part goes through all events in order and applies what
  *     touches the items it owns: statistics, and the adds to the lists it owns.
+ *     The adds are not made as they come: each becomes a pair (list, neighbour,
+ *     event), the pairs are sorted by list (stably: a list keeps its adds'
+ *     order), and each list then takes all its adds of the batch in one run,
+ *     under one lock, while it is in cache. Applied event by event, a batch's
+ *     adds touch the lists in random order, and the same list (a popular
+ *     item's, which takes most adds) misses the cache again at each of them.
  * Every profile, statistic and list thus sees exactly the updates it would
  * see applied one event at a time, in the same order: the state is identical
  * to apply_sequential's. The parts share only the stripe locks (which readers
  * take too) and the ptrvecs, whose slots may be set concurrently. */
 #define PAR_MIN 4096
 
+/* Which of the two threads owns a user's or an item's state: the upper or
+ * lower half of the stripes (engine__ulock/ilock), so that the threads never
+ * take each other's stripe locks. */
+#define OWNER(id) ((int)(((id) * 2654435761u) >> 31))
+
 typedef struct {
   uint32_t off;     /* into the owning part's partner buffer */
   uint16_t np;
 } ev_partners;
+
+/* one co-visitation add of step 2, waiting for its list's run: to `list`, of
+ * neighbour `nb`, weight w at time ts (as covis_part computes them; carried
+ * along rather than looked up from the event at the run, a cache miss each) */
+typedef struct {
+  uint32_t list, nb;
+  double w;
+  int64_t ts;
+} covis_pair;
 
 /* what one part writes: kept apart (aligned) so the parts share no cache line */
 typedef struct {
@@ -324,6 +326,8 @@ typedef struct {
   size_t ep_cap;
   partner *buf;
   size_t len, cap;
+  covis_pair *pairs, *sorted; /* step 2: in event order, then by list (radix sort's two buffers) */
+  size_t npairs, pairs_cap;
 } par_part;
 
 struct apply_par {
@@ -337,6 +341,69 @@ struct apply_par {
   size_t n;
   par_part part[2];
 };
+
+/* Sorts a part's pairs by list, stably: least significant digit first, in
+ * as few passes of at most PAIR_DIGIT bits as the largest list id needs
+ * (two of 9 bits at 100k items). Returns the buffer that holds the result. */
+#define PAIR_DIGIT 11
+static covis_pair *pairs_sort(par_part *pp) {
+  covis_pair *a = pp->pairs, *b = pp->sorted;
+  size_t n = pp->npairs;
+  uint32_t max = 0;
+  for (size_t i = 0; i < n; i++)
+    if (a[i].list > max) max = a[i].list;
+  unsigned bits = max ? 32u - (unsigned)__builtin_clz(max) : 1u;
+  unsigned passes = (bits + PAIR_DIGIT - 1) / PAIR_DIGIT, digit = (bits + passes - 1) / passes;
+  const uint32_t mask = (1u << digit) - 1;
+  for (unsigned pass = 0, shift = 0; pass < passes; pass++, shift += digit) {
+    size_t count[1u << PAIR_DIGIT] = {0};
+    for (size_t i = 0; i < n; i++) count[a[i].list >> shift & mask]++;
+    size_t at = 0;
+    for (size_t d = 0; d <= mask; d++) {
+      size_t c = count[d];
+      count[d] = at;
+      at += c;
+    }
+    for (size_t i = 0; i < n; i++) b[count[a[i].list >> shift & mask]++] = a[i];
+    covis_pair *t = a;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+/* The sorted pairs, a run per list: each list takes its adds in order, under
+ * its stripe lock. What the adds touch is fetched a few pairs ahead: the
+ * lists (a new run's list is a cache miss, a popular list's entries mostly
+ * are not), then the index slots, then the entries they point to. */
+#define RUN_AHEAD_LIST 12
+#define RUN_AHEAD_SLOT 6
+#define RUN_AHEAD_ENTRY 3
+static void covis_runs(recd_engine *e, const covis_pair *p, size_t n) {
+  for (size_t i = 0; i < n;) {
+    uint32_t id = p[i].list;
+    pthread_mutex_t *l = engine__ilock(e, id);
+    engine__stripe_lock(e, l);
+    engine__keep_item(e, id);
+    covis_list *cl = item_covis(e, id, p[i].ts);
+    for (; i < n && p[i].list == id; i++) {
+      if (i + RUN_AHEAD_LIST < n) {
+        const covis_list *x = ptrvec_get(&e->covis, p[i + RUN_AHEAD_LIST].list);
+        if (x) __builtin_prefetch(x);
+      }
+      if (i + RUN_AHEAD_SLOT < n) {
+        const covis_list *x = ptrvec_get(&e->covis, p[i + RUN_AHEAD_SLOT].list);
+        if (x) covis_prefetch(x, p[i + RUN_AHEAD_SLOT].nb, 1);
+      }
+      if (i + RUN_AHEAD_ENTRY < n) {
+        const covis_list *x = ptrvec_get(&e->covis, p[i + RUN_AHEAD_ENTRY].list);
+        if (x) covis_prefetch(x, p[i + RUN_AHEAD_ENTRY].nb, 2);
+      }
+      covis_add(cl, &e->cvp, p[i].nb, p[i].w, p[i].ts);
+    }
+    engine__stripe_unlock(e, l);
+  }
+}
 
 static void par_step(recd_engine *e, struct apply_par *ap, int part) {
   const engine_apply_ev *ev = ap->ev;
@@ -371,18 +438,33 @@ static void par_step(recd_engine *e, struct apply_par *ap, int part) {
   }
 #define EP(i) (ap->part[OWNER(ev[i].uid)].ep[i])
 #define PT(i) (ap->part[OWNER(ev[i].uid)].buf + EP(i).off)
+  par_part *pp = &ap->part[part];
+  size_t np = 0;
   for (size_t i = 0; i < n; i++) {
     for (int st = 0; st < 2; st++) { /* 8, 4 events ahead */
       size_t j = i + 8 - 4 * (size_t)st;
       if (j < n && OWNER(ev[j].iid) == part) prefetch_item(e, &ev[j], st);
     }
-    for (int st = 0; st < 3; st++) { /* 3, 2, 1 events ahead */
-      size_t j = i + 3 - (size_t)st;
-      if (j < n) prefetch_covis(e, &ev[j], PT(j), EP(j).np, part, st);
+    int own = OWNER(ev[i].iid) == part, m = EP(i).np;
+    if (own) item_part(e, &ev[i]);
+    if (!m) continue;
+    if (np + 2 * (size_t)m > pp->pairs_cap) {
+      pp->pairs_cap = (pp->pairs_cap + 2 * (size_t)m) * 2;
+      pp->pairs = xrealloc(pp->pairs, pp->pairs_cap * sizeof *pp->pairs);
+      pp->sorted = xrealloc(pp->sorted, pp->pairs_cap * sizeof *pp->sorted);
     }
-    if (OWNER(ev[i].iid) == part) item_part(e, &ev[i]);
-    covis_part(e, &ev[i], PT(i), EP(i).np, part);
+    /* in covis_part's order: the partners' lists, then the item's own */
+    const partner *pt = PT(i);
+    double w = e->types[ev[i].type].weight;
+    for (int k = 0; k < m; k++)
+      if (OWNER(pt[k].iid) == part)
+        pp->pairs[np++] = (covis_pair){.list = pt[k].iid, .nb = ev[i].iid, .w = sqrt(w * pt[k].w), .ts = ev[i].ts};
+    if (own)
+      for (int k = 0; k < m; k++)
+        pp->pairs[np++] = (covis_pair){.list = ev[i].iid, .nb = pt[k].iid, .w = sqrt(w * pt[k].w), .ts = ev[i].ts};
   }
+  pp->npairs = np;
+  covis_runs(e, pairs_sort(pp), np);
 #undef PT
 #undef EP
 }
@@ -458,6 +540,8 @@ void engine__apply_stop(recd_engine *e) {
   for (int i = 0; i < 2; i++) {
     free(ap->part[i].ep);
     free(ap->part[i].buf);
+    free(ap->part[i].pairs);
+    free(ap->part[i].sorted);
   }
   free(ap);
   e->par = NULL;
