@@ -50,7 +50,7 @@
 
 #define IMP_BUF_SIZE (4u << 20)
 static size_t imp_buf_size = IMP_BUF_SIZE; /* the read buffer; tests shrink it */
-#define IMP_DEFAULT_BATCH 50000
+#define IMP_DEFAULT_BATCH 200000
 #define IMP_SLOTS 3 /* one filling, one being written and committed, one being applied */
 #define IMP_MAX_BATCH 1000000
 #define IMP_MAX_FUTURE_MS (24LL * 3600 * 1000)
@@ -1921,7 +1921,7 @@ static void import_usage(FILE *f) {
           "                       UTF-8 is read as latin-1 (Windows-1252)\n"
           "  --items-format NAME  jsonl, movielens-csv, movielens-1m or movielens-100k\n"
           "                       (default: by the file name, then its first line)\n"
-          "  --batch N            events per engine submission (default 50000)\n"
+          "  --batch N            events per engine submission (default 200000)\n"
           "  --no-progress        no progress bar (it is shown only when stderr is a terminal)\n"
           "  --max-errors N       print at most N rejected lines (default 100; 0 = all);\n"
           "                       all are counted in the summary\n"

@@ -121,7 +121,7 @@ static int load_item(void *arg, const store_item *it) {
 /* Replay applies the log in chunks through engine__apply_events (which
  * prefetches across events); session ids are copied, as the store's strings
  * last only for the callback. */
-#define REPLAY_CHUNK 16384
+#define REPLAY_CHUNK 131072
 
 typedef struct {
   recd_engine *e;

@@ -312,12 +312,12 @@ typedef struct {
 } ev_partners;
 
 /* one co-visitation add of step 2, waiting for its list's run: to `list`, of
- * neighbour `nb`, weight w at time ts (as covis_part computes them; carried
- * along rather than looked up from the event at the run, a cache miss each) */
+ * neighbour `nb`, for event `ev` of the batch with partner weight `pw` (the
+ * add's weight and time are computed from these as covis_part does; 16 bytes,
+ * where carrying them would take 24) */
 typedef struct {
-  uint32_t list, nb;
-  double w;
-  int64_t ts;
+  uint32_t list, nb, ev;
+  float pw;
 } covis_pair;
 
 /* what one part writes: kept apart (aligned) so the parts share no cache line */
@@ -379,17 +379,18 @@ static covis_pair *pairs_sort(par_part *pp) {
 #define RUN_AHEAD_LIST 12
 #define RUN_AHEAD_SLOT 6
 #define RUN_AHEAD_ENTRY 3
-static void covis_runs(recd_engine *e, const covis_pair *p, size_t n) {
+static void covis_runs(recd_engine *e, const engine_apply_ev *ev, const covis_pair *p, size_t n) {
   for (size_t i = 0; i < n;) {
     uint32_t id = p[i].list;
     pthread_mutex_t *l = engine__ilock(e, id);
     engine__stripe_lock(e, l);
     engine__keep_item(e, id);
-    covis_list *cl = item_covis(e, id, p[i].ts);
+    covis_list *cl = item_covis(e, id, ev[p[i].ev].ts);
     for (; i < n && p[i].list == id; i++) {
       if (i + RUN_AHEAD_LIST < n) {
         const covis_list *x = ptrvec_get(&e->covis, p[i + RUN_AHEAD_LIST].list);
         if (x) __builtin_prefetch(x);
+        __builtin_prefetch(&ev[p[i + RUN_AHEAD_LIST].ev]);
       }
       if (i + RUN_AHEAD_SLOT < n) {
         const covis_list *x = ptrvec_get(&e->covis, p[i + RUN_AHEAD_SLOT].list);
@@ -399,7 +400,8 @@ static void covis_runs(recd_engine *e, const covis_pair *p, size_t n) {
         const covis_list *x = ptrvec_get(&e->covis, p[i + RUN_AHEAD_ENTRY].list);
         if (x) covis_prefetch(x, p[i + RUN_AHEAD_ENTRY].nb, 2);
       }
-      covis_add(cl, &e->cvp, p[i].nb, p[i].w, p[i].ts);
+      const engine_apply_ev *x = &ev[p[i].ev];
+      covis_add(cl, &e->cvp, p[i].nb, sqrt((double)e->types[x->type].weight * p[i].pw), x->ts);
     }
     engine__stripe_unlock(e, l);
   }
@@ -455,16 +457,15 @@ static void par_step(recd_engine *e, struct apply_par *ap, int part) {
     }
     /* in covis_part's order: the partners' lists, then the item's own */
     const partner *pt = PT(i);
-    double w = e->types[ev[i].type].weight;
     for (int k = 0; k < m; k++)
       if (OWNER(pt[k].iid) == part)
-        pp->pairs[np++] = (covis_pair){.list = pt[k].iid, .nb = ev[i].iid, .w = sqrt(w * pt[k].w), .ts = ev[i].ts};
+        pp->pairs[np++] = (covis_pair){.list = pt[k].iid, .nb = ev[i].iid, .ev = (uint32_t)i, .pw = pt[k].w};
     if (own)
       for (int k = 0; k < m; k++)
-        pp->pairs[np++] = (covis_pair){.list = ev[i].iid, .nb = pt[k].iid, .w = sqrt(w * pt[k].w), .ts = ev[i].ts};
+        pp->pairs[np++] = (covis_pair){.list = ev[i].iid, .nb = pt[k].iid, .ev = (uint32_t)i, .pw = pt[k].w};
   }
   pp->npairs = np;
-  covis_runs(e, pairs_sort(pp), np);
+  covis_runs(e, ev, pairs_sort(pp), np);
 #undef PT
 #undef EP
 }
