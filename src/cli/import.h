@@ -76,7 +76,8 @@ typedef struct {
   int no_header;             /* 1: the CSV has no header row (map by number) */
   int no_quotes;             /* 1: '"' is an ordinary character */
   const char *type_rule;     /* NULL: the format's rule, or an event_type column */
-  int batch;                 /* events (or items) per engine submission; <= 0: 50,000 */
+  int batch;                 /* events (or items) per engine submission; <= 0: 50,000
+                              * at first, doubling with each batch up to 200,000 */
   int progress;              /* draw a progress bar on stderr (caller checks isatty) */
   uint64_t max_errors;       /* report at most this many rejected lines; 0 = all */
 } import_params;
