@@ -385,9 +385,10 @@ static void same_snapshots_then_clean(char *b[2], const long len[2], char *dir[2
 /* A batch big enough for the two apply threads (writer.c: PAR_MIN) gives the
  * same state as the same events applied in small batches on one thread: the
  * snapshots written at close are byte for byte equal. Some users' events come
- * out of time order, a few carry sessions. */
+ * out of time order, a few carry sessions. Item ids go past 2^11, so the
+ * co-visitation adds are sorted by list in two radix passes. */
 START_TEST(parallel_apply_equals_sequential) {
-  enum { N = 30000, USERS = 700, ITEMS = 900 };
+  enum { N = 30000, USERS = 700, ITEMS = 3000 };
   recd_event *ev = calloc(N, sizeof *ev);
   char(*uid)[16] = calloc(N, 16), (*iid)[16] = calloc(N, 16);
   uint32_t x = 12345;
