@@ -270,6 +270,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   uint64_t replayed = r->n;
   arena_release(&r->strings);
   free(r);
+  engine__apply_trim(e); /* the replay's big chunks' working memory: rounds are smaller */
   if (rc) {
     snprintf(err, errlen, "replaying the event log of %s: %s", store_path(e->st), recd_strerror(rc));
     goto fail;

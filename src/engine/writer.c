@@ -528,6 +528,23 @@ int engine__apply_start(recd_engine *e) {
   return 0;
 }
 
+/* the two parts' working memory goes back (the next big batch allocates it
+ * again) */
+static void par_parts_free(struct apply_par *ap) {
+  for (int i = 0; i < 2; i++) {
+    par_part *pp = &ap->part[i];
+    free(pp->ep);
+    free(pp->buf);
+    free(pp->pairs);
+    free(pp->sorted);
+    *pp = (par_part){0};
+  }
+}
+
+void engine__apply_trim(recd_engine *e) {
+  if (e->par) par_parts_free(e->par);
+}
+
 void engine__apply_stop(recd_engine *e) {
   struct apply_par *ap = e->par;
   if (!ap) return;
@@ -538,12 +555,7 @@ void engine__apply_stop(recd_engine *e) {
   pthread_join(ap->helper, NULL);
   pthread_mutex_destroy(&ap->m);
   pthread_cond_destroy(&ap->c);
-  for (int i = 0; i < 2; i++) {
-    free(ap->part[i].ep);
-    free(ap->part[i].buf);
-    free(ap->part[i].pairs);
-    free(ap->part[i].sorted);
-  }
+  par_parts_free(ap);
   free(ap);
   e->par = NULL;
 }
