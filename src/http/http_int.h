@@ -81,6 +81,7 @@ struct pending_write {
   int job_rc;
   json_t *result;
   recd_fail fail;
+  int64_t done_ns;             /* when the engine (or the job) answered */
   pending_write *next;
 };
 

@@ -111,8 +111,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
     rev = p;
     p = n;
   }
+  int64_t now = clock_mono_ns();
   while (rev) {
     pending_write *n = rev->next;
+    if (!rev->run) metrics_observe_answer(&w->srv->m, now - rev->done_ns); /* engine writes, not jobs */
     http__finish_write(rev);
     atomic_fetch_sub(&g_writes_inflight, 1);
     rev = n;
@@ -132,6 +134,7 @@ static void on_write_done(void *arg, int rc) {
   pending_write *p = arg;
   (void)rc;
   http_worker *w = p->w;
+  p->done_ns = clock_mono_ns();
   pthread_mutex_lock(&w->done_lock);
   p->next = w->done_head;
   w->done_head = p;
