@@ -31,7 +31,13 @@ class CatalogTest(RecdTestCase):
                   "available": True} for i in range(1, nitems + 1)]
         r = self.server.post(API + "/items", {"items": items})
         self.assertEqual(self.ok(r), {"upserted": nitems})
-        t = now_s() - 1800
+        # window=1d is the engine clock's UTC day (docs/api.md): in the first
+        # half hour of a day, "30 minutes ago" is yesterday, so the events
+        # start no earlier than today (some may then be a few minutes ahead,
+        # which the engine accepts)
+        now = now_s()
+        today = now - now % 86400
+        t = max(today + 1, now - 1800)
         evs = []
         for k in range(10):
             u = "%s_bg_%d" % (prefix, k)
@@ -40,7 +46,7 @@ class CatalogTest(RecdTestCase):
                     ev(u, "%s_2" % prefix, "click", t + k * 60 + 20)]
         self.post_events(evs)
         user = "%s_user" % prefix
-        self.post_events([ev(user, "%s_1" % prefix, "view", now_s() - 60)])
+        self.post_events([ev(user, "%s_1" % prefix, "view", max(today + 1, now - 60))])
         return user, "%s_1" % prefix, "%s_2" % prefix
 
     def test_upsert_and_get(self):
