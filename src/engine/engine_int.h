@@ -210,8 +210,8 @@ void engine__apply_events(recd_engine *e, const engine_apply_ev *ev, size_t n);
  * stops it after the writer); without it everything is applied on one thread */
 int engine__apply_start(recd_engine *e);
 void engine__apply_stop(recd_engine *e);
-/* frees the two-thread apply's working memory (~100 MB after replaying 131,072-
- * event chunks at 100k items); call between batches only */
+/* frees the two-thread apply's working memory (tens of MB after replaying
+ * 131,072-event chunks); call between batches only */
 void engine__apply_trim(recd_engine *e);
 void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t ncats, const char **tags,
                         size_t ntags, int available, int deleted, int64_t created_at, const char *props);

@@ -453,7 +453,8 @@ static void par_step(recd_engine *e, struct apply_par *ap, int part) {
     if (np + 2 * (size_t)m > pp->pairs_cap) {
       pp->pairs_cap = (pp->pairs_cap + 2 * (size_t)m) * 2;
       pp->pairs = xrealloc(pp->pairs, pp->pairs_cap * sizeof *pp->pairs);
-      pp->sorted = xrealloc(pp->sorted, pp->pairs_cap * sizeof *pp->sorted);
+      free(pp->sorted); /* nothing in it to keep */
+      pp->sorted = xmalloc(pp->pairs_cap * sizeof *pp->sorted);
     }
     /* in covis_part's order: the partners' lists, then the item's own */
     const partner *pt = PT(i);
