@@ -111,6 +111,7 @@ struct recd_engine {
   uint64_t next_seq;              /* store stage only (after open) */
   uint64_t next_seq_stored;       /* last seq in the database at open */
   uint64_t applied_seq;           /* apply stage only (see `applying`): last seq applied to the live state */
+  uint64_t applied_users, applied_items; /* apply stage only: the ids interned by the rounds up to applied_seq */
   pthread_mutex_t a_lock;         /* guards the committed rounds below */
   pthread_cond_t a_cond;
   struct write_round *a_head, *a_tail;  /* committed (or failed), not yet applied and completed */
@@ -228,7 +229,10 @@ typedef struct snap_marks {
   uint8_t *umark, *imark;         /* per record, set under its stripe lock: 1 = written or kept */
 } snap_marks;
 typedef struct snap_run snap_run; /* begins with its snap_marks */
-int engine__snapshot_start(recd_engine *e, uint64_t seq);
+/* the state as of event seq, whose rounds had interned nusers users and
+ * nitems items (the store stage may have interned more since, for rounds
+ * not applied yet: their ids are not in this snapshot) */
+int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64_t nitems);
 int engine__snapshot_done(const recd_engine *e);
 /* wait for it (asked to stop first with `abort`), count and log how it went */
 void engine__snapshot_end(recd_engine *e, int abort);

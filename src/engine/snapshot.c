@@ -13,11 +13,16 @@
  * Invariants:
  *  1. A snapshot is taken only between two rounds of the writer's apply stage,
  *     so it holds exactly the events up to `seq`, all applied. The store stage
- *     may have committed (not applied) the next round: its new users and items
- *     are then in the id maps with no events applied (absent profiles, empty
- *     statistics), which is what loading gives them too, and the log after
- *     `seq` is replayed onto that. The fork happens while the store stage is
- *     parked between rounds (round_lock), so no id map is half-updated.
+ *     may have written (not applied) the next rounds: their new users and
+ *     items are in the id maps already, but the header counts only the ids
+ *     interned by the rounds up to `seq` (each round notes the counts after
+ *     its writes, the apply stage keeps those of the last round it applied),
+ *     so the later ids are not in the file; loading interns them from the
+ *     database, and the log after `seq` is replayed onto that. (Counting them
+ *     too wrote their empty records: a file that was not the state at `seq`,
+ *     caught by a unit test on one CPU.) The snapshot starts while the store
+ *     stage is parked between rounds (round_lock), so no id map is
+ *     half-updated.
  *  2. Periodic snapshots are written by a thread of their own while writes go
  *     on (no fork: copying the page tables of a 2 GB process and then every
  *     page the writer touched took longer than the snapshot itself, and
@@ -203,12 +208,12 @@ typedef struct {
   int64_t now;
 } snap_head;
 
-static void head_now(recd_engine *e, uint64_t seq, snap_head *h) {
+static void head_now(recd_engine *e, uint64_t seq, uint64_t nusers, uint64_t nitems, snap_head *h) {
   h->seq = seq;
   h->fp = engine__fingerprint(e);
   h->now = atomic_load(&e->now_ms);
-  h->nusers = strmap_count(&e->users);
-  h->nitems = strmap_count(&e->items);
+  h->nusers = nusers;
+  h->nitems = nitems;
   h->events = atomic_load(&e->n_events);
   for (int i = 0; i < RECD_MAX_TYPES; i++) h->by_type[i] = atomic_load(&e->by_type[i]);
 }
@@ -347,7 +352,7 @@ int engine__snapshot_save(recd_engine *e) {
   snap_path(e, path, sizeof path);
   int64_t t0 = clock_mono_ns();
   snap_head h;
-  head_now(e, e->next_seq, &h);
+  head_now(e, e->next_seq, strmap_count(&e->users), strmap_count(&e->items), &h);
   int rc = write_file(e, path, &h, NULL);
   if (rc) log_error("snapshot: writing %s failed: %s", path, recd_strerror(rc));
   else
@@ -380,11 +385,11 @@ static void snapshot_free(snap_run *s) {
 }
 
 /* apply stage, between rounds, the store stage parked (no id map half-made) */
-int engine__snapshot_start(recd_engine *e, uint64_t seq) {
+int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64_t nitems) {
   snap_run *s = xcalloc(1, sizeof *s);
   s->e = e;
   snap_path(e, s->path, sizeof s->path);
-  head_now(e, seq, &s->h);
+  head_now(e, seq, nusers, nitems, &s->h);
   s->started_ns = clock_mono_ns();
   s->m.nusers = s->h.nusers;
   s->m.nitems = s->h.nitems;

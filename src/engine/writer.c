@@ -898,7 +898,7 @@ static void snapshot_tick(recd_engine *e) {
     /* the store stage is parked between two rounds while the counts are taken,
      * so the snapshot's header holds no half-made id map (see snapshot.c) */
     pthread_mutex_lock(&e->round_lock);
-    int rc = engine__snapshot_start(e, e->applied_seq);
+    int rc = engine__snapshot_start(e, e->applied_seq, e->applied_users, e->applied_items);
     pthread_mutex_unlock(&e->round_lock);
     if (rc) log_error("snapshot: cannot start the background writer: %s", recd_strerror(rc));
   }
@@ -911,6 +911,7 @@ typedef struct write_round {
   op_scratch *sc;
   int write_rc;         /* interning and INSERTs: 0, or the round is not applied */
   uint64_t last_seq;    /* the seq of its last event */
+  uint64_t nusers, nitems; /* ids interned by the end of its writes (its own and earlier rounds') */
   /* under a_lock: */
   int rc;               /* the commit's result: 0, or every op fails with it */
   int sync_rc;          /* OP_SYNC ops' result when the commit succeeded */
@@ -951,6 +952,8 @@ static void apply_round(recd_engine *e, write_round *r) {
       }
     }
     e->applied_seq = r->last_seq;
+    e->applied_users = r->nusers;
+    e->applied_items = r->nitems;
     engine__trending_sync(e); /* before the acks: small catalogs see their writes in trending at once */
   }
 }
@@ -1111,6 +1114,8 @@ static void *store_main(void *arg) {
     free(rk.kh);
     r->write_rc = rc;
     r->last_seq = e->next_seq;
+    r->nusers = strmap_count(&e->users);
+    r->nitems = strmap_count(&e->items);
     /* Hand the round over before its commit when the apply thread is busy or
      * more writes wait: its apply then overlaps its own fsync (POSTs at -c64
      * on the full state: +7-13%). An idle engine's small round is applied
@@ -1224,6 +1229,8 @@ static void *apply_main(void *arg) {
 
 int engine__writer_start(recd_engine *e) {
   e->applied_seq = e->next_seq;
+  e->applied_users = strmap_count(&e->users);
+  e->applied_items = strmap_count(&e->items);
   const char *fail = getenv("RECD_TEST_FAIL_COMMIT_AFTER");
   e->test_commits_left = fail ? atoll(fail) : -1;
   int rc = engine__trending_start(e);
