@@ -56,9 +56,13 @@ static void index_put(covis_list *l, uint32_t iid, int idx) {
 }
 
 static void index_build(covis_list *l, uint16_t hcap) {
-  free(l->h);
-  l->hcap = hcap;
-  l->h = xcalloc(hcap, sizeof *l->h);
+  if (l->h && hcap == l->hcap) { /* after a prune: same size, cleared in place */
+    memset(l->h, 0, hcap * sizeof *l->h);
+  } else {
+    free(l->h);
+    l->hcap = hcap;
+    l->h = xcalloc(hcap, sizeof *l->h);
+  }
   for (int i = 0; i < l->n; i++) index_put(l, l->e[i].iid, i);
 }
 
@@ -111,13 +115,23 @@ static void select_heaviest(covis_ent *e, int n, int keep) { select_by(e, n, kee
 
 /* ---- the top set (see covis.h) ---- */
 
+/* the first smallest w - err of e[0..COVIS_TOP): two halves scanned side by
+ * side (two short dependency chains instead of one long one), the first
+ * half's on a tie, so the same entry as one scan in order */
 static void topmin_scan(covis_list *l) {
-  int at = 0;
-  float m = guaranteed(&l->e[0]);
-  for (int i = 1; i < COVIS_TOP; i++)
-    if (guaranteed(&l->e[i]) < m) m = guaranteed(&l->e[i]), at = i;
-  l->topmin_at = (uint16_t)at;
-  l->topmin = m;
+  enum { HALF = COVIS_TOP / 2 };
+  int a = 0, b = HALF;
+  float ma = guaranteed(&l->e[0]), mb = guaranteed(&l->e[HALF]);
+  for (int i = 1; i < HALF; i++) {
+    float ga = guaranteed(&l->e[i]), gb = guaranteed(&l->e[HALF + i]);
+    if (ga < ma) ma = ga, a = i;
+    if (gb < mb) mb = gb, b = HALF + i;
+  }
+  for (int i = 2 * HALF; i < COVIS_TOP; i++) /* an odd COVIS_TOP's last entry */
+    if (guaranteed(&l->e[i]) < mb) mb = guaranteed(&l->e[i]), b = i;
+  if (mb < ma) ma = mb, a = b;
+  l->topmin_at = (uint16_t)a;
+  l->topmin = ma;
 }
 
 /* the index slot of the entry with this id, which is at position `at` (a
