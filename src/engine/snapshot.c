@@ -20,9 +20,7 @@
  *     so the later ids are not in the file; loading interns them from the
  *     database, and the log after `seq` is replayed onto that. (Counting them
  *     too wrote their empty records: a file that was not the state at `seq`,
- *     caught by a unit test on one CPU.) The snapshot starts while the store
- *     stage is parked between rounds (round_lock), so no id map is
- *     half-updated.
+ *     caught by a unit test on one CPU.) The snapshot reads no id map.
  *  2. Periodic snapshots are written by a thread of their own while writes go
  *     on (no fork: copying the page tables of a 2 GB process and then every
  *     page the writer touched took longer than the snapshot itself, and
@@ -384,7 +382,7 @@ static void snapshot_free(snap_run *s) {
   free(s);
 }
 
-/* apply stage, between rounds, the store stage parked (no id map half-made) */
+/* apply stage, between rounds */
 int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64_t nitems) {
   snap_run *s = xcalloc(1, sizeof *s);
   s->e = e;

@@ -895,8 +895,9 @@ static int snapshot_start_due(const recd_engine *e) {
 static void snapshot_tick(recd_engine *e) {
   if (engine__snapshot_done(e)) engine__snapshot_end(e, 0);
   if (snapshot_start_due(e)) {
-    /* the store stage is parked between two rounds while the counts are taken,
-     * so the snapshot's header holds no half-made id map (see snapshot.c) */
+    /* the header's id counts are the applied rounds' (see snapshot.c); the
+     * store stage is also parked between two rounds meanwhile, which the
+     * counts no longer need (kept: the start is rare and short) */
     pthread_mutex_lock(&e->round_lock);
     int rc = engine__snapshot_start(e, e->applied_seq, e->applied_users, e->applied_items);
     pthread_mutex_unlock(&e->round_lock);
