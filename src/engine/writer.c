@@ -337,6 +337,7 @@ struct apply_par {
   uint64_t posted, done;  /* step generations */
   int stop;
   int step;               /* 1 or 2 */
+  size_t keep_bytes;      /* see PAR_KEEP_BYTES */
   const engine_apply_ev *ev;
   size_t n;
   par_part part[2];
@@ -504,6 +505,15 @@ static void par_run(recd_engine *e, struct apply_par *ap, int step) {
   pthread_mutex_unlock(&ap->m);
 }
 
+static void par_parts_free(struct apply_par *ap);
+
+/* A serving engine keeps at most this much working memory of the two parts
+ * between rounds (a round of 12,000 events needs 5 MB, of 30,000 22 MB; one
+ * burst of huge rounds would otherwise hold its peak until the restart). A
+ * bulk load (`solo`: import, replay) keeps what its batches need. Tests set
+ * it with RECD_TEST_PAR_KEEP_BYTES. */
+#define PAR_KEEP_BYTES (32u << 20)
+
 static void apply_parallel(recd_engine *e, const engine_apply_ev *ev, size_t n) {
   struct apply_par *ap = e->par;
   ap->ev = ev;
@@ -511,10 +521,18 @@ static void apply_parallel(recd_engine *e, const engine_apply_ev *ev, size_t n) 
   par_run(e, ap, 1);
   par_run(e, ap, 2);
   advance(e, ev, n);
+  size_t bytes = 0;
+  for (int i = 0; i < 2; i++) {
+    const par_part *pp = &ap->part[i];
+    bytes += pp->ep_cap * sizeof *pp->ep + pp->cap * sizeof *pp->buf + 2 * pp->pairs_cap * sizeof *pp->pairs;
+  }
+  if (!e->solo && bytes > ap->keep_bytes) par_parts_free(ap);
 }
 
 int engine__apply_start(recd_engine *e) {
   struct apply_par *ap = xcalloc(1, sizeof *ap);
+  const char *keep = getenv("RECD_TEST_PAR_KEEP_BYTES");
+  ap->keep_bytes = keep ? (size_t)atoll(keep) : PAR_KEEP_BYTES;
   pthread_mutex_init(&ap->m, NULL);
   pthread_cond_init(&ap->c, NULL);
   e->par = ap;
