@@ -426,7 +426,7 @@ void engine_free(recd_engine *e) {
 const double engine_sync_buckets[ENGINE_SYNC_NBUCKETS] = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016,
                                                           0.032,  0.064, 0.128, 0.256, 0.512, 1.024};
 
-void engine__hist_add(engine_hist *h, int64_t ns) {
+void engine_hist_add(engine_hist *h, int64_t ns) {
   double s = ns / 1e9;
   int b = 0;
   while (b < ENGINE_SYNC_NBUCKETS && s > engine_sync_buckets[b]) b++;
@@ -435,7 +435,7 @@ void engine__hist_add(engine_hist *h, int64_t ns) {
   atomic_fetch_add(&h->sum_us, (uint64_t)(ns > 0 ? ns / 1000 : 0));
 }
 
-static void hist_read(engine_hist *h, recd_hist *out) {
+void engine_hist_read(engine_hist *h, recd_hist *out) {
   for (int i = 0; i <= ENGINE_SYNC_NBUCKETS; i++) out->b[i] = atomic_load(&h->b[i]);
   out->count = atomic_load(&h->count);
   out->sum_s = atomic_load(&h->sum_us) / 1e6;
@@ -458,9 +458,9 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->commits = atomic_load(&e->n_commits);
   s->fatal = (uint64_t)atomic_load(&e->fatal);
   for (int i = 0; i < RECD_MAX_TYPES; i++) s->events_by_type[i] = atomic_load(&e->by_type[i]);
-  hist_read(&e->sync, &s->sync);
-  hist_read(&e->write_queue, &s->write_queue);
-  hist_read(&e->write_apply, &s->write_apply);
+  engine_hist_read(&e->sync, &s->sync);
+  engine_hist_read(&e->write_queue, &s->write_queue);
+  engine_hist_read(&e->write_apply, &s->write_apply);
   s->now_ms = engine__now(e);
   s->snapshots_ok = atomic_load(&e->snap_ok);
   s->snapshots_failed = atomic_load(&e->snap_failed);

@@ -14,6 +14,7 @@
 #define RECD_ENGINE_ENGINE_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -142,11 +143,22 @@ json_t *engine_item_features(recd_engine *e, const char *item_id);
 /* Catalog entry as JSON, NULL if unknown or deleted. */
 json_t *engine_item_get(recd_engine *e, const char *item_id);
 
+extern const double engine_sync_buckets[]; /* seconds, 12 entries */
+#define ENGINE_SYNC_NBUCKETS 12
+
+/* A latency histogram over engine_sync_buckets that any thread adds to (the
+ * engine's write stages, the HTTP layer's), and a copy of it read at once. */
 typedef struct {
-  uint64_t b[16];           /* per bucket of engine_sync_buckets, then +Inf */
+  _Atomic uint64_t b[ENGINE_SYNC_NBUCKETS + 1]; /* per bucket, then +Inf */
+  _Atomic uint64_t count, sum_us;
+} engine_hist;
+typedef struct {
+  uint64_t b[ENGINE_SYNC_NBUCKETS + 1];
   uint64_t count;
   double sum_s;
 } recd_hist;
+void engine_hist_add(engine_hist *h, int64_t ns);
+void engine_hist_read(engine_hist *h, recd_hist *out);
 
 typedef struct {
   uint64_t users, items, catalog_items, events, last_seq;
@@ -166,8 +178,6 @@ typedef struct {
   int snapshot_running;
 } recd_stats;
 void engine_stats(recd_engine *e, recd_stats *s);
-extern const double engine_sync_buckets[]; /* seconds, 12 entries */
-#define ENGINE_SYNC_NBUCKETS 12
 
 /* ---- learned models (src/engine/models.c) ---- */
 enum { RECD_PROMOTE_NEVER = 0, RECD_PROMOTE_IF_BETTER = 1, RECD_PROMOTE_ALWAYS = 2 };

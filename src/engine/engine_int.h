@@ -32,13 +32,6 @@
 #include "util/strmap.h"
 
 #define NSTRIPES 1024
-
-/* a latency histogram over engine_sync_buckets, added to by any thread */
-typedef struct {
-  _Atomic uint64_t b[16];
-  _Atomic uint64_t count, sum_us;
-} engine_hist;
-void engine__hist_add(engine_hist *h, int64_t ns);
 #define TYPE_VIEW 0
 #define TYPE_CLICK 1
 #define TYPE_LIKE 2

@@ -31,15 +31,6 @@ void metrics_observe(metrics *m, route_id r, int status, int64_t ns) {
   atomic_fetch_add_explicit(&m->total[r], 1, memory_order_relaxed);
 }
 
-void metrics_observe_answer(metrics *m, int64_t ns) {
-  double s = ns / 1e9;
-  int b = 0;
-  while (b < ENGINE_SYNC_NBUCKETS && s > engine_sync_buckets[b]) b++;
-  atomic_fetch_add_explicit(&m->answer[b], 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&m->answer_count, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&m->answer_sum_us, (uint64_t)(ns > 0 ? ns / 1000 : 0), memory_order_relaxed);
-}
-
 typedef struct {
   char *buf;
   size_t len, cap;
@@ -127,8 +118,8 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
                 "# TYPE recd_write_stage_seconds histogram\n");
   hist_lines(&b, "recd_write_stage_seconds", "stage=\"queue\"", &st.write_queue);
   hist_lines(&b, "recd_write_stage_seconds", "stage=\"apply\"", &st.write_apply);
-  recd_hist answer = {.count = atomic_load(&m->answer_count), .sum_s = atomic_load(&m->answer_sum_us) / 1e6};
-  for (int k = 0; k <= ENGINE_SYNC_NBUCKETS; k++) answer.b[k] = atomic_load(&m->answer[k]);
+  recd_hist answer;
+  engine_hist_read(&m->answer, &answer);
   hist_lines(&b, "recd_write_stage_seconds", "stage=\"answer\"", &answer);
   sb_printf(&b, "# HELP recd_queue_depth Write operations waiting for the writer thread.\n# TYPE recd_queue_depth gauge\nrecd_queue_depth %llu\n",
             (unsigned long long)st.queue_depth);

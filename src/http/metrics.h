@@ -22,14 +22,12 @@ typedef struct {
   _Atomic int64_t connections;    /* open client connections */
   _Atomic uint64_t connections_total; /* accepted since start */
   /* per engine write: from the engine's answer to its worker taking it up
-   * (recd_write_stage_seconds{stage="answer"}), buckets engine_sync_buckets */
-  _Atomic uint64_t answer[ENGINE_SYNC_NBUCKETS + 1];
-  _Atomic uint64_t answer_count, answer_sum_us;
+   * (recd_write_stage_seconds{stage="answer"}) */
+  engine_hist answer;
 } metrics;
 
 void metrics_init(metrics *m);
 void metrics_observe(metrics *m, route_id r, int status, int64_t ns);
-void metrics_observe_answer(metrics *m, int64_t ns);
 /* Prometheus text; caller frees */
 char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len);
 

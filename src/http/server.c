@@ -114,7 +114,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   int64_t now = clock_mono_ns();
   while (rev) {
     pending_write *n = rev->next;
-    if (!rev->run) metrics_observe_answer(&w->srv->m, now - rev->done_ns); /* engine writes, not jobs */
+    if (!rev->run) engine_hist_add(&w->srv->m.answer, now - rev->done_ns); /* engine writes, not jobs */
     http__finish_write(rev);
     atomic_fetch_sub(&g_writes_inflight, 1);
     rev = n;
