@@ -913,9 +913,10 @@ static int snapshot_start_due(const recd_engine *e) {
 static void snapshot_tick(recd_engine *e) {
   if (engine__snapshot_done(e)) engine__snapshot_end(e, 0);
   if (snapshot_start_due(e)) {
-    /* the header's id counts are the applied rounds' (see snapshot.c); the
-     * store stage is also parked between two rounds meanwhile, which the
-     * counts no longer need (kept: the start is rare and short) */
+    /* invariant 6: the store stage holds round_lock through a round's commit,
+     * so once it is taken a round handed over early is committed, and the
+     * snapshot's event is a committed one. (The header's id counts are the
+     * applied rounds', see snapshot.c.) */
     pthread_mutex_lock(&e->round_lock);
     int rc = engine__snapshot_start(e, e->applied_seq, e->applied_users, e->applied_items);
     pthread_mutex_unlock(&e->round_lock);
@@ -1000,8 +1001,8 @@ static void complete_round(recd_engine *e, write_round *r, int handed) {
     free(r->sc[i].item_ids);
     free(r->sc[i].created);
     op->rc = r->rc ? r->rc : op->kind == OP_SYNC ? r->sync_rc : 0;
-    engine__hist_add(&e->write_queue, r->taken_ns - op->submit_ns);
-    engine__hist_add(&e->write_apply, now - r->committed_ns);
+    engine_hist_add(&e->write_queue, r->taken_ns - op->submit_ns);
+    engine_hist_add(&e->write_apply, now - r->committed_ns);
     if (op->done) op->done(op->arg, op->rc);
   }
   free(r->sc);
@@ -1146,7 +1147,7 @@ static void *store_main(void *arg) {
     if (!rc) {
       int64_t t0 = clock_mono_ns();
       rc = commit_round(e);
-      engine__hist_add(&e->sync, clock_mono_ns() - t0);
+      engine_hist_add(&e->sync, clock_mono_ns() - t0);
     }
     int sync_rc = !rc && sync ? store_sync(e->st) : 0;
     if (sync_rc && !atomic_exchange(&e->fatal, 1))
