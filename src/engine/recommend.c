@@ -669,7 +669,7 @@ static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64
     for (int i = 0; i < s->ncats && !ok; i++)
       for (size_t k = 0; k < r->nfcats; k++) ok |= s->cats[i] == r->fcats[k];
   }
-  if (ok && c) c->cat0 = s->ncats ? s->cats[0] : UINT32_MAX;
+  if (ok && c) c->cat0 = s->cat0;
   pthread_mutex_unlock(l);
   return ok;
 }

@@ -220,6 +220,7 @@ static void prefetch_item(recd_engine *e, const engine_apply_ev *a, int stage) {
     covis_list *l = ptrvec_get(&e->covis, a->iid);
     if (s) {
       __builtin_prefetch(s);
+      __builtin_prefetch(&s->pop_t);
       __builtin_prefetch(&s->counts[a->type]);
     }
     if (l) __builtin_prefetch(l);
@@ -630,6 +631,7 @@ void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t 
   char *op = is->properties;
   is->cats = ncid;
   is->ncats = (uint8_t)nc;
+  is->cat0 = nc ? cid[0] : UINT32_MAX;
   is->tags = ntid;
   is->ntags = (uint8_t)nt;
   is->properties = np;

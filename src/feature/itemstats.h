@@ -17,22 +17,29 @@ typedef struct {
 } itemstats_params;
 
 typedef struct itemstats {
+  /* catalog, in the first cache line: a recommendation's rule check reads
+   * these for every candidate it looks at (available, deleted, the first
+   * category for diversity), and the apply reads cats for the user's
+   * affinities; the statistics below are the apply's alone */
+  uint8_t in_catalog, available, deleted;
+  uint8_t ncats, ntags;
+  uint32_t cat0;                /* cats[0], or UINT32_MAX without categories */
+  int64_t created_at;           /* INT64_MIN: unknown */
+  uint32_t *cats, *tags;        /* content ids (xmalloc'ed) */
+  char *properties;             /* JSON object text or NULL */
+  void *memo;                   /* the engine's derived data for this item (a malloc'ed block,
+                                   freed with the item; guarded by the item's lock; not saved) */
+  /* statistics */
   int64_t first_ts, last_ts;
   int64_t pop_t;
   float pop;                    /* decayed weighted popularity, as of pop_t */
   float weight_total;           /* undecayed sum of event weights */
   int32_t bucket_day[ITEMSTATS_DAYS];
   float bucket[ITEMSTATS_DAYS]; /* weighted events per day (day = ts / 86400000) */
-  /* catalog */
-  uint8_t in_catalog, available, deleted;
-  uint8_t ncats, ntags;
-  int64_t created_at;           /* INT64_MIN: unknown */
-  uint32_t *cats, *tags;        /* content ids (xmalloc'ed) */
-  char *properties;             /* JSON object text or NULL */
-  void *memo;                   /* the engine's derived data for this item (a malloc'ed block,
-                                   freed with the item; guarded by the item's lock; not saved) */
   uint32_t counts[];            /* per event type */
 } itemstats;
+/* malloc aligns to 16 bytes, so what the rule check reads is in one line */
+_Static_assert(offsetof(itemstats, cat0) + sizeof(uint32_t) <= 16, "the rule check's fields fit in 16 bytes");
 
 itemstats *itemstats_new(int ntypes);
 void itemstats_free(itemstats *s);
