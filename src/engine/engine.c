@@ -194,6 +194,7 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   ptrvec_init(&e->uprof);
   ptrvec_init(&e->istats);
   ptrvec_init(&e->covis);
+  ptrvec_init(&e->irule);
   content_init(&e->content);
   memset(e->tid_type, 0xff, sizeof e->tid_type);
   memcpy(e->types, cfg->types, sizeof e->types);
@@ -394,6 +395,7 @@ void engine_free(recd_engine *e) {
   ptrvec_release(&e->uprof);
   ptrvec_release(&e->istats);
   ptrvec_release(&e->covis);
+  ptrvec_release(&e->irule);
   strmap_release(&e->users);
   strmap_release(&e->items);
   content_release(&e->content);

@@ -68,6 +68,7 @@ struct recd_engine {
   pthread_rwlock_t users_lock, items_lock;
   strmap users, items;
   ptrvec uprof, istats, covis;
+  ptrvec irule; /* per item: its rule word, an integer in a pointer's slot (engine__item_rule) */
   pthread_mutex_t ustripe[NSTRIPES], istripe[NSTRIPES];
 
   pthread_rwlock_t content_lock;
@@ -164,6 +165,21 @@ static inline pthread_mutex_t *engine__ulock(recd_engine *e, uint32_t uid) {
 static inline pthread_mutex_t *engine__ilock(recd_engine *e, uint32_t iid) {
   return &e->istripe[(iid * 2654435761u) >> 22 & (NSTRIPES - 1)];
 }
+/* An item's rule word: what a recommendation's rule check reads for every
+ * candidate it looks at, in one dense array, without the item's lock or a
+ * pointer to follow (the statistics behind istats cost two dependent cache
+ * misses per candidate): 0 before the item exists, else IRULE_PRESENT, with
+ * IRULE_OK when it is available and not deleted, and its first category (or
+ * UINT32_MAX) in the high 32 bits. The writer stores it (release) after the
+ * fields it mirrors, before the write is acknowledged. */
+#define IRULE_PRESENT 1u
+#define IRULE_OK 2u
+_Static_assert(sizeof(void *) == sizeof(uint64_t), "a rule word fits a pointer's slot");
+static inline uint64_t engine__item_rule(const recd_engine *e, uint32_t iid) {
+  return (uint64_t)(uintptr_t)ptrvec_get(&e->irule, iid);
+}
+void engine__item_rule_set(recd_engine *e, uint32_t iid, const itemstats *s);
+
 /* tell a thread that waits on (l, c) to end: its stop flag set under l */
 static inline void engine__signal_stop(pthread_mutex_t *l, pthread_cond_t *c, int *flag) {
   pthread_mutex_lock(l);

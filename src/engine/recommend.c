@@ -659,19 +659,21 @@ static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64
     if (mask && e->cfg.exclude_seen) return 0;
     if (e->cfg.exclude_purchased && (mask & (1u << TYPE_PURCHASE))) return 0;
   }
-  itemstats *s = ptrvec_get(&e->istats, iid);
-  if (!s) return 0;
-  pthread_mutex_t *l = engine__ilock(e, iid);
-  pthread_mutex_lock(l);
-  int ok = itemstats_recommendable(s);
-  if (ok && r->nfcats) {
-    ok = 0;
+  uint64_t rule = engine__item_rule(e, iid);
+  if (!(rule & IRULE_OK)) return 0;
+  if (r->nfcats) { /* a category filter: all of the item's categories, under its lock */
+    itemstats *s = ptrvec_get(&e->istats, iid);
+    if (!s) return 0;
+    pthread_mutex_t *l = engine__ilock(e, iid);
+    pthread_mutex_lock(l);
+    int ok = 0;
     for (int i = 0; i < s->ncats && !ok; i++)
       for (size_t k = 0; k < r->nfcats; k++) ok |= s->cats[i] == r->fcats[k];
+    pthread_mutex_unlock(l);
+    if (!ok) return 0;
   }
-  if (ok && c) c->cat0 = s->cat0;
-  pthread_mutex_unlock(l);
-  return ok;
+  if (c) c->cat0 = (uint32_t)(rule >> 32);
+  return 1;
 }
 
 /* a candidate's source scores over each source's largest (see finish_list) */
@@ -1065,14 +1067,8 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   cand_order o = {.k = top, .m = m, .chunk = first < m ? (uint32_t)first : m, .c = cs->c, .mx = mx};
   if (look > m) look = m;
   order_sort_to(&o, look);
-  /* their statistics and locks, fetched in two steps for all of them (see src_covis) */
-  for (size_t i = 0; i < look; i++) ptrvec_prefetch(&e->istats, cs->c[order_cand(&o, i)].iid);
-  for (size_t i = 0; i < look; i++) {
-    uint32_t iid = cs->c[order_cand(&o, i)].iid;
-    const itemstats *ps = ptrvec_get(&e->istats, iid);
-    if (ps) __builtin_prefetch(ps);
-    __builtin_prefetch(engine__ilock(e, iid), 1);
-  }
+  /* their rule words, fetched for all of them before the first is read */
+  for (size_t i = 0; i < look; i++) ptrvec_prefetch(&e->irule, cs->c[order_cand(&o, i)].iid);
   if (depth) {
     size_t want = 8 * n + 64 > 4 * depth ? 8 * n + 64 : 4 * depth;
     rerank(e, cs, r, &o, want < m ? want : m, ok, rk, prior, depth, sink);

@@ -64,8 +64,14 @@ itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create) {
   if (!s && create) {
     s = itemstats_new(e->ntypes);
     ptrvec_set(&e->istats, iid, s);
+    engine__item_rule_set(e, iid, s);
   }
   return s;
+}
+
+void engine__item_rule_set(recd_engine *e, uint32_t iid, const itemstats *s) {
+  uint64_t w = IRULE_PRESENT | (itemstats_recommendable(s) ? IRULE_OK : 0) | (uint64_t)(s->ncats ? s->cats[0] : UINT32_MAX) << 32;
+  ptrvec_set(&e->irule, iid, (void *)(uintptr_t)w);
 }
 
 static covis_list *item_covis(recd_engine *e, uint32_t iid, int64_t ts) {
@@ -631,7 +637,6 @@ void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t 
   char *op = is->properties;
   is->cats = ncid;
   is->ncats = (uint8_t)nc;
-  is->cat0 = nc ? cid[0] : UINT32_MAX;
   is->tags = ntid;
   is->ntags = (uint8_t)nt;
   is->properties = np;
@@ -639,6 +644,7 @@ void engine__apply_item(recd_engine *e, uint32_t iid, const char **cats, size_t 
   is->available = (uint8_t)(available != 0);
   is->deleted = (uint8_t)(deleted != 0);
   if (created_at != INT64_MIN) is->created_at = created_at;
+  engine__item_rule_set(e, iid, is);
   pthread_mutex_unlock(il);
   free(oc);
   free(ot);

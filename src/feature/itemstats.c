@@ -14,7 +14,6 @@ itemstats *itemstats_new(int ntypes) {
   s->last_ts = INT64_MIN;
   s->created_at = INT64_MIN;
   s->available = 1;
-  s->cat0 = UINT32_MAX;
   for (int i = 0; i < ITEMSTATS_DAYS; i++) s->bucket_day[i] = INT32_MIN;
   return s;
 }

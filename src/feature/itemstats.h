@@ -17,13 +17,10 @@ typedef struct {
 } itemstats_params;
 
 typedef struct itemstats {
-  /* catalog, in the first cache line: a recommendation's rule check reads
-   * these for every candidate it looks at (available, deleted, the first
-   * category for diversity), and the apply reads cats for the user's
-   * affinities; the statistics below are the apply's alone */
+  /* catalog, in the first cache line with the apply's first look (cats, for
+   * the user's affinities); the statistics follow */
   uint8_t in_catalog, available, deleted;
   uint8_t ncats, ntags;
-  uint32_t cat0;                /* cats[0], or UINT32_MAX without categories */
   int64_t created_at;           /* INT64_MIN: unknown */
   uint32_t *cats, *tags;        /* content ids (xmalloc'ed) */
   char *properties;             /* JSON object text or NULL */
@@ -38,8 +35,6 @@ typedef struct itemstats {
   float bucket[ITEMSTATS_DAYS]; /* weighted events per day (day = ts / 86400000) */
   uint32_t counts[];            /* per event type */
 } itemstats;
-/* malloc aligns to 16 bytes, so what the rule check reads is in one line */
-_Static_assert(offsetof(itemstats, cat0) + sizeof(uint32_t) <= 16, "the rule check's fields fit in 16 bytes");
 
 itemstats *itemstats_new(int ntypes);
 void itemstats_free(itemstats *s);
