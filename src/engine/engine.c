@@ -40,13 +40,17 @@ uint32_t engine__find_item(recd_engine *e, const char *key, size_t len) {
   return id;
 }
 
+/* A list's item ids and reasons read a dozen keys or more per request: from
+ * ikeys, with no lock (items_lock's reader count, taken per key, was a cache
+ * line the request threads passed between them). Keys live in the map's arena
+ * and never move; only the map's array of them is reallocated by an insert. */
 const char *engine__item_key(recd_engine *e, uint32_t iid) {
-  /* keys live in the map's arena and never move; the keys array may be
-   * reallocated by an insert, so read it under the lock */
-  pthread_rwlock_rdlock(&e->items_lock);
-  const char *k = iid < strmap_count(&e->items) ? strmap_key(&e->items, iid) : "";
-  pthread_rwlock_unlock(&e->items_lock);
-  return k;
+  const char *k = ptrvec_get(&e->ikeys, iid);
+  return k ? k : "";
+}
+
+void engine__item_key_publish(recd_engine *e, uint32_t iid) {
+  ptrvec_set(&e->ikeys, iid, (void *)strmap_key(&e->items, iid));
 }
 
 /* The engine clock: the latest event time, so that decays and windows work
@@ -105,6 +109,7 @@ static int load_item(void *arg, const store_item *it) {
     log_error("items table is not dense: iid %u loaded as %u", it->iid, id);
     return RECD_ECORRUPT;
   }
+  engine__item_key_publish(e, id);
   engine__item_stats(e, id, 1);
   if (!it->in_catalog && !it->deleted) return 0;
   json_t *cats = it->categories_json ? json_loads(it->categories_json, 0, NULL) : NULL;
@@ -195,6 +200,7 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   ptrvec_init(&e->istats);
   ptrvec_init(&e->covis);
   ptrvec_init(&e->irule);
+  ptrvec_init(&e->ikeys);
   content_init(&e->content);
   memset(e->tid_type, 0xff, sizeof e->tid_type);
   memcpy(e->types, cfg->types, sizeof e->types);
@@ -396,6 +402,7 @@ void engine_free(recd_engine *e) {
   ptrvec_release(&e->istats);
   ptrvec_release(&e->covis);
   ptrvec_release(&e->irule);
+  ptrvec_release(&e->ikeys);
   strmap_release(&e->users);
   strmap_release(&e->items);
   content_release(&e->content);

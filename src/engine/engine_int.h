@@ -69,6 +69,7 @@ struct recd_engine {
   strmap users, items;
   ptrvec uprof, istats, covis;
   ptrvec irule; /* per item: its rule word, an integer in a pointer's slot (engine__item_rule) */
+  ptrvec ikeys; /* per item: its key, in the items map's arena (engine__item_key reads it without items_lock) */
   pthread_mutex_t ustripe[NSTRIPES], istripe[NSTRIPES];
 
   pthread_rwlock_t content_lock;
@@ -179,6 +180,8 @@ static inline uint64_t engine__item_rule(const recd_engine *e, uint32_t iid) {
   return (uint64_t)(uintptr_t)ptrvec_get(&e->irule, iid);
 }
 void engine__item_rule_set(recd_engine *e, uint32_t iid, const itemstats *s);
+/* after interning item iid (under items_lock, or alone at open): its key, for engine__item_key */
+void engine__item_key_publish(recd_engine *e, uint32_t iid);
 
 /* tell a thread that waits on (l, c) to end: its stop flag set under l */
 static inline void engine__signal_stop(pthread_mutex_t *l, pthread_cond_t *c, int *flag) {

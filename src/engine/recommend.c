@@ -424,7 +424,31 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
 
 /* ---- sources ---- */
 
-static void src_covis(cand_set *cs, const user_ctx *u) {
+#define CONTENT_HITS 30
+
+/* An item's content neighbours depend only on the catalog (the content index
+ * and the item's own categories and tags), which changes far more rarely than
+ * it is read: they are kept in the item's memo, tagged with the catalog
+ * version they were computed at. The version is read before anything else and
+ * bumped by the writer after a catalog change is fully applied (before it is
+ * acknowledged), so a memo whose tag is current was computed from the catalog
+ * as every acknowledged write left it; any other memo is recomputed. */
+typedef struct {
+  uint64_t version;
+  uint32_t n;
+  content_hit hits[CONTENT_HITS];
+} content_memo;
+
+/* a hint that s's memo is read soon: its lines (the memo pointer is stored
+ * atomically, so this may read it without the item's lock) */
+static inline void content_memo_prefetch(const itemstats *s) {
+  const char *p = __atomic_load_n(&s->memo, __ATOMIC_RELAXED);
+  if (p)
+    for (size_t off = 0; off < sizeof(content_memo); off += 64) __builtin_prefetch(p + off);
+}
+
+
+static void src_covis(cand_set *cs, const user_ctx *u, int content_next) {
   recd_engine *e = cs->e;
   covis_ent top[COVIS_PER_ANCHOR];
   int na = u->nanchors;
@@ -432,14 +456,23 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
    * TLB) miss: its slot in the list vector, the list, its lock, its entries.
    * Each step is fetched for all anchors before the next, so the misses of
    * different anchors overlap instead of queueing one after another. */
+  /* The content source's anchors' memos (src_content, next) come in the same
+   * steps: statistics slot, statistics, memo. */
   const covis_list *xl[MAX_ANCHORS];
+  const itemstats *xs[CONTENT_ANCHORS] = {0};
+  int nc = content_next ? (na < CONTENT_ANCHORS ? na : CONTENT_ANCHORS) : 0;
   for (int a = 0; a < na; a++) ptrvec_prefetch(&e->covis, u->anchors[a].iid);
+  for (int a = 0; a < nc; a++) ptrvec_prefetch(&e->istats, u->anchors[a].iid);
   for (int a = 0; a < na; a++) {
     if ((xl[a] = ptrvec_get(&e->covis, u->anchors[a].iid))) __builtin_prefetch(xl[a]);
     __builtin_prefetch(engine__ilock(e, u->anchors[a].iid), 1);
   }
+  for (int a = 0; a < nc; a++)
+    if ((xs[a] = ptrvec_get(&e->istats, u->anchors[a].iid))) __builtin_prefetch(xs[a]);
   for (int a = 0; a < na; a++)
     if (xl[a]) covis_prefetch_top(xl[a]);
+  for (int a = 0; a < nc; a++)
+    if (xs[a]) content_memo_prefetch(xs[a]);
   for (int a = 0; a < na; a++) {
     uint32_t r = u->anchors[a].iid;
     double f = 0;
@@ -459,21 +492,6 @@ static void src_covis(cand_set *cs, const user_ctx *u) {
   }
 }
 
-#define CONTENT_HITS 30
-
-/* An item's content neighbours depend only on the catalog (the content index
- * and the item's own categories and tags), which changes far more rarely than
- * it is read: they are kept in the item's memo, tagged with the catalog
- * version they were computed at. The version is read before anything else and
- * bumped by the writer after a catalog change is fully applied (before it is
- * acknowledged), so a memo whose tag is current was computed from the catalog
- * as every acknowledged write left it; any other memo is recomputed. */
-typedef struct {
-  uint64_t version;
-  uint32_t n;
-  content_hit hits[CONTENT_HITS];
-} content_memo;
-
 /* item r's content neighbours into hits (CONTENT_HITS at most): from its memo
  * when that is current, else computed and memoised; 0 for an unknown item or
  * one without categories and tags */
@@ -486,22 +504,28 @@ static size_t content_neighbours(recd_engine *e, uint32_t r, content_scratch *sc
   pthread_mutex_lock(l);
   int nc = s->ncats, nt = s->ntags;
   const content_memo *mm = s->memo;
-  size_t nh = 0;
-  int memo_ok = mm && mm->version == ver;
-  if (memo_ok) memcpy(hits, mm->hits, (nh = mm->n) * sizeof *hits);
+  if (!nc && !nt) {
+    pthread_mutex_unlock(l);
+    return 0;
+  }
+  if (mm && mm->version == ver) {
+    size_t nh = mm->n;
+    memcpy(hits, mm->hits, nh * sizeof *hits);
+    pthread_mutex_unlock(l);
+    return nh;
+  }
   if (nc) memcpy(cats, s->cats, (size_t)nc * 4);
   if (nt) memcpy(tags, s->tags, (size_t)nt * 4);
   pthread_mutex_unlock(l);
-  if (!nc && !nt) return 0;
-  if (memo_ok) return nh;
   pthread_rwlock_rdlock(&e->content_lock);
-  nh = content_similar(&e->content, cats, nc, tags, nt, r, CONTENT_HITS, SCAN_CAP, scr, hits);
+  size_t nh = content_similar(&e->content, cats, nc, tags, nt, r, CONTENT_HITS, SCAN_CAP, scr, hits);
   pthread_rwlock_unlock(&e->content_lock);
   pthread_mutex_lock(l);
   content_memo *w = s->memo;
   if (!w) {
-    s->memo = w = xmalloc(sizeof *w);
+    w = xmalloc(sizeof *w);
     w->version = 0;
+    __atomic_store_n(&s->memo, w, __ATOMIC_RELEASE); /* content_memo_prefetch reads it unlocked */
   }
   if (w->version <= ver) { /* never replace a newer memo (another request's) by an older one */
     w->version = ver;
@@ -1184,7 +1208,7 @@ static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sin
   int mf = ms && (ms->ials || ms->ease) && e->cfg.w_mf > 0;
   float wsrc[NSRC] = {(float)e->cfg.w_covis,    (float)e->cfg.w_content, (float)e->cfg.w_category,
                       (float)e->cfg.w_trending, (float)e->cfg.w_new,     (float)(mf ? e->cfg.w_mf : 0)};
-  if (wsrc[SRC_COVIS] > 0) src_covis(&cs, &u);
+  if (wsrc[SRC_COVIS] > 0) src_covis(&cs, &u, wsrc[SRC_CONTENT] > 0);
   if (wsrc[SRC_CONTENT] > 0) src_content(&cs, &u);
   if (mf) src_mf(&cs, &u, ms);
   src_trending(&cs, t, &u, fcats, nf);
@@ -1238,7 +1262,7 @@ int engine_similar(recd_engine *e, const char *item_id, size_t n, recd_rec_resul
   rec_scratch *scr = scratch_get(e);
   cand_set cs;
   cand_set_init(&cs, e, now, scr);
-  src_covis(&cs, &u);
+  src_covis(&cs, &u, 1);
   src_content(&cs, &u);
   trending *t = engine__trending(e);
   /* the item's own categories' trending items, as weak candidates */

@@ -733,6 +733,7 @@ static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, 
   if (id == STRMAP_NONE) {
     pthread_rwlock_wrlock(&e->items_lock);
     id = strmap_intern(&e->items, key, len, NULL);
+    engine__item_key_publish(e, id);
     pthread_rwlock_unlock(&e->items_lock);
     engine__item_stats(e, id, 1);
     *created = 1;
