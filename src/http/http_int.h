@@ -44,6 +44,8 @@ struct http_worker {
   struct event *adopt;         /* activated when another worker hands this one connections */
   int *adopt_fds;              /* those connections (under done_lock) */
   int nadopt, adopt_cap;
+  struct event *flush;         /* activated when an answer is corked (conn.c, http__conns_flush) */
+  http_conn *corked;           /* connections with corked answers (a list through them) */
   int64_t normal_ran_ns;       /* when a normal-priority request was last served (conn.c) */
   int64_t date_s;              /* the second `date` names (Date header, made once a second) */
   char date[32];
@@ -102,5 +104,6 @@ void http__conn_accept(http_worker *w, int fd);
  * request is over; the connection reads its next one, or closes. */
 void http__send(http_worker *w, http_req *req, int status, const char *content_type, const char *body, size_t len);
 void http__conns_close(http_worker *w); /* at shutdown, after the loop ended */
+void http__conns_flush(http_worker *w); /* the corked answers go out (the flush event) */
 
 #endif

@@ -39,6 +39,12 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg) {
   free(fds);
 }
 
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  http__conns_flush(arg);
+}
+
 /* Connections go to the workers in turn, whoever accepts them: left to
  * the race for the listening socket, the first worker to wake took nearly
  * all of a burst (wrk's 64 connections split 5:1 in CPU time), leaving the
@@ -281,12 +287,15 @@ int http_server_new(recd_engine *e, http_server **out, char *err, size_t errlen)
     w->wake = event_new(w->base, -1, 0, on_wake, w);
     w->stop = event_new(w->base, -1, 0, on_stop, w);
     w->adopt = event_new(w->base, -1, 0, on_adopt, w);
+    w->flush = event_new(w->base, -1, 0, on_flush, w);
     /* answers the engine finished go out before more requests are read */
     if (w->wake) event_priority_set(w->wake, HTTP_PRI_FIRST);
+    /* corked answers go out behind the requests ready when the first was corked (conn.c) */
+    if (w->flush) event_priority_set(w->flush, HTTP_PRI_NORMAL);
     /* connections idle for a minute are closed (one timer queue for all) */
     struct timeval idle = {60, 0};
     w->idle = event_base_init_common_timeout(w->base, &idle);
-    if (!w->base || !w->listener || !w->accept_retry || !w->wake || !w->stop || !w->adopt || !w->idle ||
+    if (!w->base || !w->listener || !w->accept_retry || !w->wake || !w->stop || !w->adopt || !w->flush || !w->idle ||
         event_add(w->listener, NULL)) {
       snprintf(err, errlen, "listen: cannot set up the event loop");
       http_server_free(s);
@@ -305,6 +314,7 @@ static void *worker_main(void *arg) {
    * write whose client left has no event of its own until its answer is
    * handed back (on_wake), which a loop that exits when empty would drop */
   event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  http__conns_flush(w); /* answers corked in the loop's last turn */
   return NULL;
 }
 
@@ -337,6 +347,7 @@ void http_server_free(http_server *s) {
     if (w->accept_retry) event_free(w->accept_retry);
     if (w->wake) event_free(w->wake);
     if (w->adopt) event_free(w->adopt);
+    if (w->flush) event_free(w->flush);
     for (int k = 0; k < w->nadopt; k++) close(w->adopt_fds[k]);
     free(w->adopt_fds);
     if (w->stop) event_free(w->stop);
