@@ -38,7 +38,11 @@ enum {
 #define READ_CHUNK 16384 /* reads of a body; the drain's */
 #define IN_FIRST 4096    /* a connection's first input buffer: a usual request fits */
 #define DRAIN_MAX (64 << 20) /* a refused body read and thrown away before closing */
-#define CHEAP_NS 20000       /* a request that took less of the worker's time than this is cheap */
+/* a request that took less of the worker's time than this is cheap: under
+ * mixed load at full size 91% of single-event POSTs take < 8 us to hand to the
+ * engine (88% < 4 us), and 98% of recommendations >= 12 us (at 20 us, the old
+ * bound, 38% of them were "cheap" and skipped the cork) */
+#define CHEAP_NS 8000
 #define STARVE_NS 1000000    /* the longest the cheap go first while the others wait */
 
 struct http_conn {
