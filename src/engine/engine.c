@@ -40,15 +40,6 @@ uint32_t engine__find_item(recd_engine *e, const char *key, size_t len) {
   return id;
 }
 
-/* A list's item ids and reasons read a dozen keys or more per request: from
- * ikeys, with no lock (items_lock's reader count, taken per key, was a cache
- * line the request threads passed between them). Keys live in the map's arena
- * and never move; only the map's array of them is reallocated by an insert. */
-const char *engine__item_key(recd_engine *e, uint32_t iid) {
-  const char *k = ptrvec_get(&e->ikeys, iid);
-  return k ? k : "";
-}
-
 void engine__item_key_publish(recd_engine *e, uint32_t iid) {
   ptrvec_set(&e->ikeys, iid, (void *)strmap_key(&e->items, iid));
 }

@@ -201,7 +201,14 @@ static inline void engine__stripe_unlock(const recd_engine *e, pthread_mutex_t *
 
 uint32_t engine__find_user(recd_engine *e, const char *key, size_t len);
 uint32_t engine__find_item(recd_engine *e, const char *key, size_t len);
-const char *engine__item_key(recd_engine *e, uint32_t iid);
+/* A list's item ids and reasons read a dozen keys or more per request: from
+ * ikeys, with no lock (items_lock's reader count, taken per key, was a cache
+ * line the request threads passed between them). Keys live in the map's arena
+ * and never move; only the map's array of them is reallocated by an insert. */
+static inline const char *engine__item_key(recd_engine *e, uint32_t iid) {
+  const char *k = ptrvec_get(&e->ikeys, iid);
+  return k ? k : "";
+}
 int64_t engine__now(recd_engine *e);
 
 /* writer.c */
