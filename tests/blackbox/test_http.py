@@ -213,6 +213,30 @@ class HttpWireTest(RecdTestCase):
             self.assertEqual(st, 200)
             self.assertEqual(json.loads(body)["item_id"], "h_item")
 
+    def test_many_connections_pipelined_all_answered_in_order(self):
+        """Answers to requests that are not cheap are corked and sent together
+        at the end of the worker's turn: with many connections each sending a
+        pipelined burst, every connection gets every answer, whole and in
+        order, and nothing waits for another request to arrive."""
+        conns = [self.wire() for _ in range(12)]
+        for i, w in enumerate(conns):
+            reqs = b""
+            for k in range(15):
+                reqs += b"GET /metrics HTTP/1.1\r\n\r\n" if k % 3 == 0 else (
+                    b"GET " + API.encode() + b"/recommendations/h_c%d?n=%d HTTP/1.1\r\n\r\n" % (i, 1 + k))
+            w.send(reqs)
+        for i, w in enumerate(conns):
+            for k in range(15):
+                st, _, body = w.answer()
+                self.assertEqual(st, 200, (i, k, body[:80]))
+                if k % 3 == 0:
+                    self.assertTrue(body.startswith(b"# HELP"), body[:60])
+                else:
+                    self.assertEqual(json.loads(body)["user_id"], "h_c%d" % i)
+            w.s.settimeout(0.2)  # and nothing more
+            with self.assertRaises(socket.timeout):
+                w.s.recv(1)
+
     def test_half_closed_client_gets_its_answers(self):
         """A client that shuts down its sending side after its requests (nc -N,
         some HTTP/1.0 clients) still gets every answer, then the close; the
