@@ -148,6 +148,10 @@ fuzz-run: $(FUZZ_BINS)
 .PHONY: fuzz-run
 -include $(FUZZ_REPLAY_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_DRV_OBJ:.o=.d)
 
+# ---- recommendations without HTTP (BENCHMARKS.md, stop 14) ----
+$(BUILD)/rec_loop: bench/rec_loop.c $(BUILD)/librecd.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecd.a $(LDLIBS) $(LDSAN)
+
 # ---- iALS training benchmark (bench/ials.md) ----
 $(BUILD)/ials_bench: bench/ials_bench.c $(BUILD)/librecd.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecd.a $(LDLIBS) $(LDSAN)
