@@ -447,7 +447,6 @@ static inline void content_memo_prefetch(const itemstats *s) {
     for (size_t off = 0; off < sizeof(content_memo); off += 64) __builtin_prefetch(p + off);
 }
 
-
 static void src_covis(cand_set *cs, const user_ctx *u, int content_next) {
   recd_engine *e = cs->e;
   covis_ent top[COVIS_PER_ANCHOR];

@@ -70,7 +70,8 @@ itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create) {
 }
 
 void engine__item_rule_set(recd_engine *e, uint32_t iid, const itemstats *s) {
-  uint64_t w = IRULE_PRESENT | (itemstats_recommendable(s) ? IRULE_OK : 0) | (uint64_t)(s->ncats ? s->cats[0] : UINT32_MAX) << 32;
+  uint64_t cat0 = s->ncats ? s->cats[0] : UINT32_MAX;
+  uint64_t w = IRULE_PRESENT | (itemstats_recommendable(s) ? IRULE_OK : 0) | cat0 << 32;
   ptrvec_set(&e->irule, iid, (void *)(uintptr_t)w);
 }
 
