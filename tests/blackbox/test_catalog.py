@@ -149,6 +149,32 @@ class CatalogTest(RecdTestCase):
         self.assertNotIn(target, item_ids(self.ok(self.server.get(
             API + "/popular?" + qs(n=20, category="cd_z")))))
 
+    def test_exclusions_survive_restart_and_crash(self):
+        """What the rule check reads of an item (recommendable, first category)
+        is rebuilt at every start, from the snapshot and the catalog: an
+        unavailable and a deleted item stay out of every list after a clean
+        restart and after kill -9, and one made available again comes back."""
+        user_u, anchor_u, target_u = self.make_world("cr")
+        user_d, anchor_d, target_d = self.make_world("cq")
+        self.ok(self.server.put(API + "/items/" + target_u, {"categories": ["cr_z"],
+                                                             "available": False}))
+        self.ok(self.server.delete(API + "/items/" + target_d))
+        for how in ("restart", "kill"):
+            if how == "restart":
+                self.server.restart()
+            else:
+                self.server.kill()
+                self.server.start()
+            for user, anchor, target in ((user_u, anchor_u, target_u), (user_d, anchor_d, target_d)):
+                for name, ids in all_rec_surfaces(self, user, anchor).items():
+                    self.assertNotIn(target, ids, "after %s: %s in %s: %s" % (how, target, name, ids))
+                    self.assertTrue(ids, "after %s: %s returned nothing" % (how, name))
+        self.ok(self.server.put(API + "/items/" + target_u, {"categories": ["cr_z"],
+                                                             "available": True}))
+        self.server.restart()
+        self.assertIn(target_u, item_ids(self.ok(self.server.get(
+            API + "/items/%s/similar?n=20" % anchor_u))))
+
     def test_new_item_has_content_similar_items(self):
         items = [{"item_id": "cn_%d" % i, "categories": [c], "tags": [t]}
                  for i, (c, t) in enumerate([("garden", "green"), ("garden", "tool"),
