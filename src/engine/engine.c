@@ -40,10 +40,6 @@ uint32_t engine__find_item(recd_engine *e, const char *key, size_t len) {
   return id;
 }
 
-void engine__item_key_publish(recd_engine *e, uint32_t iid) {
-  ptrvec_set(&e->ikeys, iid, (void *)strmap_key(&e->items, iid));
-}
-
 /* The engine clock: the latest event time, so that decays and windows work
  * the same on a live stream and on imported history; never ahead of the wall
  * clock (events may carry times up to 24 h ahead). */
@@ -100,7 +96,6 @@ static int load_item(void *arg, const store_item *it) {
     log_error("items table is not dense: iid %u loaded as %u", it->iid, id);
     return RECD_ECORRUPT;
   }
-  engine__item_key_publish(e, id);
   engine__item_stats(e, id, 1);
   if (!it->in_catalog && !it->deleted) return 0;
   json_t *cats = it->categories_json ? json_loads(it->categories_json, 0, NULL) : NULL;
@@ -191,7 +186,6 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   ptrvec_init(&e->istats);
   ptrvec_init(&e->covis);
   ptrvec_init(&e->irule);
-  ptrvec_init(&e->ikeys);
   content_init(&e->content);
   memset(e->tid_type, 0xff, sizeof e->tid_type);
   memcpy(e->types, cfg->types, sizeof e->types);
@@ -393,7 +387,6 @@ void engine_free(recd_engine *e) {
   ptrvec_release(&e->istats);
   ptrvec_release(&e->covis);
   ptrvec_release(&e->irule);
-  ptrvec_release(&e->ikeys);
   strmap_release(&e->users);
   strmap_release(&e->items);
   content_release(&e->content);

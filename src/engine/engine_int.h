@@ -69,7 +69,6 @@ struct recd_engine {
   strmap users, items;
   ptrvec uprof, istats, covis;
   ptrvec irule; /* per item: its rule word, an integer in a pointer's slot (engine__item_rule) */
-  ptrvec ikeys; /* per item: its key, in the items map's arena (engine__item_key reads it without items_lock) */
   pthread_mutex_t ustripe[NSTRIPES], istripe[NSTRIPES];
 
   pthread_rwlock_t content_lock;
@@ -169,19 +168,16 @@ static inline pthread_mutex_t *engine__ilock(recd_engine *e, uint32_t iid) {
 /* An item's rule word: what a recommendation's rule check reads for every
  * candidate it looks at, in one dense array, without the item's lock or a
  * pointer to follow (the statistics behind istats cost two dependent cache
- * misses per candidate): 0 before the item exists, else IRULE_PRESENT, with
- * IRULE_OK when it is available and not deleted, and its first category (or
- * UINT32_MAX) in the high 32 bits. The writer stores it (release) after the
- * fields it mirrors, before the write is acknowledged. */
-#define IRULE_PRESENT 1u
-#define IRULE_OK 2u
+ * misses per candidate): IRULE_OK when the item is available and not deleted
+ * (0 before it exists), and its first category (or UINT32_MAX) in the high 32
+ * bits. The writer stores it (release) after the fields it mirrors, before
+ * the write is acknowledged. */
+#define IRULE_OK 1u
 _Static_assert(sizeof(void *) == sizeof(uint64_t), "a rule word fits a pointer's slot");
 static inline uint64_t engine__item_rule(const recd_engine *e, uint32_t iid) {
   return (uint64_t)(uintptr_t)ptrvec_get(&e->irule, iid);
 }
 void engine__item_rule_set(recd_engine *e, uint32_t iid, const itemstats *s);
-/* after interning item iid (under items_lock, or alone at open): its key, for engine__item_key */
-void engine__item_key_publish(recd_engine *e, uint32_t iid);
 
 /* tell a thread that waits on (l, c) to end: its stop flag set under l */
 static inline void engine__signal_stop(pthread_mutex_t *l, pthread_cond_t *c, int *flag) {
@@ -201,14 +197,11 @@ static inline void engine__stripe_unlock(const recd_engine *e, pthread_mutex_t *
 
 uint32_t engine__find_user(recd_engine *e, const char *key, size_t len);
 uint32_t engine__find_item(recd_engine *e, const char *key, size_t len);
-/* A list's item ids and reasons read a dozen keys or more per request: from
- * ikeys, with no lock (items_lock's reader count, taken per key, was a cache
- * line the request threads passed between them). Keys live in the map's arena
- * and never move; only the map's array of them is reallocated by an insert. */
-static inline const char *engine__item_key(recd_engine *e, uint32_t iid) {
-  const char *k = ptrvec_get(&e->ikeys, iid);
-  return k ? k : "";
-}
+/* A list's item ids and reasons read a dozen keys or more per request:
+ * without items_lock (strmap_key needs none for an existing id; the lock's
+ * reader count, taken per key, was a line the request threads passed between
+ * them) */
+static inline const char *engine__item_key(recd_engine *e, uint32_t iid) { return strmap_key(&e->items, iid); }
 int64_t engine__now(recd_engine *e);
 
 /* writer.c */

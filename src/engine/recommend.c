@@ -1131,15 +1131,13 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       pos[j - 1] = tp;
     }
   /* the keys the answer and its reasons name (an item's, the anchors'), in
-   * two steps for all of them: their slots, then their bytes (see src_covis) */
+   * two steps for all of them: their entries, then their bytes (see src_covis) */
   for (int step = 0; step < 2; step++)
     for (size_t k = 0; k < count; k++) {
       const cand *c = &cs->c[order_cand(&o, pos[k])];
       uint32_t ids[3] = {c->iid, c->s[SRC_COVIS] > 0 ? c->anchor[SRC_COVIS] : c->iid,
                          c->s[SRC_CONTENT] > 0 ? c->anchor[SRC_CONTENT] : c->iid};
-      for (int j = 0; j < 3; j++)
-        if (step == 0) ptrvec_prefetch(&e->ikeys, ids[j]);
-        else __builtin_prefetch(engine__item_key(e, ids[j]));
+      for (int j = 0; j < 3; j++) strmap_key_prefetch(&e->items, ids[j], step);
     }
   out->items = xmalloc((n ? n : 1) * sizeof *out->items);
   out->count = count;

@@ -71,7 +71,7 @@ itemstats *engine__item_stats(recd_engine *e, uint32_t iid, int create) {
 
 void engine__item_rule_set(recd_engine *e, uint32_t iid, const itemstats *s) {
   uint64_t cat0 = s->ncats ? s->cats[0] : UINT32_MAX;
-  uint64_t w = IRULE_PRESENT | (itemstats_recommendable(s) ? IRULE_OK : 0) | cat0 << 32;
+  uint64_t w = (itemstats_recommendable(s) ? IRULE_OK : 0) | cat0 << 32;
   ptrvec_set(&e->irule, iid, (void *)(uintptr_t)w);
 }
 
@@ -156,12 +156,18 @@ static int user_part(recd_engine *e, const engine_apply_ev *ev, partner *out) {
   return fresh ? np : 0;
 }
 
+/* the weight of one co-visitation add: the geometric mean of the event's
+ * type weight and the partner's (both apply paths: the state must not
+ * depend on which one ran) */
+static inline double pair_weight(const recd_engine *e, int type, float pw) {
+  return sqrt((double)e->types[type].weight * pw);
+}
+
 /* Add the pairs (item, partner) to both lists. */
 static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner *pt, int np) {
   if (!np) return;
   uint32_t iid = ev->iid;
   int64_t ts = ev->ts;
-  double w = e->types[ev->type].weight;
   covis_list *pl[100];
   covis_list *own = ptrvec_get(&e->covis, iid); /* created under its lock below if new */
   /* the index slots were fetched an event ahead; now the entries they point
@@ -175,14 +181,14 @@ static void covis_part(recd_engine *e, const engine_apply_ev *ev, const partner 
     pthread_mutex_t *l = engine__ilock(e, pt[k].iid);
     engine__stripe_lock(e, l);
     engine__keep_item(e, pt[k].iid);
-    covis_add(pl[k] ? pl[k] : item_covis(e, pt[k].iid, ts), &e->cvp, iid, sqrt(w * pt[k].w), ts);
+    covis_add(pl[k] ? pl[k] : item_covis(e, pt[k].iid, ts), &e->cvp, iid, pair_weight(e, ev->type, pt[k].w), ts);
     engine__stripe_unlock(e, l);
   }
   pthread_mutex_t *il = engine__ilock(e, iid);
   engine__stripe_lock(e, il); /* the item's own list: one lock for all its new pairs */
   engine__keep_item(e, iid); /* (item_part kept it already; this does not rely on that order) */
   if (!own) own = item_covis(e, iid, ts);
-  for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, sqrt(w * pt[k].w), ts);
+  for (int k = 0; k < np; k++) covis_add(own, &e->cvp, pt[k].iid, pair_weight(e, ev->type, pt[k].w), ts);
   engine__stripe_unlock(e, il);
 }
 
@@ -321,7 +327,7 @@ typedef struct {
 
 /* one co-visitation add of step 2, waiting for its list's run: to `list`, of
  * neighbour `nb`, for event `ev` of the batch with partner weight `pw` (the
- * add's weight and time are computed from these as covis_part does; 16 bytes,
+ * add's weight, pair_weight, and time are computed from these; 16 bytes,
  * where carrying them would take 24) */
 typedef struct {
   uint32_t list, nb, ev;
@@ -410,7 +416,7 @@ static void covis_runs(recd_engine *e, const engine_apply_ev *ev, const covis_pa
         if (x) covis_prefetch(x, p[i + RUN_AHEAD_ENTRY].nb, 2);
       }
       const engine_apply_ev *x = &ev[p[i].ev];
-      covis_add(cl, &e->cvp, p[i].nb, sqrt((double)e->types[x->type].weight * p[i].pw), x->ts);
+      covis_add(cl, &e->cvp, p[i].nb, pair_weight(e, x->type, p[i].pw), x->ts);
     }
     engine__stripe_unlock(e, l);
   }
@@ -734,7 +740,6 @@ static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, 
   if (id == STRMAP_NONE) {
     pthread_rwlock_wrlock(&e->items_lock);
     id = strmap_intern(&e->items, key, len, NULL);
-    engine__item_key_publish(e, id);
     pthread_rwlock_unlock(&e->items_lock);
     engine__item_stats(e, id, 1);
     *created = 1;

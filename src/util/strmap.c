@@ -10,7 +10,7 @@ void strmap_init(strmap *m) {
 
 void strmap_release(strmap *m) {
   free(m->slots);
-  free(m->ents);
+  for (int k = 0; k < STRMAP_CHUNKS; k++) free(m->chunk[k]);
   arena_release(&m->strings);
   memset(m, 0, sizeof(*m));
 }
@@ -39,8 +39,7 @@ void strmap_prefetch(const strmap *m, uint32_t h, int stage) {
   uint64_t v = m->slots[i];
   if (!v || (uint32_t)(v >> 32) != h) return;
   uint32_t id = (uint32_t)v - 1;
-  if (stage == 2) __builtin_prefetch(&m->ents[id]);
-  else __builtin_prefetch(m->ents[id].key);
+  strmap_key_prefetch(m, id, stage - 2);
 }
 
 uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t h) {
@@ -51,7 +50,8 @@ uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t
     if (!v) return STRMAP_NONE;
     if ((uint32_t)(v >> 32) != h) continue;
     uint32_t id = (uint32_t)v - 1;
-    if (m->ents[id].len == len && !memcmp(m->ents[id].key, s, len)) return id;
+    const strmap_ent *en = strmap__ent(m, id);
+    if (en->len == len && !memcmp(en->key, s, len)) return id;
   }
 }
 
@@ -76,12 +76,13 @@ uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created) {
   uint32_t id = m->cap ? strmap_find_hashed(m, s, len, h) : STRMAP_NONE;
   if (id != STRMAP_NONE) return id;
   if ((m->count + 1) * 4 > m->cap * 3) grow(m);
-  if (m->count == m->keys_cap) {
-    m->keys_cap = m->keys_cap ? m->keys_cap * 2 : 64;
-    m->ents = xrealloc(m->ents, m->keys_cap * sizeof(*m->ents));
-  }
-  id = (uint32_t)m->count++;
-  m->ents[id] = (strmap_ent){.key = arena_strndup(&m->strings, s, len), .len = (uint32_t)len};
+  id = (uint32_t)m->count;
+  int k = 31 - __builtin_clz(id / STRMAP_BASE + 1);
+  if (!m->chunk[k]) /* a new chunk, published before any of its ids is handed out */
+    __atomic_store_n(&m->chunk[k], xmalloc(((size_t)STRMAP_BASE << k) * sizeof(strmap_ent)), __ATOMIC_RELEASE);
+  m->chunk[k][id - STRMAP_BASE * ((1u << k) - 1)] =
+      (strmap_ent){.key = arena_strndup(&m->strings, s, len), .len = (uint32_t)len};
+  m->count++;
   size_t mask = m->cap - 1, i = h & mask;
   while (m->slots[i]) i = (i + 1) & mask;
   m->slots[i] = (uint64_t)h << 32 | (id + 1);
@@ -90,7 +91,8 @@ uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created) {
 }
 
 size_t strmap_memory(const strmap *m) {
-  size_t n = m->cap * sizeof(uint64_t) + m->keys_cap * sizeof(strmap_ent);
-  for (size_t i = 0; i < m->count; i++) n += ((m->ents[i].len + 1 + 15) & ~(size_t)15);
+  size_t n = m->cap * sizeof(uint64_t);
+  for (int k = 0; k < STRMAP_CHUNKS && m->chunk[k]; k++) n += ((size_t)STRMAP_BASE << k) * sizeof(strmap_ent);
+  for (size_t i = 0; i < m->count; i++) n += ((strmap__ent(m, (uint32_t)i)->len + 1 + 15) & ~(size_t)15);
   return n;
 }

@@ -1,6 +1,7 @@
 /* strmap.h — string interning: maps byte strings to dense uint32 ids 0,1,2…
  * and back. Strings are copied into the map's own arena and stay valid (at
- * the same address) until strmap_release(). Not thread-safe: callers lock. */
+ * the same address) until strmap_release(). Not thread-safe: callers lock,
+ * except around strmap_key (see there). */
 #ifndef RECD_UTIL_STRMAP_H
 #define RECD_UTIL_STRMAP_H
 
@@ -17,12 +18,18 @@ typedef struct {
   uint32_t len;
 } strmap_ent;
 
+/* the id -> key entries are in chunks of STRMAP_BASE, 2 x, 4 x ... entries:
+ * a chunk never moves once allocated, so growing copies nothing and a key can
+ * be read while ids are added (strmap_key) */
+#define STRMAP_BASE 64
+#define STRMAP_CHUNKS 27 /* STRMAP_BASE * (2^27 - 1) entries > 2^32 ids */
+
 typedef struct {
   uint64_t *slots;     /* (hash << 32) | (id + 1), 0 = empty: the hash beside the id
                         * skips compares without another line */
   size_t cap;          /* power of two */
-  strmap_ent *ents;    /* id -> key */
-  size_t count, keys_cap;
+  strmap_ent *chunk[STRMAP_CHUNKS]; /* id -> key (strmap__ent); set with release */
+  size_t count;
   arena strings;
 } strmap;
 
@@ -40,7 +47,24 @@ uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t
 void strmap_prefetch(const strmap *m, uint32_t h, int stage);
 /* Existing id, or a new one (*created set to 1). */
 uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created);
-static inline const char *strmap_key(const strmap *m, uint32_t id) { return m->ents[id].key; }
+/* id's entry: chunk k holds ids [STRMAP_BASE (2^k - 1), STRMAP_BASE (2^(k+1) - 1)) */
+static inline const strmap_ent *strmap__ent(const strmap *m, uint32_t id) {
+  uint32_t t = id / STRMAP_BASE + 1;
+  int k = 31 - __builtin_clz(t);
+  const strmap_ent *c = __atomic_load_n(&m->chunk[k], __ATOMIC_ACQUIRE);
+  return &c[id - STRMAP_BASE * ((1u << k) - 1)];
+}
+/* id's key (id < count). Needs no lock for an id the caller learned after its
+ * strmap_intern returned (through whatever ordered the two threads): its
+ * entry is written before the id is handed out and never changes, and its
+ * chunk never moves. */
+static inline const char *strmap_key(const strmap *m, uint32_t id) { return strmap__ent(m, id)->key; }
+/* a hint that strmap_key(m, id) and then its bytes are read soon: stage 0
+ * fetches the entry, stage 1 (once that is in cache) the key's bytes */
+static inline void strmap_key_prefetch(const strmap *m, uint32_t id, int stage) {
+  const strmap_ent *en = strmap__ent(m, id);
+  __builtin_prefetch(stage == 0 ? (const void *)en : (const void *)en->key);
+}
 static inline size_t strmap_count(const strmap *m) { return m->count; }
 size_t strmap_memory(const strmap *m);
 

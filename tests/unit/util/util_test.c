@@ -87,6 +87,34 @@ Suite *clock_suite(void) {
   return s;
 }
 
+/* a key read by id stays where it was while ids are added (engine__item_key
+ * reads keys without the map's lock), and every id maps to its own key across
+ * the chunk boundaries (64, 64+128, ...) */
+START_TEST(strmap_keys_never_move) {
+  strmap m;
+  strmap_init(&m);
+  char key[32];
+  enum { FIRST = 5000, ALL = 200000 };
+  static const char *at[FIRST];
+  for (int i = 0; i < FIRST; i++) {
+    snprintf(key, sizeof key, "item_%d", i);
+    strmap_intern(&m, key, strlen(key), NULL);
+    at[i] = strmap_key(&m, (uint32_t)i);
+  }
+  for (int i = FIRST; i < ALL; i++) {
+    snprintf(key, sizeof key, "item_%d", i);
+    ck_assert_uint_eq(strmap_intern(&m, key, strlen(key), NULL), (uint32_t)i);
+  }
+  for (int i = 0; i < FIRST; i++) ck_assert_ptr_eq(strmap_key(&m, (uint32_t)i), at[i]);
+  for (int i = 0; i < ALL; i++) {
+    snprintf(key, sizeof key, "item_%d", i);
+    ck_assert_str_eq(strmap_key(&m, (uint32_t)i), key);
+  }
+  ck_assert_uint_gt(strmap_memory(&m), (size_t)ALL * sizeof(strmap_ent));
+  strmap_release(&m);
+}
+END_TEST
+
 START_TEST(strmap_intern_find) {
   strmap m;
   strmap_init(&m);
@@ -119,6 +147,7 @@ Suite *strmap_suite(void) {
   Suite *s = suite_create("strmap");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, strmap_intern_find);
+  tcase_add_test(tc, strmap_keys_never_move);
   suite_add_tcase(s, tc);
   return s;
 }
