@@ -31,6 +31,7 @@ int fuzz_config(const uint8_t *data, size_t size);
 int fuzz_model(const uint8_t *data, size_t size);
 int fuzz_csv(const uint8_t *data, size_t size);
 int fuzz_http(const uint8_t *data, size_t size);
+int fuzz_evblock(const uint8_t *data, size_t size);
 
 static const struct {
   const char *name;
@@ -38,7 +39,7 @@ static const struct {
 } drivers[] = {
     {"route_fuzz", fuzz_route},   {"event_fuzz", fuzz_event}, {"rfc3339_fuzz", fuzz_rfc3339},
     {"config_fuzz", fuzz_config}, {"csv_fuzz", fuzz_csv},     {"model_fuzz", fuzz_model},
-    {"http_fuzz", fuzz_http},
+    {"http_fuzz", fuzz_http},     {"evblock_fuzz", fuzz_evblock},
 };
 #define NDRIVERS (sizeof drivers / sizeof drivers[0])
 

@@ -1,9 +1,12 @@
 /* store.h — the durable event log and catalog, on SQLite in WAL mode.
  *
  * Layout (one file, DATA/recd.db): users(uid, key), items(iid, key, catalog
- * columns), event_types(tid, name), events(seq, ts, uid, iid, tid, value,
- * session, rec_id), meta(key, value). Ids are dense integers assigned by the
- * engine's writer thread; strings are stored once.
+ * columns), event_types(tid, name), event_blocks(seq0, n, data): the event log
+ * as blocks of up to 4,096 consecutive events (codec: evblock.h), meta(key,
+ * value; format = 2). Ids are dense integers assigned by the engine's writer
+ * thread; strings are stored once. A format-1 data dir (one row per event in
+ * events(seq, ts, uid, iid, tid, value, session, rec_id)) is converted when
+ * its writer opens it.
  *
  * Durability: a transaction is durable when store_commit() returns 0 with
  * fsync=full (synchronous=FULL: the WAL is fsynced at every commit). A torn
@@ -69,14 +72,15 @@ int store_put_user(store *s, uint32_t uid, const char *key, size_t len);
 int store_put_item(store *s, const store_item *it); /* insert or replace */
 int store_put_type(store *s, int tid, const char *name);
 int store_delete_item(store *s, uint32_t iid); /* marks deleted, keeps the row */
-int store_append_event(store *s, const store_event *ev);
-/* store_append_event() for ev[0..n) in order, several rows per statement and
- * each appended at the end of the table (much cheaper per row). The seqs must
- * continue the table: ev[i].seq = (the largest seq stored so far) + 1 + i, as
- * the engine's always do. If they do not, or a row cannot be written, it
- * returns RECD_EFATAL and the store is failed (the transaction is rolled back),
- * as after any failed write. */
+/* Append ev[0..n) to the log, in order. The seqs must continue it: ev[i].seq =
+ * (the last seq appended so far) + 1 + i, as the engine's always do. Inside a
+ * transaction the events collect in a block that is written when it holds
+ * 4,096 events and at commit (so a commit can fail for them); outside one,
+ * each call is its own transaction. If the seqs do not continue the log, or a
+ * block cannot be written, it returns RECD_EFATAL and the store is failed (the
+ * transaction is rolled back), as after any failed write. */
 int store_append_events(store *s, const store_event *ev, size_t n);
+int store_append_event(store *s, const store_event *ev); /* one event */
 
 /* Loading. Callbacks return 0 to continue, non-zero to stop (returned). Strings
  * passed to callbacks are valid only during the call. */

@@ -18,6 +18,7 @@ static const struct {
     {"u32map", u32map_suite},
     {"config", config_suite},
     {"store", store_suite},
+    {"evblock", evblock_suite},
     {"userprof", userprof_suite},
     {"itemstats", itemstats_suite},
     {"covis", covis_suite},

@@ -15,6 +15,7 @@ Suite *strmap_suite(void);
 Suite *u32map_suite(void);
 Suite *config_suite(void);
 Suite *store_suite(void);
+Suite *evblock_suite(void);
 Suite *userprof_suite(void);
 Suite *itemstats_suite(void);
 Suite *covis_suite(void);

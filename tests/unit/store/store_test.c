@@ -3,6 +3,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sqlite3.h>
+
 #include "store/store.h"
 #include "unit.h"
 #include "util/err.h"
@@ -222,6 +224,156 @@ START_TEST(append_events_equals_single_appends) {
 }
 END_TEST
 
+typedef struct {
+  uint64_t next;
+  int bad, kept;
+} seq_check;
+
+/* events come in seq order, from c->next; uid = seq - 1 up to N, then "kept" */
+static int on_ev_seq(void *arg, const store_event *ev) {
+  seq_check *c = arg;
+  if (ev->seq != c->next++) c->bad++;
+  if (ev->session) c->kept += !strcmp(ev->session, "kept");
+  else if (ev->uid != ev->seq - 1) c->bad++;
+  return 0;
+}
+
+/* A transaction's events span blocks of at most 4,096: a scan from any seq
+ * (inside a block, at a boundary, past the end) gives exactly the events after
+ * it; a rolled-back transaction's events are gone, and the next one continues
+ * at the same seq. */
+START_TEST(blocks_scan_from_anywhere) {
+  enum { N = 4096 * 2 + 500 };
+  char *dir = unit_tmpdir();
+  char err[256];
+  store *s;
+  ck_assert_int_eq(store_open(dir, "off", &s, err, sizeof err), 0);
+  static store_event evs[N];
+  for (int i = 0; i < N; i++)
+    evs[i] = (store_event){.seq = (uint64_t)i + 1, .ts_ms = 1000 + i / 3, .uid = (uint32_t)i, .iid = 7, .tid = 1};
+  ck_assert_int_eq(store_begin(s), 0);
+  ck_assert_int_eq(store_append_events(s, evs, 3000), 0);
+  ck_assert_int_eq(store_append_events(s, evs + 3000, N - 3000), 0);
+  ck_assert_int_eq(store_commit(s), 0);
+  ck_assert_int_eq(store_begin(s), 0);
+  store_event x = {.seq = N + 1, .ts_ms = 5, .uid = 1, .iid = 1, .tid = 0, .session = "gone"};
+  ck_assert_int_eq(store_append_events(s, &x, 1), 0);
+  ck_assert_int_eq(store_rollback(s), 0);
+  x.session = "kept";
+  ck_assert_int_eq(store_begin(s), 0);
+  ck_assert_int_eq(store_append_events(s, &x, 1), 0);
+  ck_assert_int_eq(store_commit(s), 0);
+  uint64_t last = 0, count = 0;
+  ck_assert_int_eq(store_last_seq(s, &last), 0);
+  ck_assert_int_eq(store_count_events(s, &count), 0);
+  ck_assert_uint_eq(last, N + 1);
+  ck_assert_uint_eq(count, N + 1);
+  static const uint64_t from[] = {0, 1, 2999, 3000, 4095, 4096, 4097, 8191, 8192, 8193, N - 1, N, N + 1, N + 50};
+  for (size_t f = 0; f < sizeof from / sizeof *from; f++) {
+    seq_check c = {.next = from[f] + 1};
+    ck_assert_int_eq(store_scan_events(s, from[f], on_ev_seq, &c), 0);
+    ck_assert_int_eq(c.bad, 0);
+    ck_assert_uint_eq(c.next, from[f] >= N + 1 ? from[f] + 1 : N + 2); /* every one after from, up to the last */
+    ck_assert_int_eq(c.kept, from[f] <= N);
+  }
+  store_close(s);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
+static void exec_sql(const char *dir, const char *q) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/recd.db", dir);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+  char *msg = NULL;
+  int rc = sqlite3_exec(db, q, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) ck_abort_msg("%s: %s", q, msg);
+  sqlite3_close(db);
+}
+
+/* A data dir of format 1 (one row per event) is converted at open: the same
+ * events, in blocks; the old table is gone; later appends continue it. */
+START_TEST(format1_is_converted) {
+  char *dir = unit_tmpdir();
+  exec_sql(dir,
+           "PRAGMA journal_mode=WAL;"
+           "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+           "CREATE TABLE users(uid INTEGER PRIMARY KEY, key TEXT NOT NULL);"
+           "CREATE TABLE event_types(tid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+           "CREATE TABLE events(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, uid INTEGER NOT NULL,"
+           " iid INTEGER NOT NULL, tid INTEGER NOT NULL, value REAL, session TEXT, rec_id TEXT);"
+           "INSERT INTO meta VALUES ('format', '1');"
+           "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 5000)"
+           " INSERT INTO events SELECT i, 1000 * i, i % 17, i % 29, i % 3, CASE WHEN i % 4 = 0 THEN i * 0.5 END,"
+           " CASE WHEN i % 5 THEN 's' || (i / 5) END, CASE WHEN i % 7 = 0 THEN 'r' || i END FROM k;");
+  char err[256];
+  store *s;
+  ck_assert_int_eq(store_open(dir, "full", &s, err, sizeof err), 0);
+  static ev_dump d;
+  d.n = 0;
+  ck_assert_int_eq(store_scan_events(s, 3500, on_ev_copy, &d), 0);
+  ck_assert_int_eq(d.n, 1500);
+  for (int i = 0; i < d.n; i++) {
+    int k = 3501 + i;
+    const store_event *e = &d.ev[i];
+    ck_assert_uint_eq(e->seq, (uint64_t)k);
+    ck_assert_int_eq(e->ts_ms, 1000LL * k);
+    ck_assert_uint_eq(e->uid, (uint32_t)(k % 17));
+    ck_assert_uint_eq(e->iid, (uint32_t)(k % 29));
+    ck_assert_int_eq(e->tid, k % 3);
+    ck_assert_int_eq(e->has_value, k % 4 == 0);
+    if (e->has_value) ck_assert_double_eq(e->value, k * 0.5);
+    char want[16];
+    snprintf(want, sizeof want, "s%d", k / 5);
+    ck_assert_str_eq(d.text[i][0], k % 5 ? want : "(null)");
+    snprintf(want, sizeof want, "r%d", k);
+    ck_assert_str_eq(d.text[i][1], k % 7 == 0 ? want : "(null)");
+  }
+  store_event next = {.seq = 5001, .ts_ms = 1, .uid = 1, .iid = 1, .tid = 0};
+  ck_assert_int_eq(store_begin(s), 0);
+  ck_assert_int_eq(store_append_events(s, &next, 1), 0);
+  ck_assert_int_eq(store_commit(s), 0);
+  store_close(s);
+  exec_sql(dir, "SELECT CASE WHEN (SELECT value FROM meta WHERE key = 'format') = '2' AND NOT EXISTS"
+                " (SELECT 1 FROM sqlite_master WHERE name = 'events') THEN 1 ELSE abs(-9223372036854775807 - 1) END;");
+  ck_assert_int_eq(store_open(dir, "full", &s, err, sizeof err), 0);
+  uint64_t last = 0;
+  ck_assert_int_eq(store_last_seq(s, &last), 0);
+  ck_assert_uint_eq(last, 5001);
+  store_close(s);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
+/* a data dir from a newer recd is refused, saying so; a corrupt block fails
+ * the scan with RECD_ESTORE instead of handing out garbage */
+START_TEST(newer_format_and_corrupt_block) {
+  char *dir = unit_tmpdir();
+  char err[256] = "";
+  store *s;
+  ck_assert_int_eq(store_open(dir, "full", &s, err, sizeof err), 0);
+  store_event ev[3] = {{.seq = 1, .ts_ms = 1}, {.seq = 2, .ts_ms = 2}, {.seq = 3, .ts_ms = 3}};
+  ck_assert_int_eq(store_begin(s), 0);
+  ck_assert_int_eq(store_append_events(s, ev, 3), 0);
+  ck_assert_int_eq(store_commit(s), 0);
+  store_close(s);
+  exec_sql(dir, "UPDATE event_blocks SET data = substr(data, 1, length(data) - 1)");
+  ck_assert_int_eq(store_open(dir, "full", &s, err, sizeof err), 0);
+  scan_acc a = {0};
+  ck_assert_int_eq(store_scan_events(s, 0, on_ev, &a), RECD_ESTORE);
+  store_close(s);
+  exec_sql(dir, "UPDATE meta SET value = '3' WHERE key = 'format'");
+  ck_assert_int_ne(store_open(dir, "full", &s, err, sizeof err), 0);
+  ck_assert_ptr_null(s);
+  ck_assert_ptr_nonnull(strstr(err, "format 3, written by a newer recd"));
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(open_error_is_clear) {
   char err[256] = "";
   store *s = NULL;
@@ -238,6 +390,9 @@ Suite *store_suite(void) {
   tcase_add_test(tc, open_error_is_clear);
   tcase_add_test(tc, bulk_load_then_sync);
   tcase_add_test(tc, append_events_equals_single_appends);
+  tcase_add_test(tc, blocks_scan_from_anywhere);
+  tcase_add_test(tc, format1_is_converted);
+  tcase_add_test(tc, newer_format_and_corrupt_block);
   suite_add_tcase(s, tc);
   return s;
 }
