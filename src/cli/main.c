@@ -15,6 +15,7 @@ static void usage(FILE *f) {
           "  serve     run the HTTP API on an embedded durable store\n"
           "  gen       write a synthetic shop (items.jsonl, events.csv)\n"
           "  import    bulk-load events (CSV or JSONL) and items into a data dir\n"
+          "  export    write a data dir's event log as CSV (the input import reads)\n"
           "  eval      offline evaluation of model configurations on MovieLens data\n"
           "  train     train a model version from a data dir's event log (ials, ease, ranker)\n"
           "  models    list the model registry of a data dir\n"
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
   if (!strcmp(cmd, "gen")) return cmd_gen(argc - 1, argv + 1);
   if (!strcmp(cmd, "import")) return cmd_import(argc - 1, argv + 1);
+  if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "train") || !strcmp(cmd, "models") || !strcmp(cmd, "promote") || !strcmp(cmd, "rollback"))
     return cmd_models(argc - 1, argv + 1);
