@@ -495,9 +495,10 @@ static void get_user(rbuf *r, recd_engine *e, uint32_t uid) {
   uint16_t sl;
   GET(r, sl);
   if (sl != 0xffff) {
-    p->session = xmalloc((size_t)sl + 1);
-    r_get(r, p->session, sl);
-    p->session[sl] = 0;
+    char small[sizeof p->sess_in], *buf = sl < sizeof small ? small : xmalloc(sl);
+    r_get(r, buf, sl);
+    userprof_set_session(p, buf, sl);
+    if (buf != small) free(buf);
   }
   GET(r, p->session_start);
   GET(r, p->session_last);

@@ -28,7 +28,7 @@ void userprof_free(userprof *p) {
   if (!p) return;
   free(p->ring);
   free(p->aff);
-  free(p->session);
+  userprof_set_session(p, NULL, 0);
   u32map_release(&p->seen);
   free(p);
 }
@@ -68,7 +68,18 @@ void userprof_prefetch(const userprof *p, uint32_t iid) {
     __builtin_prefetch(&p->seen.vals[s]);
   }
   if (p->aff) __builtin_prefetch(p->aff);
-  if (p->session) __builtin_prefetch(p->session);
+  if (p->session && p->session != p->sess_in) __builtin_prefetch(p->session);
+}
+
+void userprof_set_session(userprof *p, const char *s, size_t len) {
+  if (p->session != p->sess_in) free(p->session);
+  if (!s) {
+    p->session = NULL;
+    return;
+  }
+  p->session = len < sizeof p->sess_in ? p->sess_in : xmalloc(len + 1);
+  memcpy(p->session, s, len);
+  p->session[len] = 0;
 }
 
 static void aff_add(userprof *p, const userprof_params *pp, const uint32_t *cats, int ncats, float w, int64_t ts) {
@@ -125,8 +136,7 @@ int userprof_apply(userprof *p, const userprof_params *pp, uint32_t iid, int typ
   if (session) newsess = !p->session || strcmp(p->session, session);
   else newsess = !p->sessions || ts - p->session_last > USERPROF_SESSION_GAP_MS || p->session;
   if (newsess) {
-    free(p->session);
-    p->session = session ? xstrdup(session) : NULL;
+    userprof_set_session(p, session, session ? strlen(session) : 0);
     p->session_start = ts;
     p->session_events = 0;
     p->sessions++;
@@ -143,5 +153,5 @@ double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_lif
 size_t userprof_memory(const userprof *p, int ntypes) {
   return sizeof *p + (size_t)ntypes * 4 + (size_t)p->ring_cap * sizeof(recent_ev) + u32map_memory(&p->seen) +
          (size_t)p->aff_cap * sizeof(aff_ent) +
-         (p->session ? strlen(p->session) + 1 : 0);
+         (p->session && p->session != p->sess_in ? strlen(p->session) + 1 : 0);
 }

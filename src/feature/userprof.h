@@ -45,9 +45,12 @@ typedef struct userprof {
   recent_ev *ring;
   aff_ent *aff;                 /* grows 2, 4, ... USERPROF_MAX_AFF (most users have few) */
   u32map seen;                  /* iid -> bitmask of event types (bit 31: any) */
-  char *session;                /* current session id (xmalloc'ed) or NULL */
+  char *session;                /* current session id or NULL: sess_in when it fits
+                                 * there (generated ids do), else xmalloc'ed */
   int64_t session_start, session_last;
   uint32_t session_events, sessions;
+  char sess_in[16];             /* a short session id, in the line the event touches
+                                 * anyway: no allocation, no miss to compare it */
   uint32_t counts[];            /* per event type */
 } userprof;
 
@@ -59,6 +62,9 @@ void userprof_free(userprof *p);
 int userprof_apply(userprof *p, const userprof_params *pp, uint32_t iid, int type, float weight,
                    int64_t ts, const uint32_t *cats, int ncats, const char *session);
 
+/* Make the current session id s[0..len) (not NUL-terminated), or none if s is
+ * NULL; used by userprof_apply and the snapshot load. */
+void userprof_set_session(userprof *p, const char *s, size_t len);
 /* Recompute ring_sorted after the ring was filled in directly (snapshot load). */
 void userprof_ring_check(userprof *p);
 /* A hint that userprof_apply(p, ..., iid, ...) and userprof_recent() come

@@ -62,6 +62,22 @@ START_TEST(sessions) {
   userprof_apply(p, &pp, 3, 0, 1, 2000, NULL, 0, "s2");
   ck_assert_uint_eq(p->sessions, 2);
   ck_assert_str_eq(p->session, "s2");
+  /* ids of 15 bytes live in the profile, longer ones on the heap: switching
+   * between the two keeps each id and counts each switch (ASan: no leak, no
+   * bad free) */
+  static const char *const ids[] = {"0123456789abcde", "0123456789abcdef", "0123456789abcdef-and-more", "", "s2",
+                                    "0123456789abcdef"};
+  for (int i = 0; i < 6; i++) {
+    userprof_apply(p, &pp, 4, 0, 1, 3000 + i, NULL, 0, ids[i]);
+    userprof_apply(p, &pp, 5, 0, 1, 3000 + i, NULL, 0, ids[i]);
+    ck_assert_str_eq(p->session, ids[i]);
+    ck_assert_uint_eq(p->sessions, 3 + (uint32_t)i);
+    ck_assert_uint_eq(p->session_events, 2);
+  }
+  userprof_apply(p, &pp, 6, 0, 1, 4000, NULL, 0, NULL); /* no id: a new session without one */
+  ck_assert_ptr_null(p->session);
+  userprof_set_session(p, "0123456789abcdef0123", 20);
+  ck_assert_str_eq(p->session, "0123456789abcdef0123");
   userprof_free(p);
 }
 END_TEST
