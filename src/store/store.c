@@ -207,6 +207,7 @@ static int open_log(store *s, int writer, char *err, size_t errlen) {
     return RECD_ESTORE;
   }
   s->next_seq = s->stored_next = last + 1;
+  old = old && format < STORE_FORMAT; /* (a stray events table in a format-2 dir is left alone) */
   if (old && !writer) {
     snprintf(err, errlen, "%s still has a format-1 event log (its writer converts it at open)", s->path);
     return RECD_ESTORE;
@@ -534,8 +535,7 @@ int store_scan_events(store *s, uint64_t after_seq, store_event_cb cb, void *arg
     evblock_dec d;
     evblock_dec_init(&d, data, (size_t)sqlite3_column_bytes(st, 2));
     store_event ev;
-    int got;
-    while (k < n && (got = evblock_next(&d, &ev)) == 1) {
+    while (k < n && evblock_next(&d, &ev) == 1) {
       ev.seq = seq0 + k++;
       if (ev.seq > after_seq && (rc = cb(arg, &ev))) break;
     }
