@@ -520,7 +520,7 @@ static void get_item(rbuf *r, recd_engine *e, uint32_t iid) {
   uint16_t n;
   GET(r, n);
   if (!n) return;
-  if (n > e->cfg.covis_max_neighbors + e->cfg.covis_max_neighbors / 2 + 1) {
+  if (n > COVIS_LIMIT(e->cfg.covis_max_neighbors) + 1) {
     r->bad = 1;
     return;
   }

@@ -215,8 +215,7 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
     top_offer(l, i);
     return;
   }
-  int limit = p->max_neighbors + p->max_neighbors / 2;
-  if (limit > 65000) limit = 65000;
+  int limit = COVIS_LIMIT(p->max_neighbors);
   if (l->n == l->cap) {
     int ncap = l->cap ? l->cap * 2 : 4;
     if (ncap > limit + 1) ncap = limit + 1;

@@ -5,8 +5,11 @@
  * at time ts is stored as w * 2^((ts - t0) / half_life)); the list is rebased
  * when that exponent grows large, so an add costs O(1) amortised.
  *
- * Bounding (Lossy-Counting style): a list may grow to 1.5 x max_neighbors,
- * then is pruned back to the max_neighbors heaviest entries. The heaviest
+ * Bounding (Lossy-Counting style): a list may grow to COVIS_LIMIT(max_neighbors)
+ * = 1.5 x max_neighbors entries, then is pruned back to the max_neighbors
+ * heaviest. The slack sets how often a list prunes (a quickselect and an index
+ * rebuild: ~10% of a 20M-event import's CPU). 2 x halved that for ~6% more
+ * memory, but moved the learned ranker's quality (BENCHMARKS.md, stop 15). The heaviest
  * weight ever pruned is the list's `floor`; a newcomer starts at floor + w
  * with err = floor, so w - err is always a guaranteed lower bound of the
  * weight it really received, and readers use that. Heavy pairs are never lost.
@@ -28,6 +31,9 @@
 #include <stdint.h>
 
 #define COVIS_TOP 50 /* entries kept ahead as the top set (see above) */
+/* the most entries a list holds before a prune back to max_neighbors */
+#define COVIS_LIMIT(max_neighbors)                                                                        \
+  ((max_neighbors) + (max_neighbors) / 2 > 65000 ? 65000 : (max_neighbors) + (max_neighbors) / 2)
 
 typedef struct {
   int max_neighbors;
