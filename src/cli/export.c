@@ -16,33 +16,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/mem.h"
-
-typedef struct {
-  char **key;
-  size_t n, cap;
-} keys;
-
-static int add_key(void *arg, uint32_t id, const char *k, size_t len) {
-  keys *t = arg;
-  if (id >= t->cap) {
-    size_t cap = t->cap ? t->cap : 1024;
-    while (cap <= id) cap *= 2;
-    t->key = xrealloc(t->key, cap * sizeof *t->key);
-    memset(t->key + t->cap, 0, (cap - t->cap) * sizeof *t->key);
-    t->cap = cap;
-  }
-  free(t->key[id]);
-  t->key[id] = xstrndup(k, len);
-  if (id >= t->n) t->n = id + 1;
-  return 0;
-}
-
-static int add_item(void *arg, const store_item *it) { return add_key(arg, it->iid, it->key, strlen(it->key)); }
-
-static void keys_free(keys *t) {
-  for (size_t i = 0; i < t->n; i++) free(t->key[i]);
-  free(t->key);
-}
+#include "util/strmap.h"
 
 /* one CSV field, quoted when it must be (RFC 4180) */
 static void put_field(FILE *f, const char *s) {
@@ -61,18 +35,38 @@ static void put_field(FILE *f, const char *s) {
 
 typedef struct {
   FILE *out;
-  keys users, items, types;
+  strmap users, items; /* the dense ids of the tables, as the engine loads them */
+  char *types[256];    /* by tid */
   uint64_t n;
   const char *bad; /* why the export stopped */
   uint64_t bad_seq;
 } exporter;
 
-static const char *key_of(const keys *t, uint64_t id) { return id < t->n ? t->key[id] : NULL; }
+static int add_user(void *arg, uint32_t uid, const char *k, size_t len) {
+  exporter *x = arg;
+  return strmap_intern(&x->users, k, len, NULL) == uid ? 0 : RECD_ECORRUPT;
+}
+
+static int add_item(void *arg, const store_item *it) {
+  exporter *x = arg;
+  const char *k = it->key ? it->key : "";
+  return strmap_intern(&x->items, k, strlen(k), NULL) == it->iid ? 0 : RECD_ECORRUPT;
+}
+
+static int add_type(void *arg, uint32_t tid, const char *name, size_t len) {
+  exporter *x = arg;
+  if (tid >= 256) return RECD_ECORRUPT;
+  free(x->types[tid]);
+  x->types[tid] = xstrndup(name, len);
+  return 0;
+}
+
+static const char *key_of(const strmap *m, uint32_t id) { return id < strmap_count(m) ? strmap_key(m, id) : NULL; }
 
 static int put_event(void *arg, const store_event *ev) {
   exporter *x = arg;
   const char *u = key_of(&x->users, ev->uid), *i = key_of(&x->items, ev->iid),
-             *t = ev->tid >= 0 ? key_of(&x->types, (uint64_t)ev->tid) : NULL;
+             *t = ev->tid >= 0 && ev->tid < 256 ? x->types[ev->tid] : NULL;
   if (!u || !i || !t) {
     x->bad = !u ? "a user id with no key" : !i ? "an item id with no key" : "an unknown event type id";
     x->bad_seq = ev->seq;
@@ -160,6 +154,8 @@ int cmd_export(int argc, char **argv) {
     return 1;
   }
   exporter x = {0};
+  strmap_init(&x.users);
+  strmap_init(&x.items);
   FILE *f = out ? fopen(out, "w") : stdout;
   if (!f) {
     fprintf(stderr, "recd export: cannot write %s: %s\n", out, strerror(errno));
@@ -170,9 +166,9 @@ int cmd_export(int argc, char **argv) {
   static char buf[1 << 20];
   setvbuf(f, buf, _IOFBF, sizeof buf);
   int64_t t0 = clock_mono_ns();
-  rc = store_load_types(s, add_key, &x.types);
-  if (!rc) rc = store_load_users(s, add_key, &x.users);
-  if (!rc) rc = store_load_items(s, add_item, &x.items);
+  rc = store_load_types(s, add_type, &x);
+  if (!rc) rc = store_load_users(s, add_user, &x);
+  if (!rc) rc = store_load_items(s, add_item, &x);
   if (!rc) {
     fputs("user_id,item_id,event_type,timestamp,value,session_id,recommendation_id\n", f);
     rc = store_scan_events(s, after, put_event, &x);
@@ -194,9 +190,9 @@ int cmd_export(int argc, char **argv) {
     fprintf(stderr, "recd export: %llu events from %s in %.2f s\n", (unsigned long long)x.n, data,
             (clock_mono_ns() - t0) / 1e9);
   }
-  keys_free(&x.users);
-  keys_free(&x.items);
-  keys_free(&x.types);
+  strmap_release(&x.users);
+  strmap_release(&x.items);
+  for (int t = 0; t < 256; t++) free(x.types[t]);
   store_close(s);
   return status;
 }

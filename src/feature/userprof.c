@@ -57,6 +57,9 @@ static void ring_push(userprof *p, int cap, uint32_t iid, int type, int64_t ts) 
   if (p->ring_len < p->ring_cap) p->ring_len++;
 }
 
+/* the current session id is xmalloc'ed (too long for sess_in) */
+static int session_on_heap(const userprof *p) { return p->session && p->session != p->sess_in; }
+
 void userprof_prefetch(const userprof *p, uint32_t iid) {
   if (p->ring_len) {
     /* the newest ~12 entries, 4 to a cache line, walking back from the head */
@@ -68,11 +71,11 @@ void userprof_prefetch(const userprof *p, uint32_t iid) {
     __builtin_prefetch(&p->seen.vals[s]);
   }
   if (p->aff) __builtin_prefetch(p->aff);
-  if (p->session && p->session != p->sess_in) __builtin_prefetch(p->session);
+  if (session_on_heap(p)) __builtin_prefetch(p->session);
 }
 
 void userprof_set_session(userprof *p, const char *s, size_t len) {
-  if (p->session != p->sess_in) free(p->session);
+  if (session_on_heap(p)) free(p->session);
   if (!s) {
     p->session = NULL;
     return;
@@ -153,5 +156,5 @@ double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_lif
 size_t userprof_memory(const userprof *p, int ntypes) {
   return sizeof *p + (size_t)ntypes * 4 + (size_t)p->ring_cap * sizeof(recent_ev) + u32map_memory(&p->seen) +
          (size_t)p->aff_cap * sizeof(aff_ent) +
-         (p->session && p->session != p->sess_in ? strlen(p->session) + 1 : 0);
+         (session_on_heap(p) ? strlen(p->session) + 1 : 0);
 }

@@ -197,7 +197,7 @@ static int open_log(store *s, int writer, char *err, size_t errlen) {
   uint64_t format = 0, old = 0, last = 0;
   if (one_int(s, "SELECT value FROM meta WHERE key = 'format'", &format) ||
       one_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'", &old) ||
-      one_int(s, "SELECT seq0 + n - 1 FROM event_blocks ORDER BY seq0 DESC LIMIT 1", &last)) {
+      store_last_seq(s, &last)) {
     snprintf(err, errlen, "cannot read the event log of %s: %s", s->path, sqlite3_errmsg(s->db));
     return RECD_ESTORE;
   }

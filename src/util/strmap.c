@@ -77,11 +77,11 @@ uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created) {
   if (id != STRMAP_NONE) return id;
   if ((m->count + 1) * 4 > m->cap * 3) grow(m);
   id = (uint32_t)m->count;
-  int k = 31 - __builtin_clz(id / STRMAP_BASE + 1);
+  int k;
+  uint32_t at = strmap__where(id, &k);
   if (!m->chunk[k]) /* a new chunk, published before any of its ids is handed out */
     __atomic_store_n(&m->chunk[k], xmalloc(((size_t)STRMAP_BASE << k) * sizeof(strmap_ent)), __ATOMIC_RELEASE);
-  m->chunk[k][id - STRMAP_BASE * ((1u << k) - 1)] =
-      (strmap_ent){.key = arena_strndup(&m->strings, s, len), .len = (uint32_t)len};
+  m->chunk[k][at] = (strmap_ent){.key = arena_strndup(&m->strings, s, len), .len = (uint32_t)len};
   m->count++;
   size_t mask = m->cap - 1, i = h & mask;
   while (m->slots[i]) i = (i + 1) & mask;

@@ -47,12 +47,17 @@ uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t
 void strmap_prefetch(const strmap *m, uint32_t h, int stage);
 /* Existing id, or a new one (*created set to 1). */
 uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created);
-/* id's entry: chunk k holds ids [STRMAP_BASE (2^k - 1), STRMAP_BASE (2^(k+1) - 1)) */
+/* where id's entry is: chunk *k, which holds ids [STRMAP_BASE (2^k - 1),
+ * STRMAP_BASE (2^(k+1) - 1)); returns the index in it */
+static inline uint32_t strmap__where(uint32_t id, int *k) {
+  *k = 31 - __builtin_clz(id / STRMAP_BASE + 1);
+  return id - STRMAP_BASE * ((1u << *k) - 1);
+}
+/* id's entry */
 static inline const strmap_ent *strmap__ent(const strmap *m, uint32_t id) {
-  uint32_t t = id / STRMAP_BASE + 1;
-  int k = 31 - __builtin_clz(t);
-  const strmap_ent *c = __atomic_load_n(&m->chunk[k], __ATOMIC_ACQUIRE);
-  return &c[id - STRMAP_BASE * ((1u << k) - 1)];
+  int k;
+  uint32_t i = strmap__where(id, &k);
+  return &__atomic_load_n(&m->chunk[k], __ATOMIC_ACQUIRE)[i];
 }
 /* id's key (id < count). Needs no lock for an id the caller learned after its
  * strmap_intern returned (through whatever ordered the two threads): its
