@@ -109,7 +109,7 @@ typedef struct {
   int64_t now;
   rec_scratch *scr;
   stampmap *idx; /* iid -> cand index (the scratch's) */
-  cand *c;       /* the scratch's array: cand_get may grow it, cand_set_done hands it back */
+  cand *c;       /* the scratch's array: a run may grow it, cand_set_done hands it back */
   size_t n, cap;
   float mx[NSRC]; /* each source's largest score so far (the blend normalises by it) */
   size_t ranked; /* after a rerank: c[0..ranked) are the reranked, out_score[0..ranked) their scores */
@@ -121,43 +121,70 @@ static void cand_set_init(cand_set *cs, recd_engine *e, int64_t now, rec_scratch
   *cs = (cand_set){.e = e, .now = now, .scr = scr, .idx = &scr->idx, .c = scr->c, .cap = scr->cap};
 }
 
-/* the candidate array (possibly grown by cand_get) goes back to the scratch */
+/* the candidate array (possibly grown by a run) goes back to the scratch */
 static void cand_set_done(cand_set *cs) {
   cs->scr->c = cs->c;
   cs->scr->cap = cs->cap;
 }
 
-static __attribute__((noinline)) void cand_grow(cand_set *cs) {
-  cs->cap = cs->cap ? cs->cap * 2 : 256;
-  cs->c = xrealloc(cs->c, cs->cap * sizeof *cs->c);
+/* A source adds its candidates through a run: the candidate array, its count,
+ * the index's slots and the source's largest score are copied into locals that
+ * stay in registers for the source's loop, and written back by run_end. Read
+ * through cs, the compiler reloaded them after every store to a candidate
+ * (which might alias them): ~17 cycles per co-visitation add on the full state.
+ * A run's adds are those of one source; runs do not overlap. */
+typedef struct {
+  cand *c;
+  stampmap_slot *slot;
+  uint32_t n, cap, gen, scap;
+  float mx;
+} cand_run;
+
+static inline __attribute__((always_inline)) cand_run run_begin(const cand_set *cs, int src) {
+  return (cand_run){.c = cs->c, .slot = cs->idx->s, .n = (uint32_t)cs->n, .cap = (uint32_t)cs->cap,
+                    .gen = cs->idx->gen, .scap = cs->idx->cap, .mx = cs->mx[src]};
+}
+
+static inline __attribute__((always_inline)) void run_end(const cand_run *r, cand_set *cs, int src) {
+  cs->c = r->c;
+  cs->n = r->n;
+  cs->cap = r->cap;
+  cs->mx[src] = r->mx;
+}
+
+static __attribute__((noinline)) cand *cand_grow(cand *c, uint32_t cap) { return xrealloc(c, cap * sizeof *c); }
+
+static __attribute__((noinline)) stampmap_slot *index_grow(stampmap *m, uint32_t iid) {
+  stampmap__grow(m, iid);
+  return m->s;
 }
 
 /* inlined into each source's loop with a constant src (a call per candidate
  * was a third of its cost) */
-static inline __attribute__((always_inline)) cand *cand_get(cand_set *cs, uint32_t iid) {
-  int created;
-  uint32_t *slot = stampmap_put(cs->idx, iid, (uint32_t)cs->n, &created);
-  if (created) {
-    if (cs->n == cs->cap) cand_grow(cs);
-    cand *c = &cs->c[cs->n];
+static inline __attribute__((always_inline)) void run_add(cand_run *r, cand_set *cs, uint32_t iid, int src, float v,
+                                                          uint32_t anchor_id) {
+  if (!(v > 0)) return;
+  if (iid >= r->scap) {
+    r->slot = index_grow(cs->idx, iid);
+    r->scap = cs->idx->cap;
+  }
+  stampmap_slot *sl = &r->slot[iid];
+  if (sl->stamp != r->gen) {
+    sl->stamp = r->gen;
+    sl->val = r->n;
+    if (r->n == r->cap) r->c = cand_grow(r->c, r->cap = r->cap ? r->cap * 2 : 256);
+    cand *c = &r->c[r->n++];
     /* field by field: a memset of the whole struct compiles to `rep stos`, whose
      * start-up cost was a quarter of this function on the full state */
     for (int s = 0; s < NSRC; s++) c->s[s] = 0;
     for (int s = 0; s < NANCHORED; s++) c->anchor[s] = 0, c->anchor_w[s] = 0;
     c->iid = iid;
     c->final = 0;
-    cs->n++;
     c->cat0 = UINT32_MAX;
   }
-  return &cs->c[*slot];
-}
-
-static inline __attribute__((always_inline)) void cand_add(cand_set *cs, uint32_t iid, int src, float v,
-                                                           uint32_t anchor_id) {
-  if (!(v > 0)) return;
-  cand *c = cand_get(cs, iid);
+  cand *c = &r->c[sl->val];
   c->s[src] += v;
-  if (c->s[src] > cs->mx[src]) cs->mx[src] = c->s[src];
+  if (c->s[src] > r->mx) r->mx = c->s[src];
   if (src < NANCHORED && v > c->anchor_w[src]) {
     c->anchor_w[src] = v;
     c->anchor[src] = anchor_id;
@@ -487,7 +514,9 @@ static void src_covis(cand_set *cs, const user_ctx *u, int content_next) {
     }
     pthread_mutex_unlock(l);
     for (int k = 0; k < n; k++) stampmap_prefetch(cs->idx, top[k].iid);
-    for (int k = 0; k < n; k++) cand_add(cs, top[k].iid, SRC_COVIS, (float)(f * top[k].w), r);
+    cand_run run = run_begin(cs, SRC_COVIS);
+    for (int k = 0; k < n; k++) run_add(&run, cs, top[k].iid, SRC_COVIS, (float)(f * top[k].w), r);
+    run_end(&run, cs, SRC_COVIS);
   }
 }
 
@@ -542,7 +571,9 @@ static void src_content(cand_set *cs, const user_ctx *u) {
     uint32_t r = u->anchors[a].iid;
     size_t nh = content_neighbours(e, r, &cs->scr->content, hits);
     float w = u->anchors[a].w / e->types[u->anchors[a].type].weight; /* recency only */
-    for (size_t k = 0; k < nh; k++) cand_add(cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
+    cand_run run = run_begin(cs, SRC_CONTENT);
+    for (size_t k = 0; k < nh; k++) run_add(&run, cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
+    run_end(&run, cs, SRC_CONTENT);
   }
 }
 
@@ -580,22 +611,30 @@ static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, con
     uint32_t c = u->cats[k].cat;
     if (c >= t->ncat || !t->cat[c].n) continue;
     const pop_list *pl = &t->cat[c];
+    cand_run run = run_begin(cs, SRC_CATEGORY);
     for (uint32_t i = 0; i < pl->n && i < 40; i++)
-      cand_add(cs, pl->e[i].iid, SRC_CATEGORY, u->cats[k].share * pl->e[i].score / pl->e[0].score, c);
+      run_add(&run, cs, pl->e[i].iid, SRC_CATEGORY, u->cats[k].share * pl->e[i].score / pl->e[0].score, c);
+    run_end(&run, cs, SRC_CATEGORY);
   }
   if (nfcats) { /* with a category filter, that category's trending stands in for global */
     for (size_t k = 0; k < nfcats; k++) {
       if (fcats[k] >= t->ncat || !t->cat[fcats[k]].n) continue;
       const pop_list *pl = &t->cat[fcats[k]];
+      cand_run run = run_begin(cs, SRC_TRENDING);
       for (uint32_t i = 0; i < pl->n && i < 100; i++)
-        cand_add(cs, pl->e[i].iid, SRC_TRENDING, pl->e[i].score / pl->e[0].score, fcats[k]);
+        run_add(&run, cs, pl->e[i].iid, SRC_TRENDING, pl->e[i].score / pl->e[0].score, fcats[k]);
+      run_end(&run, cs, SRC_TRENDING);
     }
   } else {
+    cand_run run = run_begin(cs, SRC_TRENDING);
     for (uint32_t i = 0; i < t->global.n && i < 100; i++)
-      cand_add(cs, t->global.e[i].iid, SRC_TRENDING, t->global.e[i].score / (t->max_global > 0 ? t->max_global : 1),
-               0);
+      run_add(&run, cs, t->global.e[i].iid, SRC_TRENDING,
+              t->global.e[i].score / (t->max_global > 0 ? t->max_global : 1), 0);
+    run_end(&run, cs, SRC_TRENDING);
   }
-  for (uint32_t i = 0; i < t->fresh.n && i < 30; i++) cand_add(cs, t->fresh.e[i].iid, SRC_NEW, t->fresh.e[i].score, 0);
+  cand_run run = run_begin(cs, SRC_NEW);
+  for (uint32_t i = 0; i < t->fresh.n && i < 30; i++) run_add(&run, cs, t->fresh.e[i].iid, SRC_NEW, t->fresh.e[i].score, 0);
+  run_end(&run, cs, SRC_NEW);
 }
 
 /* the production model (iALS folded in from the anchors, or EASE) */
@@ -651,8 +690,10 @@ static void src_mf(cand_set *cs, const user_ctx *u, const model_set *m) {
   size_t n = engine__model_topk(m, m->scan, m->nscan, items, r, ni, MF_CANDIDATES, mf_skip, &a, top, sc);
   free(items);
   free(r);
+  cand_run run = run_begin(cs, SRC_MF);
   for (size_t k = 0; k < n; k++)
-    if (sc[k] > 0) cand_add(cs, top[k], SRC_MF, sc[k], UINT32_MAX);
+    if (sc[k] > 0) run_add(&run, cs, top[k], SRC_MF, sc[k], UINT32_MAX);
+  run_end(&run, cs, SRC_MF);
 }
 
 /* ---- rules ---- */
@@ -1056,7 +1097,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
                         int anonymous, const ranker *rk, float prior, rank_sink *sink, recd_rec_result *out) {
   char win[32];
   window_words(e->cfg.trending_window_ms, win, sizeof win);
-  /* the blend: each source's scores over that source's largest (cand_add kept
+  /* the blend: each source's scores over that source's largest (the runs kept
    * it), weighted: one weight per source folds both, so a candidate costs six
    * multiply-adds and no division */
   const float *mx = cs->mx;
