@@ -429,7 +429,7 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
     }
     u->anchors[u->nanchors++] = (anchor){.iid = r->iid, .type = r->type, .w = w, .ts = r->ts};
   }
-  u->uid = uid; /* no copy of a possibly large seen set: eligible() looks it up */
+  u->uid = uid; /* no copy of a possibly large seen set: eligible_batch looks it up */
   u->has_uid = 1;
   double total = 0, sc[USERPROF_MAX_AFF];
   for (int i = 0; i < p->naff; i++) total += sc[i] = userprof_affinity(p, i, now, e->cfg.affinity_half_life_ms);
@@ -706,38 +706,61 @@ typedef struct {
   uint32_t self;
 } rules;
 
-static int eligible(recd_engine *e, const rules *r, uint32_t iid, cand *c, int64_t now) {
-  if (iid == r->self || u32map_get(r->excl, iid)) return 0;
+#define ELIG_BATCH 16
+
+/* Whether each of iids[0..n) (n <= ELIG_BATCH) may be recommended, into
+ * yes[]; cat0[k] gets its first category (UINT32_MAX: none). A known user's
+ * seen set is read under one lock for the whole batch: a lock per item was a
+ * third of a check. */
+static void eligible_batch(recd_engine *e, const rules *r, const uint32_t *iids, size_t n, uint8_t *yes,
+                           uint32_t *cat0) {
+  uint32_t mask[ELIG_BATCH] = {0};
   if (r->u) {
-    uint32_t mask = 0;
-    const uint32_t *m = u32map_get(&r->u->seen, iid);
-    if (m) mask = *m;
-    if (r->u->has_uid) {
-      userprof *p = ptrvec_get(&e->uprof, r->u->uid);
+    for (size_t k = 0; k < n; k++) {
+      const uint32_t *m = u32map_get(&r->u->seen, iids[k]);
+      if (m) mask[k] = *m;
+    }
+    userprof *p = r->u->has_uid ? ptrvec_get(&e->uprof, r->u->uid) : NULL;
+    if (p) {
       pthread_mutex_t *ul = engine__ulock(e, r->u->uid);
       pthread_mutex_lock(ul);
-      m = p ? u32map_get(&p->seen, iid) : NULL;
-      if (m) mask = *m | 1u << 31;
+      for (size_t k = 0; k < n; k++) {
+        const uint32_t *m = u32map_get(&p->seen, iids[k]);
+        if (m) mask[k] = *m | 1u << 31;
+      }
       pthread_mutex_unlock(ul);
     }
-    if (mask && e->cfg.exclude_seen) return 0;
-    if (e->cfg.exclude_purchased && (mask & (1u << TYPE_PURCHASE))) return 0;
   }
-  uint64_t rule = engine__item_rule(e, iid);
-  if (!(rule & IRULE_OK)) return 0;
-  if (r->nfcats) { /* a category filter: all of the item's categories, under its lock */
-    itemstats *s = ptrvec_get(&e->istats, iid);
-    if (!s) return 0;
-    pthread_mutex_t *l = engine__ilock(e, iid);
-    pthread_mutex_lock(l);
-    int ok = 0;
-    for (int i = 0; i < s->ncats && !ok; i++)
-      for (size_t k = 0; k < r->nfcats; k++) ok |= s->cats[i] == r->fcats[k];
-    pthread_mutex_unlock(l);
-    if (!ok) return 0;
+  for (size_t k = 0; k < n; k++) {
+    uint32_t iid = iids[k];
+    yes[k] = 0;
+    cat0[k] = UINT32_MAX;
+    if (iid == r->self || u32map_get(r->excl, iid)) continue;
+    if (mask[k] && e->cfg.exclude_seen) continue;
+    if (e->cfg.exclude_purchased && (mask[k] & (1u << TYPE_PURCHASE))) continue;
+    uint64_t rule = engine__item_rule(e, iid);
+    if (!(rule & IRULE_OK)) continue;
+    if (r->nfcats) { /* a category filter: all of the item's categories, under its lock */
+      itemstats *s = ptrvec_get(&e->istats, iid);
+      if (!s) continue;
+      pthread_mutex_t *l = engine__ilock(e, iid);
+      pthread_mutex_lock(l);
+      int ok = 0;
+      for (int i = 0; i < s->ncats && !ok; i++)
+        for (size_t j = 0; j < r->nfcats; j++) ok |= s->cats[i] == r->fcats[j];
+      pthread_mutex_unlock(l);
+      if (!ok) continue;
+    }
+    yes[k] = 1;
+    cat0[k] = (uint32_t)(rule >> 32);
   }
-  if (c) c->cat0 = (uint32_t)(rule >> 32);
-  return 1;
+}
+
+static int eligible(recd_engine *e, const rules *r, uint32_t iid) {
+  uint8_t yes;
+  uint32_t cat0;
+  eligible_batch(e, r, &iid, 1, &yes, &cat0);
+  return yes;
 }
 
 /* a candidate's source scores over each source's largest (see finish_list) */
@@ -1037,6 +1060,26 @@ static inline void order_sort_to(cand_order *o, size_t upto) {
 
 enum { ELIG_UNKNOWN, ELIG_YES, ELIG_NO, ELIG_TAKEN }; /* ok[], per candidate */
 
+/* ok[] for the candidates at positions [from, from + ELIG_BATCH) that are
+ * sorted already and not yet checked (position `from` is sorted) */
+static void check_from(recd_engine *e, const rules *r, cand_set *cs, const cand_order *o, size_t from, uint8_t *ok) {
+  uint32_t ci[ELIG_BATCH], iids[ELIG_BATCH], cat0[ELIG_BATCH];
+  uint8_t yes[ELIG_BATCH];
+  size_t n = 0, to = from + ELIG_BATCH < o->sorted ? from + ELIG_BATCH : o->sorted;
+  for (size_t i = from; i < to; i++) {
+    uint32_t c = order_cand(o, i);
+    if (ok[c]) continue;
+    ci[n] = c;
+    iids[n++] = cs->c[c].iid;
+  }
+  if (!n) return;
+  eligible_batch(e, r, iids, n, yes, cat0);
+  for (size_t k = 0; k < n; k++) {
+    ok[ci[k]] = yes[k] ? ELIG_YES : ELIG_NO;
+    if (yes[k]) cs->c[ci[k]].cat0 = cat0[k];
+  }
+}
+
 /* Rerank (or, with a sink, export) the first `depth` eligible candidates of
  * the first `pre` positions: they move to the front in the ranker's order,
  * the others of that span after them in their order. */
@@ -1047,7 +1090,7 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, cand_order *o, 
   for (size_t i = 0; i < pre && nd < depth; i++) {
     order_sort_to(o, i + 1);
     uint32_t ci = order_cand(o, i);
-    if (!ok[ci]) ok[ci] = eligible(e, r, cs->c[ci].iid, &cs->c[ci], cs->now) ? ELIG_YES : ELIG_NO;
+    if (!ok[ci]) check_from(e, r, cs, o, i, ok);
     if (ok[ci] == ELIG_YES) pos[nd] = i, idx[nd++] = ci;
   }
   if (!nd) return;
@@ -1151,7 +1194,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       order_sort_to(&o, i + 1);
       uint32_t ci = order_cand(&o, i);
       cand *c = &cs->c[ci];
-      if (!ok[ci]) ok[ci] = eligible(e, r, c->iid, c, cs->now) ? ELIG_YES : ELIG_NO;
+      if (!ok[ci]) check_from(e, r, cs, &o, i, ok);
       if (ok[ci] != ELIG_YES) continue;
       if (pass == 0 && c->cat0 != UINT32_MAX) {
         uint32_t *k = u32map_put(&percat, c->cat0, 0, NULL);
@@ -1203,7 +1246,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       size_t lim = stage == 0 ? (t ? t->global.n : 0) : nitems;
       for (size_t i = 0; i < lim && out->count < n; i++) {
         uint32_t iid = stage == 0 ? t->global.e[i].iid : (uint32_t)i;
-        if (u32map_get(&taken, iid) || !eligible(e, r, iid, NULL, cs->now)) continue;
+        if (u32map_get(&taken, iid) || !eligible(e, r, iid)) continue;
         u32map_put(&taken, iid, 1, NULL);
         recd_rec_item *it = &out->items[out->count];
         it->score = out->count && out->items[out->count - 1].score < 0 ? out->items[out->count - 1].score : 0;
