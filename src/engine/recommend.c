@@ -46,7 +46,7 @@ typedef struct {
   uint32_t anchor[NANCHORED];
   float anchor_w[NANCHORED];
   uint32_t cat0;           /* first category or UINT32_MAX (set by eligible) */
-  uint32_t pad;            /* to 64 bytes (ties go by index: see cand_order) */
+  uint32_t normed;         /* s[] is normalised (cand_normalize) */
 } cand;
 _Static_assert(sizeof(cand) == 64, "a candidate is one cache line");
 
@@ -181,6 +181,7 @@ static inline __attribute__((always_inline)) void run_add(cand_run *r, cand_set 
     c->iid = iid;
     c->final = 0;
     c->cat0 = UINT32_MAX;
+    c->normed = 0;
   }
   cand *c = &r->c[sl->val];
   c->s[src] += v;
@@ -763,10 +764,14 @@ static int eligible(recd_engine *e, const rules *r, uint32_t iid) {
   return yes;
 }
 
-/* a candidate's source scores over each source's largest (see finish_list) */
+/* a candidate's source scores over each source's largest (see finish_list),
+ * once: only the candidates a list shows or the ranker scores need them (the
+ * blend folds the division into its weights) */
 static void cand_normalize(cand *c, const float *mx) {
+  if (c->normed) return;
   for (int s = 0; s < NSRC; s++)
     if (mx[s] > 0) c->s[s] /= mx[s];
+  c->normed = 1;
 }
 
 typedef struct {
@@ -1037,13 +1042,10 @@ static int scored_cmp(const void *a, const void *b) {
  * depth), so only a first chunk is sorted, and the next ones (each twice the
  * last) when the walk gets there. A key is topkeys_key(score, m-1-(the
  * candidate's index)): ties keep the order in which the sources added
- * candidates (trending lists add the most popular first). A candidate's scores are normalised when its chunk is
- * sorted (only those looked at need it). */
+ * candidates (trending lists add the most popular first). */
 typedef struct {
   uint64_t *k;
   uint32_t m, sorted, chunk;
-  cand *c;
-  const float *mx;
 } cand_order;
 
 static inline uint32_t order_cand(const cand_order *o, size_t pos) { return o->m - 1 - (uint32_t)o->k[pos]; }
@@ -1053,7 +1055,6 @@ static inline void order_sort_to(cand_order *o, size_t upto) {
   while (o->sorted < upto) {
     uint32_t from = o->sorted;
     o->sorted += (uint32_t)topkeys_front(o->k + from, o->m - from, o->chunk);
-    for (uint32_t i = from; i < o->sorted; i++) cand_normalize(&o->c[order_cand(o, i)], o->mx);
     o->chunk *= 2;
   }
 }
@@ -1094,6 +1095,7 @@ static void rerank(recd_engine *e, cand_set *cs, const rules *r, cand_order *o, 
     if (ok[ci] == ELIG_YES) pos[nd] = i, idx[nd++] = ci;
   }
   if (!nd) return;
+  for (size_t k = 0; k < nd; k++) cand_normalize(&cs->c[idx[k]], cs->mx);
   float *rows = sink ? sink->rows : xmalloc(nd * RF_N * sizeof *rows);
   rank_rows(e, cs, r->u, idx, nd, rows);
   if (sink) {
@@ -1171,7 +1173,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   size_t depth = sink ? sink->depth : rk ? (size_t)e->cfg.ranker_depth : 0;
   size_t look = 2 * n + 16; /* the positions a list most likely looks at */
   size_t first = look > 2 * depth ? look : 2 * depth;
-  cand_order o = {.k = top, .m = m, .chunk = first < m ? (uint32_t)first : m, .c = cs->c, .mx = mx};
+  cand_order o = {.k = top, .m = m, .chunk = first < m ? (uint32_t)first : m};
   if (look > m) look = m;
   order_sort_to(&o, look);
   /* their rule words, fetched for all of them before the first is read */
@@ -1227,7 +1229,8 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   out->count = count;
   for (size_t k = 0; k < count; k++) {
     size_t i = pos[k];
-    const cand *c = &cs->c[order_cand(&o, i)];
+    cand *c = &cs->c[order_cand(&o, i)];
+    cand_normalize(c, mx);
     recd_rec_item *it = &out->items[k];
     it->item_id = engine__item_key(e, c->iid);
     /* reranked: the ranker's score; after them, below the lowest, in candidate order */
