@@ -45,7 +45,7 @@ typedef struct {
   float s[NSRC];
   uint32_t anchor[NANCHORED];
   float anchor_w[NANCHORED];
-  uint32_t cat0;           /* first category or UINT32_MAX (set by eligible) */
+  uint32_t cat0;           /* first category or UINT32_MAX (set when found eligible) */
   uint32_t normed;         /* s[] is normalised (cand_normalize) */
 } cand;
 _Static_assert(sizeof(cand) == 64, "a candidate is one cache line");
@@ -111,6 +111,7 @@ typedef struct {
   stampmap *idx; /* iid -> cand index (the scratch's) */
   cand *c;       /* the scratch's array: a run may grow it, cand_set_done hands it back */
   size_t n, cap;
+  size_t zeroed; /* c[n, zeroed) are zero-filled, ready to be taken (cand_reserve) */
   float mx[NSRC]; /* each source's largest score so far (the blend normalises by it) */
   size_t ranked; /* after a rerank: c[0..ranked) are the reranked, out_score[0..ranked) their scores */
   float out_score[RANK_MAX_DEPTH];
@@ -131,36 +132,51 @@ static void cand_set_done(cand_set *cs) {
  * the index's slots and the source's largest score are copied into locals that
  * stay in registers for the source's loop, and written back by run_end. Read
  * through cs, the compiler reloaded them after every store to a candidate
- * (which might alias them): ~17 cycles per co-visitation add on the full state.
- * A run's adds are those of one source; runs do not overlap. */
+ * (which might alias them). A run reserves room for as many new candidates as
+ * it may add, zero-filled ahead (cand_set.zeroed), so an add is free of
+ * branches: about half of a request's adds create a candidate, and a branch on
+ * that was mispredicted every other add. Runs do not overlap. */
 typedef struct {
   cand *c;
   stampmap_slot *slot;
-  uint32_t n, cap, gen, scap;
+  uint32_t n, gen, scap;
   float mx;
 } cand_run;
 
-static inline __attribute__((always_inline)) cand_run run_begin(const cand_set *cs, int src) {
-  return (cand_run){.c = cs->c, .slot = cs->idx->s, .n = (uint32_t)cs->n, .cap = (uint32_t)cs->cap,
-                    .gen = cs->idx->gen, .scap = cs->idx->cap, .mx = cs->mx[src]};
+static __attribute__((noinline)) void cand_reserve(cand_set *cs, size_t more) {
+  size_t need = cs->n + more;
+  if (need > cs->cap) {
+    size_t cap = cs->cap ? cs->cap : 256;
+    while (cap < need) cap *= 2;
+    cs->c = xrealloc(cs->c, cap * sizeof *cs->c);
+    cs->cap = cap;
+  }
+  if (cs->zeroed < cs->n) cs->zeroed = cs->n;
+  memset(cs->c + cs->zeroed, 0, (need - cs->zeroed) * sizeof *cs->c);
+  cs->zeroed = need;
 }
 
-static inline __attribute__((always_inline)) void run_end(const cand_run *r, cand_set *cs, int src) {
-  cs->c = r->c;
-  cs->n = r->n;
-  cs->cap = r->cap;
-  cs->mx[src] = r->mx;
+/* a run of at most `adds` adds to source src */
+static inline __attribute__((always_inline)) cand_run run_begin(cand_set *cs, int src, size_t adds) {
+  if (cs->zeroed < cs->n + adds) cand_reserve(cs, adds);
+  return (cand_run){.c = cs->c, .slot = cs->idx->s, .n = (uint32_t)cs->n, .gen = cs->idx->gen,
+                    .scap = cs->idx->cap, .mx = cs->mx[src]};
 }
-
-static __attribute__((noinline)) cand *cand_grow(cand *c, uint32_t cap) { return xrealloc(c, cap * sizeof *c); }
 
 static __attribute__((noinline)) stampmap_slot *index_grow(stampmap *m, uint32_t iid) {
   stampmap__grow(m, iid);
   return m->s;
 }
 
+static inline __attribute__((always_inline)) void run_end(const cand_run *r, cand_set *cs, int src) {
+  cs->n = r->n;
+  cs->mx[src] = r->mx;
+}
+
 /* inlined into each source's loop with a constant src (a call per candidate
- * was a third of its cost) */
+ * was a third of its cost). A new candidate takes the next reserved (zeroed)
+ * place; every store is made either way, with the values chosen by
+ * conditional moves. */
 static inline __attribute__((always_inline)) void run_add(cand_run *r, cand_set *cs, uint32_t iid, int src, float v,
                                                           uint32_t anchor_id) {
   if (!(v > 0)) return;
@@ -169,26 +185,21 @@ static inline __attribute__((always_inline)) void run_add(cand_run *r, cand_set 
     r->scap = cs->idx->cap;
   }
   stampmap_slot *sl = &r->slot[iid];
-  if (sl->stamp != r->gen) {
-    sl->stamp = r->gen;
-    sl->val = r->n;
-    if (r->n == r->cap) r->c = cand_grow(r->c, r->cap = r->cap ? r->cap * 2 : 256);
-    cand *c = &r->c[r->n++];
-    /* field by field: a memset of the whole struct compiles to `rep stos`, whose
-     * start-up cost was a quarter of this function on the full state */
-    for (int s = 0; s < NSRC; s++) c->s[s] = 0;
-    for (int s = 0; s < NANCHORED; s++) c->anchor[s] = 0, c->anchor_w[s] = 0;
-    c->iid = iid;
-    c->final = 0;
-    c->cat0 = UINT32_MAX;
-    c->normed = 0;
-  }
-  cand *c = &r->c[sl->val];
-  c->s[src] += v;
-  if (c->s[src] > r->mx) r->mx = c->s[src];
-  if (src < NANCHORED && v > c->anchor_w[src]) {
-    c->anchor_w[src] = v;
-    c->anchor[src] = anchor_id;
+  /* selects by masks: with ?: the compiler branched on them again */
+  uint32_t isnew = sl->stamp != r->gen, old = sl->val, at = old ^ ((old ^ r->n) & (0u - isnew));
+  sl->stamp = r->gen;
+  sl->val = at;
+  r->n += isnew;
+  cand *c = &r->c[at];
+  c->iid = iid;
+  float sum = c->s[src] + v;
+  c->s[src] = sum;
+  r->mx = sum > r->mx ? sum : r->mx;
+  if (src < NANCHORED) {
+    float aw = c->anchor_w[src];
+    uint32_t more = 0u - (uint32_t)(v > aw), a = c->anchor[src];
+    c->anchor[src] = a ^ ((a ^ anchor_id) & more);
+    c->anchor_w[src] = v > aw ? v : aw;
   }
 }
 
@@ -515,7 +526,7 @@ static void src_covis(cand_set *cs, const user_ctx *u, int content_next) {
     }
     pthread_mutex_unlock(l);
     for (int k = 0; k < n; k++) stampmap_prefetch(cs->idx, top[k].iid);
-    cand_run run = run_begin(cs, SRC_COVIS);
+    cand_run run = run_begin(cs, SRC_COVIS, (size_t)n);
     for (int k = 0; k < n; k++) run_add(&run, cs, top[k].iid, SRC_COVIS, (float)(f * top[k].w), r);
     run_end(&run, cs, SRC_COVIS);
   }
@@ -572,7 +583,7 @@ static void src_content(cand_set *cs, const user_ctx *u) {
     uint32_t r = u->anchors[a].iid;
     size_t nh = content_neighbours(e, r, &cs->scr->content, hits);
     float w = u->anchors[a].w / e->types[u->anchors[a].type].weight; /* recency only */
-    cand_run run = run_begin(cs, SRC_CONTENT);
+    cand_run run = run_begin(cs, SRC_CONTENT, nh);
     for (size_t k = 0; k < nh; k++) run_add(&run, cs, hits[k].iid, SRC_CONTENT, w * hits[k].score, r);
     run_end(&run, cs, SRC_CONTENT);
   }
@@ -612,7 +623,7 @@ static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, con
     uint32_t c = u->cats[k].cat;
     if (c >= t->ncat || !t->cat[c].n) continue;
     const pop_list *pl = &t->cat[c];
-    cand_run run = run_begin(cs, SRC_CATEGORY);
+    cand_run run = run_begin(cs, SRC_CATEGORY, 40);
     for (uint32_t i = 0; i < pl->n && i < 40; i++)
       run_add(&run, cs, pl->e[i].iid, SRC_CATEGORY, u->cats[k].share * pl->e[i].score / pl->e[0].score, c);
     run_end(&run, cs, SRC_CATEGORY);
@@ -621,19 +632,19 @@ static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, con
     for (size_t k = 0; k < nfcats; k++) {
       if (fcats[k] >= t->ncat || !t->cat[fcats[k]].n) continue;
       const pop_list *pl = &t->cat[fcats[k]];
-      cand_run run = run_begin(cs, SRC_TRENDING);
+      cand_run run = run_begin(cs, SRC_TRENDING, 100);
       for (uint32_t i = 0; i < pl->n && i < 100; i++)
         run_add(&run, cs, pl->e[i].iid, SRC_TRENDING, pl->e[i].score / pl->e[0].score, fcats[k]);
       run_end(&run, cs, SRC_TRENDING);
     }
   } else {
-    cand_run run = run_begin(cs, SRC_TRENDING);
+    cand_run run = run_begin(cs, SRC_TRENDING, 100);
     for (uint32_t i = 0; i < t->global.n && i < 100; i++)
       run_add(&run, cs, t->global.e[i].iid, SRC_TRENDING,
               t->global.e[i].score / (t->max_global > 0 ? t->max_global : 1), 0);
     run_end(&run, cs, SRC_TRENDING);
   }
-  cand_run run = run_begin(cs, SRC_NEW);
+  cand_run run = run_begin(cs, SRC_NEW, 30);
   for (uint32_t i = 0; i < t->fresh.n && i < 30; i++) run_add(&run, cs, t->fresh.e[i].iid, SRC_NEW, t->fresh.e[i].score, 0);
   run_end(&run, cs, SRC_NEW);
 }
@@ -691,7 +702,7 @@ static void src_mf(cand_set *cs, const user_ctx *u, const model_set *m) {
   size_t n = engine__model_topk(m, m->scan, m->nscan, items, r, ni, MF_CANDIDATES, mf_skip, &a, top, sc);
   free(items);
   free(r);
-  cand_run run = run_begin(cs, SRC_MF);
+  cand_run run = run_begin(cs, SRC_MF, n);
   for (size_t k = 0; k < n; k++)
     if (sc[k] > 0) run_add(&run, cs, top[k], SRC_MF, sc[k], UINT32_MAX);
   run_end(&run, cs, SRC_MF);
