@@ -42,6 +42,16 @@ void strmap_prefetch(const strmap *m, uint32_t h, int stage) {
   strmap_key_prefetch(m, id, stage - 2);
 }
 
+uint32_t strmap_guess(const strmap *m, uint32_t h) {
+  if (!m->cap) return STRMAP_NONE;
+  size_t mask = m->cap - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    uint64_t v = m->slots[i];
+    if (!v) return STRMAP_NONE;
+    if ((uint32_t)(v >> 32) == h) return (uint32_t)v - 1;
+  }
+}
+
 uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t h) {
   if (!m->cap) return STRMAP_NONE;
   size_t mask = m->cap - 1;

@@ -45,6 +45,10 @@ uint32_t strmap_find_hashed(const strmap *m, const char *s, size_t len, uint32_t
  * length and key pointer; stage 3 the key's bytes. Used to overlap the cache
  * misses of many lookups in a big map. */
 void strmap_prefetch(const strmap *m, uint32_t h, int stage);
+/* the id in the first slot whose hash is h (the likely answer of
+ * strmap_find_hashed(m, ..., h), unverified), or STRMAP_NONE: for fetching
+ * what belongs to that id while its key is compared */
+uint32_t strmap_guess(const strmap *m, uint32_t h);
 /* Existing id, or a new one (*created set to 1). */
 uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created);
 /* where id's entry is: chunk *k, which holds ids [STRMAP_BASE (2^k - 1),
