@@ -61,6 +61,7 @@ typedef struct {
  * no allocation or clearing per request in the common case. */
 typedef struct rec_scratch {
   stampmap idx;              /* iid -> cand index */
+  stampmap percat;           /* finish_list: category -> items taken from it */
   cand *c;
   size_t cap;
   uint64_t *order;           /* finish_list: the candidates by score (see cand_order) */
@@ -78,9 +79,11 @@ static rec_scratch *scratch_get(recd_engine *e) {
   if (!s) {
     s = xcalloc(1, sizeof *s);
     stampmap_init(&s->idx);
+    stampmap_init(&s->percat);
     content_scratch_init(&s->content);
   }
   stampmap_clear(&s->idx);
+  stampmap_clear(&s->percat);
   return s;
 }
 
@@ -96,6 +99,7 @@ void engine__scratch_free_all(recd_engine *e) {
     rec_scratch *s = e->scratch;
     e->scratch = s->next;
     stampmap_release(&s->idx);
+    stampmap_release(&s->percat);
     content_scratch_release(&s->content);
     free(s->c);
     free(s->order);
@@ -1240,8 +1244,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
   size_t count = 0;
   size_t maxper = (size_t)ceil(e->cfg.diversity * (double)n);
   if (maxper < 1) maxper = 1;
-  u32map percat;
-  u32map_init(&percat);
+  stampmap *percat = &scr->percat;
   for (int pass = 0; pass < 2 && count < n; pass++) {
     for (size_t i = 0; i < m && count < n; i++) {
       order_sort_to(&o, i + 1);
@@ -1250,7 +1253,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       if (!ok[ci]) check_from(e, r, cs, &o, i, ok);
       if (ok[ci] != ELIG_YES) continue;
       if (pass == 0 && c->cat0 != UINT32_MAX) {
-        uint32_t *k = u32map_put(&percat, c->cat0, 0, NULL);
+        uint32_t *k = stampmap_put(percat, c->cat0, 0, NULL);
         if (*k >= maxper) continue;
         (*k)++;
       }
@@ -1258,7 +1261,6 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       pos[count++] = i;
     }
   }
-  u32map_release(&percat);
   /* diversity may have pulled lower-ranked items forward: present the chosen
    * set in candidate order (the blend's score order, or the ranker's) */
   for (size_t i = 1; i < count; i++)
