@@ -68,13 +68,33 @@ typedef struct rec_scratch {
   uint8_t *ok;               /* finish_list: per candidate, ELIG_* */
   size_t ocap;
   content_scratch content;
+  unsigned thread;           /* the thread that used it last (thread_number) */
   struct rec_scratch *next;  /* in the engine's free list */
 } rec_scratch;
 
+/* a number for the calling thread, 1, 2, ... in order of first use */
+static unsigned thread_number(void) {
+  static _Atomic unsigned last;
+  static _Thread_local unsigned mine;
+  if (!mine) mine = atomic_fetch_add(&last, 1) + 1;
+  return mine;
+}
+
+/* A thread takes back the scratch it used last when it is free: its index
+ * (800 KB at 100k items) and candidates are then in this CPU's cache. Taken
+ * from the head of the list, scratches moved between the workers' CPUs with
+ * every other request. */
 static rec_scratch *scratch_get(recd_engine *e) {
+  unsigned me = thread_number();
   pthread_mutex_lock(&e->scratch_lock);
-  rec_scratch *s = e->scratch;
-  if (s) e->scratch = s->next;
+  rec_scratch **at = &e->scratch;
+  for (rec_scratch **p = at; *p; p = &(*p)->next)
+    if ((*p)->thread == me) {
+      at = p;
+      break;
+    }
+  rec_scratch *s = *at;
+  if (s) *at = s->next;
   pthread_mutex_unlock(&e->scratch_lock);
   if (!s) {
     s = xcalloc(1, sizeof *s);
@@ -82,6 +102,7 @@ static rec_scratch *scratch_get(recd_engine *e) {
     stampmap_init(&s->percat);
     content_scratch_init(&s->content);
   }
+  s->thread = me;
   stampmap_clear(&s->idx);
   stampmap_clear(&s->percat);
   return s;
