@@ -31,6 +31,15 @@ enum { SRC_COVIS, SRC_CONTENT, SRC_CATEGORY, SRC_TRENDING, SRC_NEW, SRC_MF, NSRC
 #define CONTENT_ANCHORS 2
 #define TOP_CATS 3
 #define SCAN_CAP 200       /* postings scanned per category/tag, newest first */
+#define CONTENT_HITS 30    /* content neighbours per anchor */
+#define CAT_TRENDING 40    /* trending items per top category of the user's */
+#define POP_TRENDING 100   /* trending items overall (or per filtered category) */
+#define NEW_ARRIVALS 30
+#define MAX_FILTER_CATS 64 /* categories a request may filter by */
+/* the most candidates a request can gather: every source's bound added up */
+#define MAX_CANDIDATES                                                                                    \
+  (MAX_ANCHORS * COVIS_PER_ANCHOR + CONTENT_ANCHORS * CONTENT_HITS + MF_CANDIDATES + TOP_CATS * CAT_TRENDING + \
+   MAX_FILTER_CATS * POP_TRENDING + NEW_ARRIVALS)
 #define REASON_SHARE 0.15  /* a source is named when it gives this share of the score */
 
 /* the sources whose reasons name an anchor (the first three): covis and
@@ -210,10 +219,11 @@ static inline __attribute__((always_inline)) void run_add(cand_run *r, cand_set 
     r->scap = cs->idx->cap;
   }
   stampmap_slot *sl = &r->slot[iid];
+  _Static_assert(MAX_CANDIDATES <= STAMPMAP_MAX_VAL, "a candidate's index fits the index's 16 bits");
   /* selects by masks: with ?: the compiler branched on them again */
   uint32_t isnew = sl->stamp != r->gen, old = sl->val, at = old ^ ((old ^ r->n) & (0u - isnew));
-  sl->stamp = r->gen;
-  sl->val = at;
+  sl->stamp = (uint16_t)r->gen;
+  sl->val = (uint16_t)at;
   r->n += isnew;
   cand *c = &r->c[at];
   c->iid = iid;
@@ -528,8 +538,6 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
 
 /* ---- sources ---- */
 
-#define CONTENT_HITS 30
-
 /* An item's content neighbours depend only on the catalog (the content index
  * and the item's own categories and tags), which changes far more rarely than
  * it is read: they are kept in the item's memo, tagged with the catalog
@@ -688,8 +696,8 @@ static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, con
     uint32_t c = u->cats[k].cat;
     if (c >= t->ncat || !t->cat[c].n) continue;
     const pop_list *pl = &t->cat[c];
-    cand_run run = run_begin(cs, SRC_CATEGORY, 40);
-    for (uint32_t i = 0; i < pl->n && i < 40; i++)
+    cand_run run = run_begin(cs, SRC_CATEGORY, CAT_TRENDING);
+    for (uint32_t i = 0; i < pl->n && i < CAT_TRENDING; i++)
       run_add(&run, cs, pl->e[i].iid, SRC_CATEGORY, u->cats[k].share * pl->e[i].score / pl->e[0].score, c);
     run_end(&run, cs, SRC_CATEGORY);
   }
@@ -697,20 +705,20 @@ static void src_trending(cand_set *cs, const trending *t, const user_ctx *u, con
     for (size_t k = 0; k < nfcats; k++) {
       if (fcats[k] >= t->ncat || !t->cat[fcats[k]].n) continue;
       const pop_list *pl = &t->cat[fcats[k]];
-      cand_run run = run_begin(cs, SRC_TRENDING, 100);
-      for (uint32_t i = 0; i < pl->n && i < 100; i++)
+      cand_run run = run_begin(cs, SRC_TRENDING, POP_TRENDING);
+      for (uint32_t i = 0; i < pl->n && i < POP_TRENDING; i++)
         run_add(&run, cs, pl->e[i].iid, SRC_TRENDING, pl->e[i].score / pl->e[0].score, fcats[k]);
       run_end(&run, cs, SRC_TRENDING);
     }
   } else {
-    cand_run run = run_begin(cs, SRC_TRENDING, 100);
-    for (uint32_t i = 0; i < t->global.n && i < 100; i++)
+    cand_run run = run_begin(cs, SRC_TRENDING, POP_TRENDING);
+    for (uint32_t i = 0; i < t->global.n && i < POP_TRENDING; i++)
       run_add(&run, cs, t->global.e[i].iid, SRC_TRENDING,
               t->global.e[i].score / (t->max_global > 0 ? t->max_global : 1), 0);
     run_end(&run, cs, SRC_TRENDING);
   }
-  cand_run run = run_begin(cs, SRC_NEW, 30);
-  for (uint32_t i = 0; i < t->fresh.n && i < 30; i++) run_add(&run, cs, t->fresh.e[i].iid, SRC_NEW, t->fresh.e[i].score, 0);
+  cand_run run = run_begin(cs, SRC_NEW, NEW_ARRIVALS);
+  for (uint32_t i = 0; i < t->fresh.n && i < NEW_ARRIVALS; i++) run_add(&run, cs, t->fresh.e[i].iid, SRC_NEW, t->fresh.e[i].score, 0);
   run_end(&run, cs, SRC_NEW);
 }
 
@@ -945,7 +953,7 @@ static size_t resolve_cats(recd_engine *e, const char **names, size_t n, uint32_
   size_t m = 0;
   *unknown = 0;
   pthread_rwlock_rdlock(&e->content_lock);
-  for (size_t i = 0; i < n && m < 64; i++) {
+  for (size_t i = 0; i < n && m < MAX_FILTER_CATS; i++) {
     uint32_t c = content_find_category(&e->content, names[i], strlen(names[i]));
     if (c == STRMAP_NONE) (*unknown)++;
     else out[m++] = c;
@@ -1274,7 +1282,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
       if (!ok[ci]) check_from(e, r, cs, &o, i, ok);
       if (ok[ci] != ELIG_YES) continue;
       if (pass == 0 && c->cat0 != UINT32_MAX) {
-        uint32_t *k = stampmap_put(percat, c->cat0, 0, NULL);
+        uint16_t *k = stampmap_put(percat, c->cat0, 0, NULL); /* (counts <= n <= max_n <= 10,000) */
         if (*k >= maxper) continue;
         (*k)++;
       }
@@ -1362,7 +1370,7 @@ static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sin
   u32map excl;
   u32map_init(&excl);
   resolve_ids(e, req->exclude, req->nexclude, &excl);
-  uint32_t fcats[64];
+  uint32_t fcats[MAX_FILTER_CATS];
   int unknown;
   size_t nf = resolve_cats(e, req->categories, req->ncategories, fcats, &unknown);
   trending *t = engine__trending(e);
@@ -1474,7 +1482,7 @@ int engine_popular(recd_engine *e, size_t n, const char **categories, size_t nca
                   "window: must be from 1d to 30d (popularity is kept in daily buckets)");
     return RECD_EINVAL;
   }
-  uint32_t fcats[64];
+  uint32_t fcats[MAX_FILTER_CATS];
   int unknown;
   size_t nf = resolve_cats(e, categories, ncat, fcats, &unknown);
   out->items = xcalloc(n ? n : 1, sizeof *out->items);

@@ -126,7 +126,7 @@ static void accumulate(const content_index *c, const content_field *f, const uin
       uint32_t iid = p->items[k];
       if (iid == self) continue;
       int created;
-      uint32_t *slot = stampmap_put(&scr->idx, iid, (uint32_t)*nh, &created);
+      uint16_t *slot = stampmap_put(&scr->idx, iid, (uint16_t)*nh, &created);
       if (created) {
         if (*nh == scr->cap) {
           scr->cap = scr->cap ? scr->cap * 2 : 256;
@@ -144,6 +144,9 @@ size_t content_similar(const content_index *c, const uint32_t *cats, int ncats, 
                        int ntags, uint32_t self, size_t k, size_t scan_cap, content_scratch *scr, content_hit *out) {
   content_scratch tmp;
   if (!scr) content_scratch_init(scr = &tmp);
+  /* the hits are indexed by 16-bit positions (stampmap): a scan stays below that */
+  size_t ids = (size_t)(ncats > 0 ? ncats : 0) + (size_t)(ntags > 0 ? ntags : 0);
+  if (ids && scan_cap > STAMPMAP_MAX_VAL / ids) scan_cap = STAMPMAP_MAX_VAL / ids;
   stampmap_clear(&scr->idx);
   size_t nh = 0;
   double qnorm = 0;

@@ -13,7 +13,7 @@ void stampmap_release(stampmap *m) {
 }
 
 void stampmap_clear(stampmap *m) {
-  if (++m->gen == 0) { /* wrapped: old stamps could look current */
+  if (++m->gen > 65535) { /* the stamps wrap: old ones could look current */
     for (uint32_t i = 0; i < m->cap; i++) m->s[i].stamp = 0;
     m->gen = 1;
   }

@@ -187,11 +187,17 @@ START_TEST(stampmap_basic) {
   ck_assert_ptr_null(stampmap_get(&m, 3));
   ck_assert_uint_eq(*stampmap_put(&m, 3, 7, &created), 7);
   ck_assert_int_eq(created, 1);
-  m.gen = UINT32_MAX; /* the generation wraps: nothing may look current */
-  *stampmap_put(&m, 9, 1, NULL) = 1;
-  stampmap_clear(&m);
-  ck_assert_ptr_null(stampmap_get(&m, 9));
+  ck_assert_uint_eq(*stampmap_put(&m, 60000, STAMPMAP_MAX_VAL, NULL), STAMPMAP_MAX_VAL);
+  /* the 16-bit stamps wrap: nothing may look current after, written or not */
+  for (uint32_t k = 0; k < 70000; k++) {
+    *stampmap_put(&m, 9, 1, NULL) = (uint16_t)k;
+    ck_assert_uint_eq(*stampmap_get(&m, 9), (uint16_t)k);
+    stampmap_clear(&m);
+    ck_assert_ptr_null(stampmap_get(&m, 9));
+    ck_assert_ptr_null(stampmap_get(&m, 4));
+  }
   ck_assert_ptr_null(stampmap_get(&m, 3));
+  ck_assert_ptr_null(stampmap_get(&m, 60000));
   stampmap_release(&m);
 }
 END_TEST
