@@ -800,6 +800,7 @@ typedef struct {
 static void eligible_batch(recd_engine *e, const rules *r, const uint32_t *iids, size_t n, uint8_t *yes,
                            uint32_t *cat0) {
   uint32_t mask[ELIG_BATCH] = {0};
+  for (size_t k = 0; k < n; k++) ptrvec_prefetch(&e->irule, iids[k]); /* read after the seen sets */
   if (r->u) {
     for (size_t k = 0; k < n; k++) {
       const uint32_t *m = u32map_get(&r->u->seen, iids[k]);
