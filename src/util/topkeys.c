@@ -120,18 +120,20 @@ static uint64_t rank_of_sample(const uint64_t *s, size_t n, size_t r) {
 size_t topkeys_front(uint64_t *k, size_t n, size_t want) {
   if (want > n) want = n;
   if (!want) return 0;
-  if (n <= 2 * SAMPLE || 4 * want >= n) { /* small or most of it: sort it all */
+  if (2 * want >= n) { /* most of it: sort it all */
     topkeys_sort(k, n);
     return n;
   }
-  /* a threshold from an evenly spaced sample, aimed at ~1.5 x want keys at or
-   * above it; lowered (twice as deep in the sample) until enough keys reach it */
+  /* a threshold from an evenly spaced sample (all of a small array), aimed at
+   * ~1.5 x want keys at or above it; lowered (twice as deep in the sample)
+   * until enough keys reach it. Small arrays too: a sort costs more per key
+   * than a pass (rank_sort: n^2) */
   uint64_t s[SAMPLE];
-  size_t step = n / SAMPLE;
-  for (size_t i = 0; i < SAMPLE; i++) s[i] = k[i * step];
-  size_t at = (3 * want * SAMPLE) / (2 * n) + 1, c = 0, from = 0;
+  size_t ns = n < SAMPLE ? n : SAMPLE, step = n / ns;
+  for (size_t i = 0; i < ns; i++) s[i] = k[i * step];
+  size_t at = (3 * want * ns) / (2 * n) + 1, c = 0, from = 0;
   for (;;) {
-    uint64_t t = at < SAMPLE ? rank_of_sample(s, SAMPLE, at) : 0;
+    uint64_t t = at < ns ? rank_of_sample(s, ns, at) : 0;
     /* branch-free (a few per cent of the keys pass: a branch mispredicted
      * on each of them): every key is swapped with k[c], which is below t
      * unless c == i, and c moves on only past a key that reached t */
@@ -141,10 +143,10 @@ size_t topkeys_front(uint64_t *k, size_t n, size_t want) {
       k[c] = x;
       c += x >= t;
     }
-    if (c >= want || at >= SAMPLE) break;
+    if (c >= want || at >= ns) break;
     /* too few: k[0..c) reached the old threshold; scan the rest against a lower one */
     from = c;
-    at = at * 2 < SAMPLE ? at * 2 : SAMPLE;
+    at = at * 2 < ns ? at * 2 : ns;
   }
   topkeys_sort(k, c);
   return c;
