@@ -515,6 +515,7 @@ static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char 
       continue;
     }
     u->anchors[u->nanchors++] = (anchor){.iid = r->iid, .type = r->type, .w = w, .ts = r->ts};
+    ptrvec_prefetch(&e->covis, r->iid); /* its co-visitation slot, a miss src_covis would wait on */
   }
   u->uid = uid; /* no copy of a possibly large seen set: eligible_batch looks it up */
   u->has_uid = 1;
@@ -561,7 +562,6 @@ static inline void content_memo_prefetch(const itemstats *s) {
 
 static void src_covis(cand_set *cs, const user_ctx *u, int content_next) {
   recd_engine *e = cs->e;
-  covis_ent top[COVIS_PER_ANCHOR];
   int na = u->nanchors;
   /* At 100k items nearly every step to an anchor's neighbours is a cache (and
    * TLB) miss: its slot in the list vector, the list, its lock, its entries.
@@ -584,24 +584,29 @@ static void src_covis(cand_set *cs, const user_ctx *u, int content_next) {
     if (xl[a]) covis_prefetch_top(xl[a]);
   for (int a = 0; a < nc; a++)
     if (xs[a]) content_memo_prefetch(xs[a]);
+  /* each anchor's top set is added in place, under the list's lock (a copy
+   * out of it first was a tenth of this source) */
+  _Static_assert(COVIS_PER_ANCHOR == COVIS_TOP, "an anchor's neighbours are its list's top set");
   for (int a = 0; a < na; a++) {
     uint32_t r = u->anchors[a].iid;
-    double f = 0;
-    int n = 0;
     pthread_mutex_t *l = engine__ilock(e, r);
     pthread_mutex_lock(l);
     covis_list *cl = ptrvec_get(&e->covis, r);
     if (cl && cl->n) {
       /* P(j | r): the share of r's co-visits that went to j (the guaranteed part w - err) */
       double scale = covis_scale(cl, cs->now, e->cfg.covis_half_life_ms), nr = cl->norm * scale;
-      f = u->anchors[a].w * scale / (nr > 0 ? nr : 1);
-      n = covis_top(cl, COVIS_PER_ANCHOR, top);
+      double f = u->anchors[a].w * scale / (nr > 0 ? nr : 1);
+      const covis_ent *top;
+      int n = covis_top_set(cl, &top);
+      for (int k = 0; k < n; k++) stampmap_prefetch(cs->idx, top[k].iid);
+      cand_run run = run_begin(cs, SRC_COVIS, (size_t)n);
+      for (int k = 0; k < n; k++) {
+        float g = top[k].w - top[k].err;
+        run_add(&run, cs, top[k].iid, SRC_COVIS, (float)(f * g), r);
+      }
+      run_end(&run, cs, SRC_COVIS);
     }
     pthread_mutex_unlock(l);
-    for (int k = 0; k < n; k++) stampmap_prefetch(cs->idx, top[k].iid);
-    cand_run run = run_begin(cs, SRC_COVIS, (size_t)n);
-    for (int k = 0; k < n; k++) run_add(&run, cs, top[k].iid, SRC_COVIS, (float)(f * top[k].w), r);
-    run_end(&run, cs, SRC_COVIS);
   }
 }
 

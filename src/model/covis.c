@@ -270,32 +270,6 @@ void covis_reindex(covis_list *l) {
   if (l->n > INDEX_MIN) index_build(l, pow2_at_least((unsigned)l->n * 2));
 }
 
-int covis_top(const covis_list *l, int k, covis_ent *out) {
-  if (l->n <= k) {
-    for (int i = 0; i < l->n; i++) out[i] = (covis_ent){.iid = l->e[i].iid, .w = l->e[i].w - l->e[i].err};
-    return l->n;
-  }
-  if (k <= COVIS_TOP) { /* the top set holds them (all entries while n <= COVIS_TOP) */
-    int m = l->n < COVIS_TOP ? l->n : COVIS_TOP;
-    if (k == m) { /* the whole top set (the usual ask): straight into out */
-      for (int i = 0; i < m; i++) out[i] = (covis_ent){.iid = l->e[i].iid, .w = guaranteed(&l->e[i])};
-      return k;
-    }
-    covis_ent top[COVIS_TOP];
-    for (int i = 0; i < m; i++) top[i] = (covis_ent){.iid = l->e[i].iid, .w = guaranteed(&l->e[i])};
-    select_heaviest(top, m, k);
-    memcpy(out, top, (size_t)k * sizeof *out);
-    return k;
-  }
-  covis_ent buf[65536 / 8];
-  covis_ent *tmp = l->n <= (int)(sizeof buf / sizeof buf[0]) ? buf : xmalloc((size_t)l->n * sizeof *tmp);
-  for (int i = 0; i < l->n; i++) tmp[i] = (covis_ent){.iid = l->e[i].iid, .w = l->e[i].w - l->e[i].err};
-  select_heaviest(tmp, l->n, k);
-  memcpy(out, tmp, (size_t)k * sizeof *out);
-  if (tmp != buf) free(tmp);
-  return k;
-}
-
 double covis_scale(const covis_list *l, int64_t now, int64_t half_life_ms) {
   return exp2(-(double)(now - l->t0) / (double)half_life_ms);
 }

@@ -64,17 +64,20 @@ void covis_free(covis_list *l);
 /* rebuild the index and the top set after entries were filled in directly
  * (snapshot load); an order that already has a valid top set is kept */
 void covis_reindex(covis_list *l);
-/* the k entries with the largest guaranteed weight (w - err), in no order,
- * into out (room for k); returns how many. k <= COVIS_TOP reads only the top
- * set. */
-int covis_top(const covis_list *l, int k, covis_ent *out);
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts);
+/* the top set in place, for a reader holding the list's lock: *top = e, and
+ * e[0..returned) are the min(n, COVIS_TOP) entries with the largest
+ * guaranteed weight (w - err), in no order */
+static inline int covis_top_set(const covis_list *l, const covis_ent **top) {
+  *top = l->e;
+  return l->n < COVIS_TOP ? l->n : COVIS_TOP;
+}
 /* Hints that covis_add(l, ..., nb, ...) comes soon (they change nothing): stage 1
  * fetches the index slot (or the first entries) for nb, stage 2, issued later
  * once that slot is in cache, fetches the entry it points to. Used to overlap
  * the cache misses of many adds. */
 void covis_prefetch(const covis_list *l, uint32_t nb, int stage);
-/* A hint that covis_top(l, k <= COVIS_TOP, ...) comes soon: fetches the top
+/* A hint that covis_top_set(l, ...) is read soon: fetches the top
  * set's entries. It may run without the list's lock: it reads only l->e, which
  * writers store atomically, and a stale pointer only fetches the wrong lines. */
 static inline void covis_prefetch_top(const covis_list *l) {
