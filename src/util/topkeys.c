@@ -1,5 +1,6 @@
 #include "util/topkeys.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 static inline void swap_k(uint64_t *a, uint64_t *b) {
@@ -52,9 +53,10 @@ __attribute__((target("avx2"))) static int rank_sort(uint64_t *k, size_t n) {
 }
 
 static int have_avx2(void) {
-  static int v = -1; /* (a benign race: every thread computes the same) */
-  if (v < 0) v = __builtin_cpu_supports("avx2") ? 1 : 0;
-  return v;
+  static _Atomic int v = -1; /* every thread that finds it unset computes the same */
+  int x = atomic_load_explicit(&v, memory_order_relaxed);
+  if (x < 0) atomic_store_explicit(&v, x = __builtin_cpu_supports("avx2") ? 1 : 0, memory_order_relaxed);
+  return x;
 }
 #endif
 
