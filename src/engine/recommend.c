@@ -1332,7 +1332,7 @@ static void finish_list(recd_engine *e, cand_set *cs, const rules *r, const tren
     u32map taken;
     u32map_init(&taken);
     for (size_t k = 0; k < count; k++) u32map_put(&taken, cs->c[order_cand(&o, pos[k])].iid, 1, NULL);
-    size_t nitems = strmap_count(&e->items);
+    size_t nitems = catalog_size(e); /* (under items_lock: the writer interns items) */
     for (int stage = 0; stage < 2 && out->count < n; stage++) {
       size_t lim = stage == 0 ? (t ? t->global.n : 0) : nitems;
       for (size_t i = 0; i < lim && out->count < n; i++) {
@@ -1508,7 +1508,7 @@ int engine_popular(recd_engine *e, size_t n, const char **categories, size_t nca
     trending_release(t);
     goto sorted;
   }
-  size_t nitems = strmap_count(&e->items);
+  size_t nitems = catalog_size(e);
   for (uint32_t iid = 0; iid < nitems; iid++) {
     itemstats *s = ptrvec_get(&e->istats, iid);
     if (!s) continue;
