@@ -26,9 +26,21 @@ void recd_fail_set(recd_fail *f, int status, const char *code, long index, const
 
 const recd_config *engine_config(const recd_engine *e) { return &e->cfg; }
 
+/* The user's profile is fetched while the key is compared: the profile
+ * slot's miss overlaps the key entry's, the profile's the key bytes' (one
+ * miss after another, the lookup and the profile were ~15% of a
+ * recommendation at full size). */
 uint32_t engine__find_user(recd_engine *e, const char *key, size_t len) {
+  uint32_t h = strmap_hash(key, len);
   pthread_rwlock_rdlock(&e->users_lock);
-  uint32_t id = strmap_find(&e->users, key, len);
+  uint32_t guess = strmap_guess(&e->users, h);
+  if (guess != STRMAP_NONE) {
+    ptrvec_prefetch(&e->uprof, guess);
+    strmap_key_prefetch(&e->users, guess, 0);
+    const char *p = ptrvec_get(&e->uprof, guess);
+    if (p) __builtin_prefetch(p);
+  }
+  uint32_t id = strmap_find_hashed(&e->users, key, len, h);
   pthread_rwlock_unlock(&e->users_lock);
   return id;
 }

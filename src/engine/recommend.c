@@ -455,51 +455,12 @@ static float recency_weight(int k) {
   return recency[k];
 }
 
-/* The user's id and, fetched while the key is compared, their profile: the
- * profile slot's miss overlaps the key entry's, the profile's the key bytes'
- * (one miss after another, the lookup and the profile were ~15% of a
- * recommendation). */
-static uint32_t find_user(recd_engine *e, const char *key) {
-  size_t len = strlen(key);
-  uint32_t h = strmap_hash(key, len);
-  pthread_rwlock_rdlock(&e->users_lock);
-  uint32_t guess = strmap_guess(&e->users, h);
-  if (guess != STRMAP_NONE) {
-    ptrvec_prefetch(&e->uprof, guess);
-    strmap_key_prefetch(&e->users, guess, 0);
-    const char *p = ptrvec_get(&e->uprof, guess);
-    if (p) __builtin_prefetch(p);
-  }
-  uint32_t uid = strmap_find_hashed(&e->users, key, len, h);
-  pthread_rwlock_unlock(&e->users_lock);
-  return uid;
-}
-
-/* what the request reads of a profile after its first line, fetched at once
- * instead of one miss after another: the newest recent items, the category
- * affinities, and a small seen set (eligible_batch probes it) */
-static void userprof_prefetch_read(const userprof *p) {
-  if (p->ring_len) {
-    int newest = p->ring_head ? p->ring_head - 1 : p->ring_cap - 1;
-    int n = p->ring_len < MAX_ANCHORS ? p->ring_len : MAX_ANCHORS;
-    for (int i = 0; i < n; i += 4) { /* four entries a line */
-      int at = newest - i;
-      __builtin_prefetch(&p->ring[at < 0 ? at + p->ring_cap : at]);
-    }
-  }
-  if (p->naff) __builtin_prefetch(p->aff);
-  if (p->seen.cap && p->seen.cap <= 64) {
-    for (uint32_t i = 0; i < p->seen.cap; i += 16) __builtin_prefetch(&p->seen.keys[i]);
-    for (uint32_t i = 0; i < p->seen.cap; i += 16) __builtin_prefetch(&p->seen.vals[i]);
-  }
-}
-
 static void ctx_from_user(recd_engine *e, uint32_t uid, int64_t now, const char *session, user_ctx *u) {
   userprof *p = ptrvec_get(&e->uprof, uid);
   if (!p) return;
   pthread_mutex_t *l = engine__ulock(e, uid);
   pthread_mutex_lock(l);
-  userprof_prefetch_read(p);
+  userprof_prefetch_read(p, MAX_ANCHORS);
   u->known = p->total > 0;
   int cur_session = session && p->session && !strcmp(session, p->session);
   for (int i = 0; u->nanchors < MAX_ANCHORS; i++) {
@@ -1360,7 +1321,7 @@ static int recommend(recd_engine *e, const recd_rec_request *req, rank_sink *sin
   memset(&u, 0, sizeof u);
   u32map_init(&u.seen);
   if (req->user_id) {
-    uint32_t uid = find_user(e, req->user_id);
+    uint32_t uid = engine__find_user(e, req->user_id, strlen(req->user_id));
     if (uid != STRMAP_NONE) ctx_from_user(e, uid, now, req->session_id, &u);
   } else {
     /* anonymous: the given items, newest last, act as views */

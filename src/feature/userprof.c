@@ -60,11 +60,23 @@ static void ring_push(userprof *p, int cap, uint32_t iid, int type, int64_t ts) 
 /* the current session id is xmalloc'ed (too long for sess_in) */
 static int session_on_heap(const userprof *p) { return p->session && p->session != p->sess_in; }
 
+/* the newest n ring entries, 4 to a cache line, walking back from the head */
+static void prefetch_recent(const userprof *p, int n) {
+  for (int i = 0; i < p->ring_len && i < n; i += 4) __builtin_prefetch(userprof_recent(p, i));
+}
+
+void userprof_prefetch_read(const userprof *p, int recent) {
+  prefetch_recent(p, recent);
+  if (p->aff) __builtin_prefetch(p->aff);
+  if (p->seen.cap && p->seen.cap <= 64) /* a small set whole (4 lines at most each) */
+    for (uint32_t i = 0; i < p->seen.cap; i += 16) {
+      __builtin_prefetch(&p->seen.keys[i]);
+      __builtin_prefetch(&p->seen.vals[i]);
+    }
+}
+
 void userprof_prefetch(const userprof *p, uint32_t iid) {
-  if (p->ring_len) {
-    /* the newest ~12 entries, 4 to a cache line, walking back from the head */
-    for (int i = 0; i < p->ring_len && i < 12; i += 4) __builtin_prefetch(userprof_recent(p, i));
-  }
+  prefetch_recent(p, 12);
   if (p->seen.cap) {
     uint32_t s = u32_hash(iid) & (p->seen.cap - 1);
     __builtin_prefetch(&p->seen.keys[s]);

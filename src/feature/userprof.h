@@ -70,6 +70,10 @@ void userprof_ring_check(userprof *p);
 /* A hint that userprof_apply(p, ..., iid, ...) and userprof_recent() come
  * soon: fetches the newest ring entries and iid's slot of the seen set. */
 void userprof_prefetch(const userprof *p, uint32_t iid);
+/* A hint that a reader walks the newest `recent` ring entries, the category
+ * affinities and the seen set soon (recommend.c): fetched at once instead of
+ * one miss after another. The seen set only when small. */
+void userprof_prefetch_read(const userprof *p, int recent);
 /* i-th most recent entry (0 = newest); NULL past the end. Inline: the writer
  * walks the ring for every event. */
 static inline const recent_ev *userprof_recent(const userprof *p, int i) {
