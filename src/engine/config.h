@@ -25,6 +25,7 @@ typedef struct recd_config {
   int max_batch;
   int64_t max_body;
   char fsync[16];          /* full | normal | off */
+  int commit_delay_us;     /* group commit's delay (writer.c: commit_delay_wait) */
   char log_level[16];
   /* event types: the 5 built-in ones first, then custom ones */
   char event_weights[512]; /* "view:1,click:2,..." raw option text */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/engine_int.h"
 #include "util/clock.h"
@@ -188,7 +189,12 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   pthread_cond_init(&e->tr_cond, NULL);
   pthread_mutex_init(&e->q_lock, NULL);
   pthread_mutex_init(&e->scratch_lock, NULL);
-  pthread_cond_init(&e->q_cond, NULL);
+  pthread_condattr_t ca; /* the store stage's commit delay waits on the monotonic clock */
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&e->q_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  e->q_wake_units = 1;
   pthread_mutex_init(&e->a_lock, NULL);
   pthread_cond_init(&e->a_cond, NULL);
   pthread_mutex_init(&e->round_lock, NULL);
@@ -461,6 +467,7 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->last_seq = atomic_load(&e->committed_seq);
   pthread_mutex_unlock(&e->q_lock);
   s->commits = atomic_load(&e->n_commits);
+  s->commit_waits = atomic_load(&e->n_commit_waits);
   s->fatal = (uint64_t)atomic_load(&e->fatal);
   for (int i = 0; i < RECD_MAX_TYPES; i++) s->events_by_type[i] = atomic_load(&e->by_type[i]);
   engine_hist_read(&e->sync, &s->sync);

@@ -163,6 +163,7 @@ void engine_hist_read(engine_hist *h, recd_hist *out);
 typedef struct {
   uint64_t users, items, catalog_items, events, last_seq;
   uint64_t queue_depth, commits, fatal;
+  uint64_t commit_waits; /* rounds that waited for more writes (commit_delay_us) */
   double commit_ms_sum;
   uint64_t events_by_type[RECD_MAX_TYPES];
   /* latency histograms, buckets engine_sync_buckets (+Inf last): commit and

@@ -100,6 +100,10 @@ struct recd_engine {
   pthread_cond_t q_cond;
   engine_op *q_head, *q_tail;
   size_t q_depth;
+  size_t q_units;                 /* events, items and other ops queued (op_units) */
+  size_t q_wake_units;            /* engine_submit wakes the store stage once q_units reaches
+                                   * this: 1, or COMMIT_BATCH_UNITS while it waits out a
+                                   * commit delay (writer.c) */
   int stopping;
   _Atomic int fatal;
   uint64_t next_seq;              /* store stage only (after open) */
@@ -146,6 +150,7 @@ struct recd_engine {
 
   /* counters */
   _Atomic uint64_t n_events, n_commits, n_catalog;
+  _Atomic uint64_t n_commit_waits; /* rounds that waited for more writes (commit_delay_wait) */
   _Atomic uint64_t by_type[RECD_MAX_TYPES];
   engine_hist sync, write_queue, write_apply; /* see recd_stats */
   _Atomic int64_t now_ms;        /* latest event time seen */

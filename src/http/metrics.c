@@ -129,6 +129,8 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
             (unsigned long long)st.catalog_items);
   sb_printf(&b, "# HELP recd_store_commits_total Group commits.\n# TYPE recd_store_commits_total counter\nrecd_store_commits_total %llu\n",
             (unsigned long long)st.commits);
+  sb_printf(&b, "# HELP recd_store_commit_waits_total Group commits that waited for more writes (commit_delay_us).\n# TYPE recd_store_commit_waits_total counter\nrecd_store_commit_waits_total %llu\n",
+            (unsigned long long)st.commit_waits);
   sb_printf(&b, "# HELP recd_store_failed 1 after a store I/O failure (writes refused).\n# TYPE recd_store_failed gauge\nrecd_store_failed %llu\n",
             (unsigned long long)st.fatal);
   sb_printf(&b, "# HELP recd_snapshots_total Background snapshots of the live state finished since start, by result.\n"

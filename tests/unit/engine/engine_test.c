@@ -552,6 +552,80 @@ END_TEST
  * group fails, including a batch that was handed to the apply stage before the
  * commit; later writes are refused; the next start has exactly the committed
  * events. */
+/* Group commit's delay: while several clients write at once, a round waits
+ * for more writes (8 events, or until its oldest has waited commit_delay_us);
+ * one client's writes in a row never wait; commit_delay_us = 0 never waits. */
+enum { CD_THREADS = 8, CD_WRITES = 10 };
+
+typedef struct {
+  recd_engine *e;
+  int t;
+  pthread_barrier_t *go;
+} cd_arg;
+
+static void *cd_writer(void *arg) {
+  cd_arg *a = arg;
+  char u[32], i[32];
+  if (a->go) pthread_barrier_wait(a->go);
+  for (int k = 0; k < CD_WRITES; k++) {
+    recd_event ev;
+    mw_event(a->t, k, u, i, &ev);
+    engine_op op = {.kind = OP_EVENTS, .events = &ev, .nevents = 1};
+    if (engine_submit_wait(a->e, &op)) return (void *)1;
+  }
+  return NULL;
+}
+
+START_TEST(commit_delay_groups_concurrent_writes) {
+  for (int delay = 0; delay <= 1; delay++) {
+    char *dir = unit_tmpdir();
+    recd_config c;
+    config_defaults(&c);
+    snprintf(c.data, sizeof c.data, "%s", dir);
+    c.commit_delay_us = delay ? 100000 : 0; /* 100 ms: a round of 8 writers fills long before */
+    char err[512];
+    recd_engine *e = NULL;
+    ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "engine_open: %s", err);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, CD_THREADS);
+    pthread_t th[CD_THREADS];
+    cd_arg args[CD_THREADS];
+    for (int t = 0; t < CD_THREADS; t++) {
+      args[t] = (cd_arg){e, t, &go};
+      ck_assert_int_eq(pthread_create(&th[t], NULL, cd_writer, &args[t]), 0);
+    }
+    for (int t = 0; t < CD_THREADS; t++) {
+      void *rv;
+      pthread_join(th[t], &rv);
+      ck_assert_ptr_null(rv);
+    }
+    pthread_barrier_destroy(&go);
+    recd_stats st;
+    engine_stats(e, &st);
+    ck_assert_uint_eq(st.events, (uint64_t)CD_THREADS * CD_WRITES);
+    if (delay) {
+      ck_assert_uint_gt(st.commit_waits, 0);
+      /* rounds of all 8 writers but the first two or so (19 commits without
+       * the delay on the dev box's disk) */
+      ck_assert_msg(st.commits <= CD_WRITES + 4, "%llu commits for %d writes", (unsigned long long)st.commits, CD_THREADS * CD_WRITES);
+    } else {
+      ck_assert_uint_eq(st.commit_waits, 0);
+    }
+    /* then one client: a commit each, and at most the first waits (the last
+     * round may have held several writers) */
+    cd_arg one = {e, CD_THREADS, NULL};
+    ck_assert_ptr_null(cd_writer(&one));
+    recd_stats st2;
+    engine_stats(e, &st2);
+    ck_assert_uint_eq(st2.commits - st.commits, CD_WRITES);
+    ck_assert_uint_le(st2.commit_waits - st.commit_waits, (uint64_t)delay);
+    engine_free(e);
+    unit_rmrf(dir);
+    free(dir);
+  }
+}
+END_TEST
+
 START_TEST(failed_commit_fails_its_group_and_restart_has_the_committed) {
   char *dir = unit_tmpdir();
   setenv("RECD_TEST_FAIL_COMMIT_AFTER", "6", 1);
@@ -770,6 +844,7 @@ Suite *engine_suite(void) {
   tcase_add_test(tc, background_snapshot_is_the_state_at_its_event);
   tcase_add_test(tc, parallel_apply_equals_sequential);
   tcase_add_test(tc, concurrent_writers_small_and_big_rounds);
+  tcase_add_test(tc, commit_delay_groups_concurrent_writes);
   tcase_add_test(tc, failed_commit_fails_its_group_and_restart_has_the_committed);
   tcase_add_test(tc, models_train_promote_restart_corrupt);
   suite_add_tcase(s, tc);
