@@ -34,7 +34,7 @@ static const opt opts[] = {
     {"max_batch", T_INT, O(max_batch), 0, "10000", "most events (or items) in one batch request", 1, 1000000},
     {"max_body", T_SIZE, O(max_body), 0, "16MiB", "largest request body accepted", 1024, 1e9},
     {"fsync", T_STR, O(fsync), S(fsync), "full", "durability: full (fsync every group commit; survives power loss), normal (survives kill -9, not power loss), off", 0, 0},
-    {"commit_delay_us", T_INT, O(commit_delay_us), 0, "1000", "group commit with fsync=full: while writes come from several clients at once, a commit waits until its oldest write has waited this long (microseconds) or 64 events are queued; fewer syncs for more latency. 0 = commit at once", 0, 100000},
+    {"commit_delay_us", T_INT, O(commit_delay_us), 0, "1000", "group commit with fsync=full: while writes come from several clients at once, a commit waits until its oldest write has waited this long (microseconds) or 8 events are queued; fewer syncs for more latency. 0 = commit at once", 0, 100000},
     {"log_level", T_STR, O(log_level), S(log_level), "info", "error, warn, info or debug", 0, 0},
     {"event_weights", T_STR, O(event_weights), S(event_weights), "view:1,click:2,like:3,add_to_cart:4,purchase:6", "weights of the built-in event types", 0, 0},
     {"event_types", T_STR, O(event_types), S(event_types), "", "custom event types with weights, e.g. share:2.5,wishlist:1.5", 0, 0},

@@ -548,10 +548,6 @@ START_TEST(concurrent_writers_small_and_big_rounds) {
 }
 END_TEST
 
-/* A failed commit (the test knob stands for a full disk): every write of its
- * group fails, including a batch that was handed to the apply stage before the
- * commit; later writes are refused; the next start has exactly the committed
- * events. */
 /* Group commit's delay: while several clients write at once, a round waits
  * for more writes (8 events, or until its oldest has waited commit_delay_us);
  * one client's writes in a row never wait; commit_delay_us = 0 never waits. */
@@ -626,6 +622,10 @@ START_TEST(commit_delay_groups_concurrent_writes) {
 }
 END_TEST
 
+/* A failed commit (the test knob stands for a full disk): every write of its
+ * group fails, including a batch that was handed to the apply stage before the
+ * commit; later writes are refused; the next start has exactly the committed
+ * events. */
 START_TEST(failed_commit_fails_its_group_and_restart_has_the_committed) {
   char *dir = unit_tmpdir();
   setenv("RECD_TEST_FAIL_COMMIT_AFTER", "6", 1);
