@@ -90,7 +90,7 @@ static unsigned thread_number(void) {
 }
 
 /* A thread takes back the scratch it used last when it is free: its index
- * (800 KB at 100k items) and candidates are then in this CPU's cache. Taken
+ * (512 KiB at 100k items) and candidates are then in this CPU's cache. Taken
  * from the head of the list, scratches moved between the workers' CPUs with
  * every other request. */
 static rec_scratch *scratch_get(recd_engine *e) {

@@ -6,9 +6,10 @@
  *
  * Keys are below UINT32_MAX, values below 65,536 (a request's candidates,
  * content hits, per-category counts). Memory is 4 bytes per key up to the
- * largest key seen: 400 KB at 100k items, half what 32-bit values took, and
- * at full size the request index is read at random ~700 times a request
- * (GET throughput +2% at full size from the halving). Meant for scratch
+ * largest key seen, rounded up to a power of two: 512 KiB at 100k items,
+ * half what 32-bit values took, and at full size the request index is read
+ * at random ~700 times a request (GET throughput +2% at full size from the
+ * halving). Meant for scratch
  * objects reused across requests (see scratch_get in recommend.c), not for
  * one-offs. Not thread-safe. */
 #ifndef RECD_UTIL_STAMPMAP_H
