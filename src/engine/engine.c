@@ -36,9 +36,8 @@ uint32_t engine__find_user(recd_engine *e, const char *key, size_t len) {
   pthread_rwlock_rdlock(&e->users_lock);
   uint32_t guess = strmap_guess(&e->users, h);
   if (guess != STRMAP_NONE) {
-    ptrvec_prefetch(&e->uprof, guess);
     strmap_key_prefetch(&e->users, guess, 0);
-    const char *p = ptrvec_get(&e->uprof, guess);
+    const char *p = ptrvec_get(&e->uprof, guess); /* its slot's miss beside the entry's */
     if (p) __builtin_prefetch(p);
   }
   uint32_t id = strmap_find_hashed(&e->users, key, len, h);
