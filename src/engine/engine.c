@@ -220,13 +220,31 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   return e;
 }
 
+void engine__covis_settle_all(recd_engine *e, int canonical) {
+  size_t n = strmap_count(&e->items);
+  for (size_t i = 0; i < n; i++) {
+    covis_list *l = ptrvec_get(&e->covis, (uint32_t)i);
+    if (!l) continue;
+    if (canonical) covis_canonicalize(l);
+    else covis_settle(l);
+  }
+}
+
+/* solo: nothing but the writer reads the state (see engine_int.h); leaving it
+ * settles the co-visitation lists its lazy apply left */
+static void set_solo(recd_engine *e, int solo) {
+  if (!solo && e->cvp.lazy) engine__covis_settle_all(e, 0);
+  e->solo = solo;
+  e->cvp.lazy = solo;
+}
+
 static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **out, char *err, size_t errlen) {
   *out = NULL;
   recd_engine *e = engine_alloc(cfg);
   /* Nothing reads the state while it is loaded and the log replayed (the
    * server starts after engine_open), and a bulk load has no readers at all
    * (no server, no training job to start): the apply takes no stripe locks. */
-  e->solo = 1;
+  set_solo(e, 1);
   engine__apply_start(e);
   int rc = store_open(cfg->data, cfg->fsync, &e->st, err, errlen);
   if (rc) goto fail;
@@ -284,7 +302,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
     snprintf(err, errlen, "replaying the event log of %s: %s", store_path(e->st), recd_strerror(rc));
     goto fail;
   }
-  e->solo = cfg->bulk_load && !cfg->train_every;
+  set_solo(e, cfg->bulk_load && !cfg->train_every);
   atomic_fetch_add(&e->n_events, replayed);
   if (e->next_seq_stored > e->next_seq) e->next_seq = e->next_seq_stored;
   atomic_store(&e->committed_seq, e->next_seq);
@@ -392,8 +410,10 @@ void engine_free(recd_engine *e) {
   engine__models_close(e);
   if (e->snap) engine__snapshot_end(e, 1); /* still running: the one below supersedes it */
   /* a clean stop leaves a snapshot of everything, so the next start replays nothing */
-  if (e->opened && e->cfg.snapshot_every && !atomic_load(&e->fatal) && e->next_seq != e->last_snap_seq)
+  if (e->opened && e->cfg.snapshot_every && !atomic_load(&e->fatal) && e->next_seq != e->last_snap_seq) {
+    set_solo(e, 0); /* a bulk load's lists, settled before they are saved (the load would settle them too) */
     engine__snapshot_save(e);
+  }
   store_close(e->st);
   for (size_t i = 0; i < strmap_count(&e->users); i++) userprof_free(ptrvec_get(&e->uprof, (uint32_t)i));
   for (size_t i = 0; i < strmap_count(&e->items); i++) {

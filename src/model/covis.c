@@ -25,7 +25,7 @@ void covis_free(covis_list *l) {
 
 static void top_fix(covis_list *l);
 
-static void rebase(covis_list *l, int64_t t, int64_t hl) {
+static void rebase(covis_list *l, int64_t t, int64_t hl, int lazy) {
   float f = (float)exp2(-(double)(t - l->t0) / (double)hl);
   for (int i = 0; i < l->n; i++) {
     l->e[i].w *= f;
@@ -34,7 +34,7 @@ static void rebase(covis_list *l, int64_t t, int64_t hl) {
   l->norm *= f;
   l->floor *= f;
   l->t0 = t;
-  top_fix(l); /* rounding may have reordered near-equal guaranteed weights */
+  if (!lazy) top_fix(l); /* rounding may have reordered near-equal guaranteed weights */
 }
 
 /* The index: hcap slots (a power of two), linear probing. A slot holds 0 when
@@ -92,17 +92,31 @@ static inline float guaranteed(const covis_ent *e) { return e->w - e->err; }
 
 /* Partition so that e[0..keep) hold the `keep` heaviest entries (any order):
  * quickselect, O(n) on average, instead of sorting on every prune. By stored
- * weight w, or with `by_guaranteed` by w - err. */
+ * weight w, or with `by_guaranteed` by w - err; equal weights by the smaller
+ * id first, so which entries are kept does not depend on their order. */
 static inline float sel_key(const covis_ent *e, int by_guaranteed) { return by_guaranteed ? guaranteed(e) : e->w; }
+
+/* a goes before the pivot (key k, id id) */
+static inline int sel_before(const covis_ent *a, float k, uint32_t id, int by_guaranteed) {
+  float ka = sel_key(a, by_guaranteed);
+  return ka > k || (ka == k && a->iid < id);
+}
+
+static inline int sel_after(const covis_ent *a, float k, uint32_t id, int by_guaranteed) {
+  float ka = sel_key(a, by_guaranteed);
+  return ka < k || (ka == k && a->iid > id);
+}
 
 static void select_by(covis_ent *e, int n, int keep, int by_guaranteed) {
   int lo = 0, hi = n - 1;
   while (lo < hi) {
-    float pivot = sel_key(&e[lo + (hi - lo) / 2], by_guaranteed);
+    const covis_ent *pv = &e[lo + (hi - lo) / 2];
+    float pivot = sel_key(pv, by_guaranteed);
+    uint32_t pid = pv->iid;
     int i = lo, j = hi;
     while (i <= j) {
-      while (sel_key(&e[i], by_guaranteed) > pivot) i++;
-      while (sel_key(&e[j], by_guaranteed) < pivot) j--;
+      while (sel_before(&e[i], pivot, pid, by_guaranteed)) i++;
+      while (sel_after(&e[j], pivot, pid, by_guaranteed)) j--;
       if (i <= j) swap_ent(&e[i++], &e[j--]);
     }
     if (keep - 1 <= j) hi = j;
@@ -186,12 +200,12 @@ static void top_fix(covis_list *l) {
 }
 
 /* keep the `keep` heaviest entries; raise the floor to the heaviest dropped */
-static void prune(covis_list *l, int keep) {
+static void prune(covis_list *l, int keep, int lazy) {
   select_heaviest(l->e, l->n, keep);
   for (int i = keep; i < l->n; i++)
     if (l->e[i].w > l->floor) l->floor = l->e[i].w;
   l->n = (uint16_t)keep;
-  top_partition(l);
+  if (!lazy) top_partition(l);
   if (l->hcap) index_build(l, l->hcap);
 }
 
@@ -203,8 +217,10 @@ static uint16_t pow2_at_least(unsigned n) {
 
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts) {
   double ex = (double)(ts - l->t0) / (double)p->half_life_ms;
+  int lazy = p->lazy;
+  l->unsettled |= (uint8_t)lazy;
   if (ex > REBASE_HALF_LIVES) {
-    rebase(l, ts, p->half_life_ms);
+    rebase(l, ts, p->half_life_ms, lazy);
     ex = 0;
   }
   float sw = (float)(w * exp2(ex));
@@ -212,7 +228,7 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   int i = find(l, nb);
   if (i >= 0) {
     l->e[i].w += sw;
-    top_offer(l, i);
+    if (!lazy) top_offer(l, i);
     return;
   }
   int limit = COVIS_LIMIT(p->max_neighbors);
@@ -226,15 +242,37 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   i = l->n++;
   l->e[i] = (covis_ent){.iid = nb, .w = l->floor + sw, .err = l->floor};
   if (l->n > limit) {
-    prune(l, p->max_neighbors);
+    prune(l, p->max_neighbors, lazy);
     return;
   }
   if (l->n > INDEX_MIN) {
     if (!l->hcap || (unsigned)l->n * 4 > l->hcap * 3) index_build(l, pow2_at_least((unsigned)l->n * 2));
     else index_put(l, nb, i);
   }
+  if (lazy) return;
   if (l->n == COVIS_TOP + 1) topmin_scan(l); /* the top set starts to matter */
   top_offer(l, i);
+}
+
+void covis_settle(covis_list *l) {
+  if (!l->unsettled) return;
+  top_fix(l);
+  l->unsettled = 0;
+}
+
+/* by guaranteed weight, heaviest first, then by id */
+static int canon_cmp(const void *a, const void *b) {
+  const covis_ent *x = a, *y = b;
+  float gx = guaranteed(x), gy = guaranteed(y);
+  if (gx != gy) return gx > gy ? -1 : 1;
+  return x->iid < y->iid ? -1 : x->iid > y->iid;
+}
+
+void covis_canonicalize(covis_list *l) {
+  qsort(l->e, l->n, sizeof *l->e, canon_cmp); /* the first COVIS_TOP are a top set */
+  if (l->n > COVIS_TOP) topmin_scan(l);
+  if (l->hcap) index_build(l, l->hcap);
+  l->unsettled = 0;
 }
 
 void covis_prefetch(const covis_list *l, uint32_t nb, int stage) {

@@ -90,6 +90,56 @@ START_TEST(covis_top_set_kept_at_write_time) {
 }
 END_TEST
 
+/* the top set of l holds the COVIS_TOP largest guaranteed weights */
+static void assert_top_set(const covis_list *l) {
+  float all[COVIS_LIMIT(256) + 1], got[COVIS_TOP];
+  for (int i = 0; i < l->n; i++) all[i] = l->e[i].w - l->e[i].err;
+  qsort(all, l->n, sizeof *all, cmp_float_desc);
+  const covis_ent *top;
+  int n = covis_top_set(l, &top);
+  for (int i = 0; i < n; i++) got[i] = top[i].w - top[i].err;
+  qsort(got, n, sizeof *got, cmp_float_desc);
+  for (int i = 0; i < n; i++) ck_assert_float_eq(got[i], all[i]);
+}
+
+/* Lazy upkeep (a bulk load) skips the top set; settled, the list has a right
+ * top set, and it holds the very entries eager adds give, even where prunes
+ * cut through equal weights (many entries get one add of the same weight at
+ * the same time). The lazy list then goes on eagerly, as a server does after
+ * its replay. Compared in canonical order. */
+START_TEST(covis_lazy_settles_to_the_eager_list) {
+  covis_params eager = {.max_neighbors = 256, .half_life_ms = DAY}, lazy = eager;
+  lazy.lazy = 1;
+  covis_list *a = covis_new(0), *b = covis_new(0);
+  uint64_t x = 4242;
+  for (int k = 0; k < 80000; k++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint32_t nb = (x >> 40) % 3 ? (uint32_t)((x >> 20) % 60) : 60 + (uint32_t)((x >> 33) % 5000);
+    int64_t ts = (int64_t)(k / 16) * (DAY / 200); /* 16 adds at a time: equal weights; rebases too */
+    double w = (double)((x >> 50) % 3 + 1);
+    covis_add(a, &eager, nb, w, ts);
+    covis_add(b, k < 50000 ? &lazy : &eager, nb, w, ts);
+    if (k == 49999) {
+      ck_assert_int_eq(b->unsettled, 1);
+      covis_settle(b);
+      ck_assert_int_eq(b->unsettled, 0);
+      assert_top_set(b);
+    }
+    if (k > 50000 && k % 1999 == 0) assert_top_set(b);
+  }
+  covis_canonicalize(a);
+  covis_canonicalize(b);
+  ck_assert_int_eq(a->n, b->n);
+  ck_assert_int_eq(a->t0, b->t0);
+  ck_assert_float_eq(a->norm, b->norm);
+  ck_assert_float_eq(a->floor, b->floor);
+  ck_assert_int_eq(memcmp(a->e, b->e, a->n * sizeof *a->e), 0);
+  assert_top_set(a);
+  covis_free(a);
+  covis_free(b);
+}
+END_TEST
+
 START_TEST(covis_index_and_lower_bounds) {
   covis_params p = {.max_neighbors = 64, .half_life_ms = DAY};
   covis_list *l = covis_new(0);
@@ -130,6 +180,7 @@ Suite *covis_suite(void) {
   tcase_add_test(tc, covis_accumulates_and_bounds);
   tcase_add_test(tc, covis_index_and_lower_bounds);
   tcase_add_test(tc, covis_top_set_kept_at_write_time);
+  tcase_add_test(tc, covis_lazy_settles_to_the_eager_list);
   suite_add_tcase(s, tc);
   return s;
 }
