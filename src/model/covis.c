@@ -98,7 +98,7 @@ static inline float guaranteed(const covis_ent *e) { return e->w - e->err; }
  * distinct, so ranks are too): a quickselect over the ranks finds the keep-th
  * largest, then one pass moves the entries ranked at or above it to the
  * front. A quickselect over the 12-byte entries themselves, comparing weight
- * then id, took twice as long (prunes: ~6% of an import's apply). */
+ * then id, took ~6% of an import's apply. */
 static inline float sel_key(const covis_ent *e, int by_guaranteed) { return by_guaranteed ? guaranteed(e) : e->w; }
 
 static inline uint64_t sel_rank(const covis_ent *e, int by_guaranteed) {
@@ -109,41 +109,67 @@ static inline uint64_t sel_rank(const covis_ent *e, int by_guaranteed) {
   return (uint64_t)b << 32 | (uint32_t)~e->iid;
 }
 
-/* the k-th largest of the entries' ranks (k from 0), using r[0..n) (not
- * inlined: gcc 12 then warns that the caller's stack buffer may be read
- * before it is set, which the first loop here does) */
-__attribute__((noinline)) static uint64_t kth_largest(const covis_ent *e, int by_guaranteed, uint64_t *r, int n, int k) {
-  for (int i = 0; i < n; i++) r[i] = sel_rank(&e[i], by_guaranteed);
-  int lo = 0, hi = n - 1;
-  while (lo < hi) {
-    uint64_t pivot = r[lo + (hi - lo) / 2];
-    int i = lo, j = hi;
-    while (i <= j) {
-      while (r[i] > pivot) i++;
-      while (r[j] < pivot) j--;
-      if (i <= j) {
-        uint64_t t = r[i];
-        r[i++] = r[j];
-        r[j--] = t;
-      }
+/* The k-th largest (k from 0) of the n distinct ranks in r; t has room for n.
+ * A quickselect whose partitions write each rank to both ends of the other
+ * buffer and move only the end it belongs to: no branch on the comparisons,
+ * which a branch would mispredict about every other rank. Not inlined: gcc 12
+ * then warns that the caller's stack buffers may be read before they are set. */
+__attribute__((noinline)) static uint64_t kth_largest(uint64_t *r, uint64_t *t, int n, int k) {
+  while (n > 1) {
+    uint64_t a = r[0], b = r[n / 2], c = r[n - 1];
+    uint64_t p = a > b ? (b > c ? b : a > c ? c : a) : (a > c ? a : b > c ? c : b); /* median of 3 */
+    int g = 0, l = n - 1;
+    for (int i = 0; i < n; i++) {
+      uint64_t x = r[i];
+      t[g] = x;
+      t[l] = x;
+      g += x > p;
+      l -= x < p;
     }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else break;
+    /* t[0..g) > p, t[g] is p's place, t[g+1..n) < p */
+    if (k == g) return p;
+    uint64_t *was = r;
+    if (k < g) {
+      r = t;
+      n = g;
+    } else {
+      r = t + g + 1;
+      n -= g + 1;
+      k -= g + 1;
+    }
+    t = was;
   }
-  return r[k];
+  return r[0];
 }
 
 static void select_by(covis_ent *e, int n, int keep, int by_guaranteed) {
   if (keep <= 0 || keep >= n) return;
-  uint64_t stack[512], *r = n <= 512 ? stack : xmalloc((size_t)n * sizeof *r);
-  uint64_t kth = kth_largest(e, by_guaranteed, r, n, keep - 1);
-  for (int i = 0, j = 0; j < keep; i++)
-    if (sel_rank(&e[i], by_guaranteed) >= kth) {
-      if (i != j) swap_ent(&e[i], &e[j]);
-      j++;
-    }
-  if (r != stack) free(r);
+  enum { STACK = 512 };
+  uint64_t s_rank[STACK], s_a[STACK], s_b[STACK], *rank = s_rank, *a = s_a, *b = s_b;
+  covis_ent s_x[STACK], *x = s_x;
+  if (n > STACK) {
+    rank = xmalloc((size_t)n * sizeof *rank);
+    a = xmalloc((size_t)n * sizeof *a);
+    b = xmalloc((size_t)n * sizeof *b);
+    x = xmalloc((size_t)n * sizeof *x);
+  }
+  for (int i = 0; i < n; i++) a[i] = rank[i] = sel_rank(&e[i], by_guaranteed);
+  uint64_t kth = kth_largest(a, b, n, keep - 1);
+  /* the same both-ends partition, of the entries: those ranked at or above
+   * the keep-th to the front (exactly keep of them), the rest to the back */
+  memcpy(x, e, (size_t)n * sizeof *e);
+  for (int i = 0, g = 0, l = n - 1; i < n; i++) {
+    e[g] = x[i];
+    e[l] = x[i];
+    g += rank[i] >= kth;
+    l -= rank[i] < kth;
+  }
+  if (n > STACK) {
+    free(rank);
+    free(a);
+    free(b);
+    free(x);
+  }
 }
 
 static void select_heaviest(covis_ent *e, int n, int keep) { select_by(e, n, keep, 0); }
