@@ -110,7 +110,7 @@ static void w_flush(wbuf *w) {
   }
 }
 
-static void w_put(wbuf *w, const void *p, size_t n) {
+static void w_put_slow(wbuf *w, const void *p, size_t n) {
   if (w->fd < 0 && w->n + n > w->cap) {
     while (w->n + n > w->cap) w->cap = w->cap ? 2 * w->cap : 256;
     w->buf = xrealloc(w->buf, w->cap);
@@ -124,6 +124,18 @@ static void w_put(wbuf *w, const void *p, size_t n) {
     n -= k;
     if (w->n == w->cap && w->fd >= 0) w_flush(w);
   }
+}
+
+/* the common case inline: a field that fits with room to spare (a copy of
+ * a known size, not a call; a snapshot puts ~10 fields per record, and the
+ * calls and byte-wise copies were a fifth of writing one at close) */
+static inline void w_put(wbuf *w, const void *p, size_t n) {
+  if (w->n + n < w->cap) {
+    memcpy(w->buf + w->n, p, n);
+    w->n += n;
+    return;
+  }
+  w_put_slow(w, p, n);
 }
 
 #define PUT(w, x) w_put((w), &(x), sizeof(x))
