@@ -2105,7 +2105,7 @@ int cmd_import(int argc, char **argv) {
   import_report r;
   int rc = import_run(e, &p, &r, stderr);
   int64_t t1 = clock_mono_ns();
-  engine_free(e);
+  engine_close(e);
   double close_s = (double)(clock_mono_ns() - t1) / 1e9;
 
   char ni[32], na[32], nl[32], nr[32], ns[32], rate[32];

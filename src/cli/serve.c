@@ -142,7 +142,7 @@ int cmd_serve(int argc, char **argv) {
   http_server_run(srv);
   http_server_free(srv);
   g_srv = NULL;
-  engine_free(e);
+  engine_close(e);
   log_info("stopped");
   return 0;
 }
