@@ -105,7 +105,7 @@ static inline uint64_t sel_rank(const covis_ent *e, int by_guaranteed) {
   float f = sel_key(e, by_guaranteed);
   uint32_t b;
   memcpy(&b, &f, sizeof b);
-  b ^= (uint32_t)((int32_t)b >> 31) | 0x80000000u; /* negative: all bits flipped; positive: the sign bit */
+  b ^= (0u - (b >> 31)) | 0x80000000u; /* negative: all bits flipped; positive: the sign bit */
   return (uint64_t)b << 32 | (uint32_t)~e->iid;
 }
 
