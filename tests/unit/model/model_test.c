@@ -125,6 +125,15 @@ START_TEST(covis_lazy_settles_to_the_eager_list) {
       covis_settle(b);
       ck_assert_int_eq(b->unsettled, 0);
       assert_top_set(b);
+      /* the settle moved entries: each is still found through the index (a zero
+       * add to it neither appends nor moves anything) */
+      int before = b->n;
+      for (int i = 0; i < b->n; i++) {
+        uint32_t id = b->e[i].iid;
+        covis_add(b, &eager, id, 0.0, ts);
+        ck_assert_int_eq(b->n, before);
+        ck_assert_uint_eq(b->e[i].iid, id);
+      }
     }
     if (k > 50000 && k % 1999 == 0) assert_top_set(b);
   }
