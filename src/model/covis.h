@@ -26,7 +26,7 @@
  * Lazy upkeep (covis_params.lazy): while nothing reads the lists (a bulk load,
  * the replay at open), adds and prunes skip the top set (~10% of a 20M-event
  * import's CPU) and mark the list unsettled; covis_settle re-establishes it
- * with one selection before anything reads it. The entries a list holds do not
+ * (one selection, the misplaced entries swapped in) before anything reads it. The entries a list holds do not
  * depend on the mode: a prune keeps the heaviest by (w, then the smaller id),
  * a total order, so ties are cut the same way whatever order the entries are
  * in. Only their order in e[] and, among entries of exactly equal guaranteed
