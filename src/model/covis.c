@@ -142,34 +142,49 @@ __attribute__((noinline)) static uint64_t kth_largest(uint64_t *r, uint64_t *t, 
   return r[0];
 }
 
+/* Each entry's rank, and the k-th largest of them (ranks_kth), in buffers on
+ * the stack for lists of up to RANKS_STACK entries (all but configurations
+ * with max_neighbors over 341), else on the heap (ranks_release). */
+#define RANKS_STACK 512
+typedef struct {
+  uint64_t *rank, *a, *b; /* the ranks by position; kth_largest's two buffers */
+  uint64_t s_rank[RANKS_STACK], s_a[RANKS_STACK], s_b[RANKS_STACK];
+} ranks;
+
+static uint64_t ranks_kth(ranks *r, const covis_ent *e, int n, int by_guaranteed, int k) {
+  r->rank = r->s_rank, r->a = r->s_a, r->b = r->s_b;
+  if (n > RANKS_STACK) {
+    r->rank = xmalloc((size_t)n * sizeof *r->rank);
+    r->a = xmalloc((size_t)n * sizeof *r->a);
+    r->b = xmalloc((size_t)n * sizeof *r->b);
+  }
+  for (int i = 0; i < n; i++) r->a[i] = r->rank[i] = sel_rank(&e[i], by_guaranteed);
+  return kth_largest(r->a, r->b, n, k);
+}
+
+static void ranks_release(ranks *r) {
+  if (r->rank == r->s_rank) return;
+  free(r->rank);
+  free(r->a);
+  free(r->b);
+}
+
 static void select_by(covis_ent *e, int n, int keep, int by_guaranteed) {
   if (keep <= 0 || keep >= n) return;
-  enum { STACK = 512 };
-  uint64_t s_rank[STACK], s_a[STACK], s_b[STACK], *rank = s_rank, *a = s_a, *b = s_b;
-  covis_ent s_x[STACK], *x = s_x;
-  if (n > STACK) {
-    rank = xmalloc((size_t)n * sizeof *rank);
-    a = xmalloc((size_t)n * sizeof *a);
-    b = xmalloc((size_t)n * sizeof *b);
-    x = xmalloc((size_t)n * sizeof *x);
-  }
-  for (int i = 0; i < n; i++) a[i] = rank[i] = sel_rank(&e[i], by_guaranteed);
-  uint64_t kth = kth_largest(a, b, n, keep - 1);
+  ranks r;
+  uint64_t kth = ranks_kth(&r, e, n, by_guaranteed, keep - 1);
+  covis_ent s_x[RANKS_STACK], *x = n > RANKS_STACK ? xmalloc((size_t)n * sizeof *x) : s_x;
   /* the same both-ends partition, of the entries: those ranked at or above
    * the keep-th to the front (exactly keep of them), the rest to the back */
   memcpy(x, e, (size_t)n * sizeof *e);
   for (int i = 0, g = 0, l = n - 1; i < n; i++) {
     e[g] = x[i];
     e[l] = x[i];
-    g += rank[i] >= kth;
-    l -= rank[i] < kth;
+    g += r.rank[i] >= kth;
+    l -= r.rank[i] < kth;
   }
-  if (n > STACK) {
-    free(rank);
-    free(a);
-    free(b);
-    free(x);
-  }
+  if (x != s_x) free(x);
+  ranks_release(&r);
 }
 
 static void select_heaviest(covis_ent *e, int n, int keep) { select_by(e, n, keep, 0); }
@@ -313,15 +328,8 @@ void covis_settle(covis_list *l) {
   if (n <= COVIS_TOP) return;
   topmin_scan(l);
   if (top_valid(l)) return;
-  enum { STACK = 512 };
-  uint64_t s_rank[STACK], s_a[STACK], s_b[STACK], *rank = s_rank, *a = s_a, *b = s_b;
-  if (n > STACK) {
-    rank = xmalloc((size_t)n * sizeof *rank);
-    a = xmalloc((size_t)n * sizeof *a);
-    b = xmalloc((size_t)n * sizeof *b);
-  }
-  for (int i = 0; i < n; i++) a[i] = rank[i] = sel_rank(&l->e[i], 1);
-  uint64_t kth = kth_largest(a, b, n, COVIS_TOP - 1);
+  ranks r;
+  uint64_t kth = ranks_kth(&r, l->e, n, 1, COVIS_TOP - 1), *rank = r.rank;
   uint32_t mask = l->hcap ? l->hcap - 1u : 0;
   for (int i = 0, j = COVIS_TOP; i < COVIS_TOP; i++) {
     if (rank[i] >= kth) continue;
@@ -337,11 +345,7 @@ void covis_settle(covis_list *l) {
     rank[j++] = t;
   }
   topmin_scan(l);
-  if (n > STACK) {
-    free(rank);
-    free(a);
-    free(b);
-  }
+  ranks_release(&r);
 }
 
 /* by guaranteed weight, heaviest first, then by id */
