@@ -267,6 +267,14 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
   snprintf(pragmas, sizeof pragmas,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
            "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;", sync);
+  /* The WAL file is kept at close (checkpointed, at its size) instead of
+   * deleted: while a WAL grows, each fdatasync also commits the file's new size
+   * to the file system's journal. After a start, that was every commit of the
+   * first ~40 MB (wal_autocheckpoint) of writes: under the 90/10 mixed load,
+   * ~30 us more of the store thread's CPU per commit (~175 instead of ~145 on
+   * stop 18's machine). */
+  int persist = 1;
+  sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   char *msg = NULL;
   if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
       sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
