@@ -145,14 +145,25 @@ START_TEST(replay_live_beats_frozen) {
 }
 END_TEST
 
-#define ML "../shared/data/ml-latest-small"
+/* MovieLens latest-small is read where the team keeps it (never copied into
+ * the repo): ../shared/data next to the checkout, or RECD_MOVIELENS_DIR */
+static const char *ml_dir(void) {
+  const char *d = getenv("RECD_MOVIELENS_DIR");
+  return d && *d ? d : "../shared/data/ml-latest-small";
+}
+
+static int ml_file(char *out, size_t cap, const char *name) {
+  return snprintf(out, cap, "%s/%s", ml_dir(), name) < (int)cap && access(out, R_OK) == 0;
+}
 
 START_TEST(blend_beats_popularity_on_movielens) {
-  ck_assert_msg(access(ML "/ratings.csv", R_OK) == 0, "MovieLens latest-small is expected at %s (see ../shared/data)", ML);
+  char ratings[1024], movies[1024];
+  ck_assert_msg(ml_file(ratings, sizeof ratings, "ratings.csv") && ml_file(movies, sizeof movies, "movies.csv"),
+                "MovieLens latest-small is expected at %s (RECD_MOVIELENS_DIR)", ml_dir());
   eval_data d;
   eval_data_init(&d);
   char err[256];
-  ck_assert_int_eq(eval_load_movielens(&d, ML "/ratings.csv", ML "/movies.csv", err, sizeof err), 0);
+  ck_assert_int_eq(eval_load_movielens(&d, ratings, movies, err, sizeof err), 0);
   ck_assert_uint_eq(d.n, 100836);
   uint8_t *is_test = calloc(d.n, 1);
   split_random(&d, 0.75, 42, is_test);
@@ -191,7 +202,16 @@ Suite *quality_suite(void) {
   Suite *s = suite_create("quality");
   TCase *tc = tcase_create("movielens");
   tcase_set_timeout(tc, 300);
-  tcase_add_test(tc, blend_beats_popularity_on_movielens);
+  /* A checkout without the data set (a clone anywhere but next to ../shared)
+   * leaves this test out and says so; CI sets RECD_REQUIRE_MOVIELENS, so there a
+   * missing data set fails it. */
+  char ratings[1024];
+  const char *req = getenv("RECD_REQUIRE_MOVIELENS");
+  if (ml_file(ratings, sizeof ratings, "ratings.csv") || (req && *req && strcmp(req, "0")))
+    tcase_add_test(tc, blend_beats_popularity_on_movielens);
+  else
+    fprintf(stderr, "quality: SKIPPED blend_beats_popularity_on_movielens: no MovieLens latest-small at %s "
+                    "(set RECD_MOVIELENS_DIR to its folder)\n", ml_dir());
   suite_add_tcase(s, tc);
   return s;
 }
