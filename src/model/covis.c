@@ -218,6 +218,19 @@ static uint32_t index_slot(const covis_list *l, uint32_t iid, int at) {
   return s;
 }
 
+/* swaps entries i and j, and their index slots' positions (each slot keeps
+ * its own tag; both slots are found first: after one is rewritten, the
+ * positions are ambiguous) */
+static void swap_indexed(covis_list *l, int i, int j) {
+  if (l->hcap) {
+    uint32_t mask = l->hcap - 1u;
+    uint32_t si = index_slot(l, l->e[i].iid, i), sj = index_slot(l, l->e[j].iid, j);
+    l->h[si] = (uint16_t)((l->h[si] & ~mask) | (uint32_t)(j + 1));
+    l->h[sj] = (uint16_t)((l->h[sj] & ~mask) | (uint32_t)(i + 1));
+  }
+  swap_ent(&l->e[i], &l->e[j]);
+}
+
 /* entry i (outside the top set, or just added) may now beat the top set's minimum */
 static void top_offer(covis_list *l, int i) {
   if (l->n <= COVIS_TOP) return;
@@ -225,15 +238,8 @@ static void top_offer(covis_list *l, int i) {
     if (i == l->topmin_at) topmin_scan(l); /* the minimum grew */
     return;
   }
-  int m = l->topmin_at;
   if (!(guaranteed(&l->e[i]) > l->topmin)) return;
-  if (l->hcap) { /* both slots first: after one is rewritten, the positions are ambiguous */
-    uint32_t mask = l->hcap - 1u;
-    uint32_t si = index_slot(l, l->e[i].iid, i), sm = index_slot(l, l->e[m].iid, m);
-    l->h[si] = (uint16_t)((l->h[si] & ~mask) | (uint32_t)(m + 1)); /* each keeps its own tag */
-    l->h[sm] = (uint16_t)((l->h[sm] & ~mask) | (uint32_t)(i + 1));
-  }
-  swap_ent(&l->e[i], &l->e[m]);
+  swap_indexed(l, i, l->topmin_at);
   topmin_scan(l);
 }
 
@@ -318,7 +324,7 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
 
 /* After lazy adds, the COVIS_TOP entries ranked highest by guaranteed weight
  * (then id: sel_rank) are found, and only the misplaced ones are swapped into
- * the front, their index slots patched as top_offer does. A selection that
+ * the front (swap_indexed, as top_offer does). A selection that
  * moves every entry, then an index rebuilt from scratch, took twice as long
  * (most of ~0.45 s at 100k lists, at the end of an import or a replay). */
 void covis_settle(covis_list *l) {
@@ -330,16 +336,10 @@ void covis_settle(covis_list *l) {
   if (top_valid(l)) return;
   ranks r;
   uint64_t kth = ranks_kth(&r, l->e, n, 1, COVIS_TOP - 1), *rank = r.rank;
-  uint32_t mask = l->hcap ? l->hcap - 1u : 0;
   for (int i = 0, j = COVIS_TOP; i < COVIS_TOP; i++) {
     if (rank[i] >= kth) continue;
     while (rank[j] < kth) j++; /* as many belong in front as do not: j stays below n */
-    if (l->hcap) { /* both slots first: after one is rewritten, the positions are ambiguous */
-      uint32_t si = index_slot(l, l->e[i].iid, i), sj = index_slot(l, l->e[j].iid, j);
-      l->h[si] = (uint16_t)((l->h[si] & ~mask) | (uint32_t)(j + 1)); /* each keeps its own tag */
-      l->h[sj] = (uint16_t)((l->h[sj] & ~mask) | (uint32_t)(i + 1));
-    }
-    swap_ent(&l->e[i], &l->e[j]);
+    swap_indexed(l, i, j);
     uint64_t t = rank[i];
     rank[i] = rank[j];
     rank[j++] = t;
