@@ -220,20 +220,18 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   return e;
 }
 
-void engine__covis_settle_all(recd_engine *e, int canonical) {
+void engine__covis_each(recd_engine *e, void (*fn)(covis_list *)) {
   size_t n = strmap_count(&e->items);
   for (size_t i = 0; i < n; i++) {
     covis_list *l = ptrvec_get(&e->covis, (uint32_t)i);
-    if (!l) continue;
-    if (canonical) covis_canonicalize(l);
-    else covis_settle(l);
+    if (l) fn(l);
   }
 }
 
 /* solo: nothing but the writer reads the state (see engine_int.h); leaving it
  * settles the co-visitation lists its lazy apply left */
 static void set_solo(recd_engine *e, int solo) {
-  if (!solo && e->cvp.lazy) engine__covis_settle_all(e, 0);
+  if (!solo && e->cvp.lazy) engine__covis_each(e, covis_settle);
   e->solo = solo;
   e->cvp.lazy = solo;
 }

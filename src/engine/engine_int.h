@@ -126,7 +126,7 @@ struct recd_engine {
                                    * that starts no training): the apply takes no stripe locks
                                    * (its two threads own disjoint stripes anyway), and the
                                    * co-visitation lists' top sets are settled only at its end
-                                   * (cvp.lazy; engine__covis_settle_all) */
+                                   * (cvp.lazy; set_solo in engine.c) */
   /* snapshots: written by the apply stage only; the atomics are read by
    * engine_stats too */
   struct snap_marks *_Atomic snap; /* running background snapshot (snapshot.c), NULL if none: set and
@@ -193,10 +193,10 @@ static inline void engine__signal_stop(pthread_mutex_t *l, pthread_cond_t *c, in
   pthread_cond_broadcast(c);
   pthread_mutex_unlock(l);
 }
-/* Settle every co-visitation list a lazy apply changed (covis_settle), or with
- * `canonical` put every list in its canonical order (covis_canonicalize: tests
- * compare snapshots of states built lazily and eagerly). Nothing else may run. */
-void engine__covis_settle_all(recd_engine *e, int canonical);
+/* fn on every co-visitation list: covis_settle when a lazy apply ends,
+ * covis_canonicalize in tests that compare snapshots of states built lazily
+ * and eagerly. Nothing else may run. */
+void engine__covis_each(recd_engine *e, void (*fn)(covis_list *));
 
 /* a stripe lock as the event apply takes it: none while e->solo, unless a
  * background snapshot reads the state (e->snap only changes between rounds) */

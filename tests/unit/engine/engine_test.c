@@ -426,7 +426,7 @@ START_TEST(parallel_apply_equals_sequential) {
     snprintf(snap[m], sizeof snap[m], "%s/state.snap", dir[m]);
     ck_assert_int_eq(engine__snapshot_save(e), 0); /* the state as it is */
     raw[m] = read_file(snap[m], &rawlen[m]);
-    engine__covis_settle_all(e, 1); /* canonical order, for the replay below */
+    engine__covis_each(e, covis_canonicalize); /* canonical order, for the replay below */
     engine_free(e); /* writes state.snap */
     b[m] = read_file(snap[m], &len[m]);
   }
@@ -445,7 +445,7 @@ START_TEST(parallel_apply_equals_sequential) {
   engine_free(e);
   unlink(snap[0]);
   e = reopen(dir[0], 1); /* no snapshot: replays, writes one at close */
-  engine__covis_settle_all(e, 1);
+  engine__covis_each(e, covis_canonicalize);
   engine_free(e);
   long len2;
   char *b2 = read_file(snap[0], &len2);
