@@ -46,6 +46,32 @@ static int cmp_float_desc(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* the top set of l holds the COVIS_TOP largest guaranteed weights */
+static void assert_top_set(const covis_list *l) {
+  float all[COVIS_LIMIT(700) + 1], got[COVIS_TOP];
+  for (int i = 0; i < l->n; i++) all[i] = l->e[i].w - l->e[i].err;
+  qsort(all, l->n, sizeof *all, cmp_float_desc);
+  const covis_ent *top;
+  int n = covis_top_set(l, &top);
+  ck_assert_int_eq(n, l->n < COVIS_TOP ? l->n : COVIS_TOP);
+  for (int i = 0; i < n; i++) got[i] = top[i].w - top[i].err;
+  qsort(got, n, sizeof *got, cmp_float_desc);
+  for (int i = 0; i < n; i++) ck_assert_float_eq(got[i], all[i]);
+}
+
+/* every entry of l is found through the index: a zero add (eager) to it
+ * neither appends nor moves anything */
+static void assert_indexed(covis_list *l, int max_neighbors, int64_t ts) {
+  covis_params p = {.max_neighbors = max_neighbors, .half_life_ms = DAY};
+  int before = l->n;
+  for (int i = 0; i < l->n; i++) {
+    uint32_t id = l->e[i].iid;
+    covis_add(l, &p, id, 0.0, ts);
+    ck_assert_int_eq(l->n, before);
+    ck_assert_uint_eq(l->e[i].iid, id);
+  }
+}
+
 /* covis_top_set reads the top set kept at write time: it must hold the
  * same guaranteed weights a full sort would pick, through growth, pruning,
  * rebasing and a reload (covis_reindex), and the index must stay right */
@@ -68,39 +94,13 @@ START_TEST(covis_top_set_kept_at_write_time) {
       covis_free(l);
       l = c;
     }
-    float all[COVIS_LIMIT(256) + 1], want[COVIS_TOP];
-    for (int i = 0; i < l->n; i++) all[i] = l->e[i].w - l->e[i].err;
-    qsort(all, l->n, sizeof *all, cmp_float_desc);
-    const covis_ent *top;
-    int n = covis_top_set(l, &top);
-    ck_assert_int_eq(n, l->n < COVIS_TOP ? l->n : COVIS_TOP);
-    for (int i = 0; i < n; i++) want[i] = top[i].w - top[i].err;
-    qsort(want, n, sizeof *want, cmp_float_desc);
-    for (int i = 0; i < n; i++) ck_assert_float_eq(want[i], all[i]);
-    /* every entry is found through the index (an add to it adds, not appends) */
-    int before = l->n;
-    for (int i = 0; i < l->n; i++) {
-      uint32_t id = l->e[i].iid;
-      covis_add(l, &p, id, 0.0, ts);
-      ck_assert_int_eq(l->n, before);
-      ck_assert_uint_eq(l->e[i].iid, id); /* a zero add moves nothing */
-    }
+    assert_top_set(l);
+    assert_indexed(l, p.max_neighbors, ts);
   }
   covis_free(l);
 }
 END_TEST
 
-/* the top set of l holds the COVIS_TOP largest guaranteed weights */
-static void assert_top_set(const covis_list *l) {
-  float all[COVIS_LIMIT(700) + 1], got[COVIS_TOP];
-  for (int i = 0; i < l->n; i++) all[i] = l->e[i].w - l->e[i].err;
-  qsort(all, l->n, sizeof *all, cmp_float_desc);
-  const covis_ent *top;
-  int n = covis_top_set(l, &top);
-  for (int i = 0; i < n; i++) got[i] = top[i].w - top[i].err;
-  qsort(got, n, sizeof *got, cmp_float_desc);
-  for (int i = 0; i < n; i++) ck_assert_float_eq(got[i], all[i]);
-}
 
 /* Lazy upkeep (a bulk load) skips the top set; settled, the list has a right
  * top set, and it holds the very entries eager adds give, even where prunes
@@ -125,15 +125,7 @@ START_TEST(covis_lazy_settles_to_the_eager_list) {
       covis_settle(b);
       ck_assert_int_eq(b->unsettled, 0);
       assert_top_set(b);
-      /* the settle moved entries: each is still found through the index (a zero
-       * add to it neither appends nor moves anything) */
-      int before = b->n;
-      for (int i = 0; i < b->n; i++) {
-        uint32_t id = b->e[i].iid;
-        covis_add(b, &eager, id, 0.0, ts);
-        ck_assert_int_eq(b->n, before);
-        ck_assert_uint_eq(b->e[i].iid, id);
-      }
+      assert_indexed(b, eager.max_neighbors, ts); /* the settle moved entries */
     }
     if (k > 50000 && k % 1999 == 0) assert_top_set(b);
   }
