@@ -26,12 +26,12 @@
  * Lazy upkeep (covis_params.lazy): while nothing reads the lists (a bulk load,
  * the replay at open), adds and prunes skip the top set (~10% of a 20M-event
  * import's CPU) and mark the list unsettled; covis_settle re-establishes it
- * (one selection, the misplaced entries swapped in) before anything reads it. The entries a list holds do not
- * depend on the mode: a prune keeps the heaviest by (w, then the smaller id),
- * a total order, so ties are cut the same way whatever order the entries are
- * in. Only their order in e[] and, among entries of exactly equal guaranteed
- * weight, which of them are in the top set, can differ (covis_canonicalize
- * removes that for comparisons).
+ * (one selection, the misplaced entries swapped in) before anything reads it.
+ * The entries a list holds do not depend on the mode: a prune keeps the
+ * heaviest by (w, then the smaller id), a total order, so ties are cut the
+ * same way whatever order the entries are in. Only their order in e[] and,
+ * among entries of exactly equal guaranteed weight, which of them are in the
+ * top set, can differ (covis_canonicalize removes that for comparisons).
  *
  * Not thread-safe: the engine guards each list with the item's stripe lock. */
 #ifndef RECD_MODEL_COVIS_H
