@@ -25,6 +25,11 @@ int fileio_write_all(int fd, const void *buf, size_t n) {
   return 0;
 }
 
+int fileio_writeback_start(int fd, uint64_t off, uint64_t len) {
+  if (sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE)) return -errno;
+  return 0;
+}
+
 int fileio_writeback(int fd, uint64_t off, uint64_t len) {
   if (sync_file_range(fd, (off_t)off, (off_t)len,
                       SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER))

@@ -13,6 +13,9 @@ int fileio_write_all(int fd, const void *buf, size_t n);
  * written in such steps keeps the kernel's dirty pages, and so the wait of every
  * other fsync on the same disk (the database's commits), small. */
 int fileio_writeback(int fd, uint64_t off, uint64_t len);
+/* Start writing back bytes [off, off + len) of fd; returns without waiting for
+ * the disk (unless its queue is full). 0 or -errno. */
+int fileio_writeback_start(int fd, uint64_t off, uint64_t len);
 /* 0, -errno, or RECD_ECORRUPT when the file ends first */
 int fileio_read_all(int fd, void *buf, size_t n);
 
