@@ -513,6 +513,13 @@ static void get_user(rbuf *r, recd_engine *e, uint32_t uid) {
   }
   uint32_t nseen;
   GET(r, nseen);
+  if (nseen > (size_t)(r->end - r->p) / 8) {
+    r->bad = 1;
+    return;
+  }
+  /* the final size at once (rehashing as it grew took a tenth of a load);
+   * the capacity nseen puts reach: reserve(n) leaves room for one more */
+  if (nseen) u32map_reserve(&p->seen, nseen - 1);
   for (uint32_t i = 0; i < nseen && !r->bad; i++) {
     uint32_t k, v;
     GET(r, k);

@@ -171,6 +171,27 @@ START_TEST(u32map_basic) {
 }
 END_TEST
 
+/* the snapshot loader sizes a user's seen set with reserve(n - 1) before its
+ * n puts: the capacity (memory, slot order) must be the one the puts alone reach */
+START_TEST(u32map_reserve_matches_puts) {
+  for (uint32_t n = 1; n < 3000; n++) {
+    u32map a, b;
+    u32map_init(&a);
+    u32map_init(&b);
+    u32map_reserve(&b, n - 1);
+    uint32_t cap = b.cap;
+    for (uint32_t i = 0; i < n; i++) {
+      *u32map_put(&a, i * 7 + 1, 0, NULL) = i;
+      *u32map_put(&b, i * 7 + 1, 0, NULL) = i;
+    }
+    ck_assert_uint_eq(b.cap, cap); /* no rehash */
+    ck_assert_uint_eq(a.cap, b.cap);
+    u32map_release(&a);
+    u32map_release(&b);
+  }
+}
+END_TEST
+
 START_TEST(stampmap_basic) {
   stampmap m;
   stampmap_init(&m);
@@ -276,6 +297,7 @@ Suite *u32map_suite(void) {
   Suite *s = suite_create("u32map");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, u32map_basic);
+  tcase_add_test(tc, u32map_reserve_matches_puts);
   tcase_add_test(tc, stampmap_basic);
   tcase_add_test(tc, topkeys_front_in_chunks);
   tcase_add_test(tc, topkeys_sort_matches_qsort);
