@@ -594,7 +594,7 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
   }
   madvise((void *)m, size, MADV_SEQUENTIAL);
   int rc = 0;
-  uint64_t h, fp, nusers, nitems, events, by_type[RECD_MAX_TYPES];
+  uint64_t h, fp, snap_seq, nusers, nitems, events, by_type[RECD_MAX_TYPES];
   int64_t now;
   memcpy(&h, m + size - 16, 8);
   if (memcmp(m, SNAP_MAGIC, 8) || memcmp(m + size - 8, SNAP_END, 8) || (size - 16) % 8) {
@@ -606,7 +606,7 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
     goto out;
   }
   rbuf r = {.p = m + 8, .end = m + size - 16};
-  GET(&r, *seq);
+  GET(&r, snap_seq); /* *seq only once loaded: the caller replays from it */
   GET(&r, fp);
   GET(&r, now);
   GET(&r, nusers);
@@ -618,8 +618,8 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
                           "recent_items, covis_*) changed since the snapshot");
     goto out;
   }
-  if (nusers > strmap_count(&e->users) || nitems > strmap_count(&e->items) || *seq > e->next_seq_stored) {
-    snprintf(why, whylen, "the snapshot is newer than the database (seq %llu)", (unsigned long long)*seq);
+  if (nusers > strmap_count(&e->users) || nitems > strmap_count(&e->items) || snap_seq > e->next_seq_stored) {
+    snprintf(why, whylen, "the snapshot is newer than the database (seq %llu)", (unsigned long long)snap_seq);
     goto out;
   }
   /* from here on state changes */
@@ -638,7 +638,7 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
   atomic_store(&e->now_ms, now);
   atomic_store(&e->n_events, events);
   for (int i = 0; i < RECD_MAX_TYPES; i++) atomic_store(&e->by_type[i], by_type[i]);
-  e->next_seq = *seq;
+  e->next_seq = *seq = snap_seq;
 out:
   munmap((void *)m, size);
   return rc;

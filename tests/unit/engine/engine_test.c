@@ -352,6 +352,23 @@ START_TEST(snapshot_equals_replay) {
   engine_stats(e, &st);
   ck_assert_uint_eq(st.events, 600 + 36 + 1);
   engine_free(e);
+
+  /* 4. an option that shapes the live state changed (covis_window): the
+   * snapshot is refused and the whole log replayed, not just what followed it */
+  recd_config c4;
+  config_defaults(&c4);
+  snprintf(c4.data, sizeof c4.data, "%s", dir);
+  c4.covis_window = 5;
+  char err4[256];
+  ck_assert_msg(engine_open(&c4, &e, err4, sizeof err4) == 0, "%s", err4);
+  uint64_t from4 = atomic_load(&e->last_snap_seq);
+  ck_assert_uint_eq(from4, 0);
+  engine_stats(e, &st);
+  ck_assert_uint_eq(st.events, 600 + 36 + 1);
+  json_t *u3 = engine_user_features(e, "u3");
+  ck_assert_ptr_nonnull(u3);
+  json_decref(u3);
+  engine_free(e);
   free(before);
   free(snapped);
   free(after);
