@@ -541,6 +541,34 @@ static void get_user(rbuf *r, recd_engine *e, uint32_t uid) {
   r_get(r, p->counts, (size_t)e->ntypes * sizeof(uint32_t));
 }
 
+static void r_skip(rbuf *r, size_t n) {
+  if (r->bad || (size_t)(r->end - r->p) < n) r->bad = 1;
+  else r->p += n;
+}
+
+/* past one user record (its `present` byte first) as get_user reads it,
+ * storing nothing: where the load's second thread starts (users_part) */
+static void skip_user(rbuf *r, int ntypes) {
+  const userprof *p = NULL; /* sizeof only */
+  const recent_ev *x = NULL;
+  uint8_t present, naff;
+  uint16_t ring_len, sl;
+  uint32_t nseen;
+  GET(r, present);
+  if (!present) return;
+  r_skip(r, sizeof p->first_ts + sizeof p->last_ts + sizeof p->eng_t + sizeof p->aff_t + sizeof p->eng_score +
+                sizeof p->total);
+  GET(r, ring_len);
+  GET(r, naff);
+  r_skip(r, (size_t)ring_len * (sizeof x->ts + sizeof x->iid + sizeof x->type) + (size_t)naff * sizeof *p->aff);
+  GET(r, nseen);
+  r_skip(r, (size_t)nseen * 2 * sizeof(uint32_t));
+  GET(r, sl);
+  if (sl != 0xffff) r_skip(r, sl);
+  r_skip(r, sizeof p->session_start + sizeof p->session_last + sizeof p->session_events + sizeof p->sessions +
+                (size_t)ntypes * sizeof(uint32_t));
+}
+
 static void get_item(rbuf *r, recd_engine *e, uint32_t iid) {
   itemstats *s = engine__item_stats(e, iid, 1);
   GET(r, s->first_ts);
@@ -567,6 +595,38 @@ static void get_item(rbuf *r, recd_engine *e, uint32_t iid) {
   r_get(r, l->e, n * sizeof *l->e);
   covis_reindex(l);
   ptrvec_set(&e->covis, iid, l);
+}
+
+typedef struct {
+  const unsigned char *m;
+  size_t n;
+  uint64_t h;
+} hash_job;
+
+static void *hash_main(void *arg) {
+  hash_job *j = arg;
+  j->h = fileio_hash(0x5eed, j->m, j->n);
+  return NULL;
+}
+
+/* one thread's part of a load: users [from, to), then nitems items, from r */
+typedef struct {
+  recd_engine *e;
+  rbuf r;
+  uint64_t from, to, nitems;
+  const unsigned char *start; /* where r began */
+} load_part;
+
+static void *load_main(void *arg) {
+  load_part *lp = arg;
+  lp->start = lp->r.p;
+  for (uint64_t u = lp->from; u < lp->to && !lp->r.bad; u++) {
+    uint8_t present;
+    GET(&lp->r, present);
+    if (present) get_user(&lp->r, lp->e, (uint32_t)u);
+  }
+  for (uint64_t i = 0; i < lp->nitems && !lp->r.bad; i++) get_item(&lp->r, lp->e, (uint32_t)i);
+  return NULL;
 }
 
 /* 1 loaded (*seq set), 0 no usable snapshot (nothing changed), < 0 error after
@@ -601,10 +661,13 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
     snprintf(why, whylen, "%s is not a complete snapshot", path);
     goto out;
   }
-  if (fileio_hash(0x5eed, m, size - 16) != h) {
-    snprintf(why, whylen, "%s fails its checksum", path);
-    goto out;
-  }
+  /* The hash on a second thread while this one reads the header and skips
+   * to where the second part starts (reads, bounds-checked, nothing kept):
+   * nothing is decided, let alone changed, before the hash matched. */
+  hash_job hj = {.m = m, .n = size - 16};
+  pthread_t hasher;
+  int hashing = !pthread_create(&hasher, NULL, hash_main, &hj);
+  if (!hashing) hash_main(&hj);
   rbuf r = {.p = m + 8, .end = m + size - 16};
   GET(&r, snap_seq); /* *seq only once loaded: the caller replays from it */
   GET(&r, fp);
@@ -613,6 +676,20 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
   GET(&r, nitems);
   GET(&r, events);
   r_get(&r, by_type, sizeof by_type);
+  /* Two threads parse: this one the first users, a second one the other
+   * users and the items (each part's records are its own; the ptrvecs take
+   * concurrent sets). The split at 3/4 of the users gave the two parts about
+   * equal time at 1M users / 100k items (at 1/2 the items' part ran 0.8 s
+   * alone). Where the second part starts is found by skipping the first
+   * part's records; this thread must end exactly there. */
+  load_part second = {.e = e, .r = r, .from = nusers <= strmap_count(&e->users) ? nusers / 4 * 3 : 0, .to = nusers,
+                      .nitems = nitems};
+  for (uint64_t u = 0; u < second.from && !second.r.bad; u++) skip_user(&second.r, e->ntypes);
+  if (hashing) pthread_join(hasher, NULL);
+  if (hj.h != h) {
+    snprintf(why, whylen, "%s fails its checksum", path);
+    goto out;
+  }
   if (fp != engine__fingerprint(e)) {
     snprintf(why, whylen, "the options that shape the live state (event types and weights, half-lives, "
                           "recent_items, covis_*) changed since the snapshot");
@@ -622,14 +699,20 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
     snprintf(why, whylen, "the snapshot is newer than the database (seq %llu)", (unsigned long long)snap_seq);
     goto out;
   }
+  if (second.r.bad) {
+    snprintf(why, whylen, "%s is malformed", path);
+    goto out;
+  }
   /* from here on state changes */
   rc = 1;
-  for (uint64_t u = 0; u < nusers && !r.bad; u++) {
-    uint8_t present;
-    GET(&r, present);
-    if (present) get_user(&r, e, (uint32_t)u);
-  }
-  for (uint64_t i = 0; i < nitems && !r.bad; i++) get_item(&r, e, (uint32_t)i);
+  pthread_t helper;
+  int threaded = !pthread_create(&helper, NULL, load_main, &second);
+  if (!threaded) load_main(&second);
+  load_part first = {.e = e, .r = r, .from = 0, .to = second.from};
+  load_main(&first);
+  if (threaded) pthread_join(helper, NULL);
+  if (first.r.p != second.start) first.r.bad = 1;
+  r.bad = first.r.bad || second.r.bad;
   if (r.bad) {
     snprintf(why, whylen, "%s is malformed", path);
     rc = RECD_ECORRUPT;

@@ -318,6 +318,8 @@ START_TEST(snapshot_equals_replay) {
 
   /* 1. from the snapshot (nothing to replay), then more events, then from snapshot + tail */
   e = reopen(dir, 1);
+  uint64_t snap_seq = atomic_load(&e->last_snap_seq);
+  ck_assert_uint_eq(snap_seq, 600 + 36); /* loaded (on two threads), not replayed */
   char *snapped = features_of(e, "u3", "p7");
   ck_assert_str_eq(snapped, before);
   for (uint32_t u = 0; u < nusers; u++) ck_assert_uint_eq(engine__user_prof(e, u, 0)->seen.cap, seen_cap[u]);
