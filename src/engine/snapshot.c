@@ -36,7 +36,9 @@
  *     header and are not written.
  *  3. Loading verifies the size, both magics and the hash of the whole file
  *     before changing any state, and refuses a snapshot whose fingerprint (the
- *     options that shape derived state) differs from the current config.
+ *     options that shape derived state) differs from the current config; a
+ *     refused snapshot leaves the caller's replay at event 0. Two threads
+ *     parse the records (see engine__snapshot_load).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -547,7 +549,7 @@ static void r_skip(rbuf *r, size_t n) {
 }
 
 /* past one user record (its `present` byte first) as get_user reads it,
- * storing nothing: where the load's second thread starts (users_part) */
+ * storing nothing: where the load's second part starts (engine__snapshot_load) */
 static void skip_user(rbuf *r, int ntypes) {
   const userprof *p = NULL; /* sizeof only */
   const recent_ev *x = NULL;
