@@ -92,7 +92,7 @@ clean:
 # checked-in corpora; built like everything else, so SAN=1 replays under ASan.
 # `make fuzz`: real libFuzzer binaries in $(FUZZ_BUILD) (clang; the whole library
 # rebuilt with the fuzzer's coverage and ASan+UBSan).
-FUZZ_DRIVERS := route_fuzz event_fuzz rfc3339_fuzz config_fuzz csv_fuzz model_fuzz http_fuzz evblock_fuzz
+FUZZ_DRIVERS := route_fuzz event_fuzz rfc3339_fuzz config_fuzz csv_fuzz model_fuzz http_fuzz evblock_fuzz snapshot_fuzz
 FUZZ_REPLAY_OBJ := $(FUZZ_DRIVERS:%=$(BUILD)/obj/fuzz/%.replay.o) $(BUILD)/obj/fuzz/replay_main.o
 
 $(FUZZ_DRIVERS:%=$(BUILD)/obj/fuzz/%.replay.o): $(BUILD)/obj/fuzz/%.replay.o: fuzz/%.c

@@ -32,6 +32,7 @@ int fuzz_model(const uint8_t *data, size_t size);
 int fuzz_csv(const uint8_t *data, size_t size);
 int fuzz_http(const uint8_t *data, size_t size);
 int fuzz_evblock(const uint8_t *data, size_t size);
+int fuzz_snapshot(const uint8_t *data, size_t size);
 
 static const struct {
   const char *name;
@@ -39,7 +40,7 @@ static const struct {
 } drivers[] = {
     {"route_fuzz", fuzz_route},   {"event_fuzz", fuzz_event}, {"rfc3339_fuzz", fuzz_rfc3339},
     {"config_fuzz", fuzz_config}, {"csv_fuzz", fuzz_csv},     {"model_fuzz", fuzz_model},
-    {"http_fuzz", fuzz_http},     {"evblock_fuzz", fuzz_evblock},
+    {"http_fuzz", fuzz_http},     {"evblock_fuzz", fuzz_evblock}, {"snapshot_fuzz", fuzz_snapshot},
 };
 #define NDRIVERS (sizeof drivers / sizeof drivers[0])
 
