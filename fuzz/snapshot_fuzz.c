@@ -42,7 +42,7 @@ static void snap_setup(void) {
   snap_cfg.snapshot_every = 0; /* nothing written at close; the driver loads by hand */
   recd_engine *e;
   if (engine_open(&snap_cfg, &e, err, sizeof err)) FUZZ_SETUP_FAIL("engine_open: %s", err);
-  char uid[SNAP_IDS][8], iid[SNAP_IDS][8];
+  char uid[SNAP_IDS][16], iid[SNAP_IDS][16];
   recd_event ev[SNAP_IDS];
   for (int i = 0; i < SNAP_IDS; i++) {
     snprintf(uid[i], sizeof uid[i], "u%d", i);
