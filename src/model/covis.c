@@ -23,7 +23,7 @@ void covis_free(covis_list *l) {
   free(l);
 }
 
-static void top_fix(covis_list *l);
+static void top_settle(covis_list *l);
 
 static void rebase(covis_list *l, int64_t t, int64_t hl, int lazy) {
   float f = (float)exp2(-(double)(t - l->t0) / (double)hl);
@@ -34,7 +34,7 @@ static void rebase(covis_list *l, int64_t t, int64_t hl, int lazy) {
   l->norm *= f;
   l->floor *= f;
   l->t0 = t;
-  if (!lazy) top_fix(l); /* rounding may have reordered near-equal guaranteed weights */
+  if (!lazy) top_settle(l); /* rounding may have reordered near-equal guaranteed weights */
 }
 
 /* The index: hcap slots (a power of two), linear probing. A slot holds 0 when
@@ -252,19 +252,14 @@ static int top_valid(const covis_list *l) {
   return 1;
 }
 
-/* re-establish the top set from scratch (after prune, rebase, load); the
- * caller rebuilds the index if entries moved (returns 1 then) */
-static int top_partition(covis_list *l) {
-  if (l->n <= COVIS_TOP) return 0;
+/* re-establish the top set from scratch where the index is rebuilt next
+ * anyway (after a prune, at load) */
+static void top_partition(covis_list *l) {
+  if (l->n <= COVIS_TOP) return;
   topmin_scan(l);
-  if (top_valid(l)) return 0;
+  if (top_valid(l)) return;
   select_by(l->e, l->n, COVIS_TOP, 1);
   topmin_scan(l);
-  return 1;
-}
-
-static void top_fix(covis_list *l) {
-  if (top_partition(l) && l->hcap) index_build(l, l->hcap);
 }
 
 /* keep the `keep` heaviest entries; raise the floor to the heaviest dropped */
@@ -322,14 +317,13 @@ void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int6
   top_offer(l, i);
 }
 
-/* After lazy adds, the COVIS_TOP entries ranked highest by guaranteed weight
- * (then id: sel_rank) are found, and only the misplaced ones are swapped into
- * the front (swap_indexed, as top_offer does). A selection that
- * moves every entry, then an index rebuilt from scratch, took twice as long
- * (most of ~0.45 s at 100k lists, at the end of an import or a replay). */
-void covis_settle(covis_list *l) {
-  if (!l->unsettled) return;
-  l->unsettled = 0;
+/* The top set re-established in place, the index kept (after lazy adds, a
+ * rebase): the COVIS_TOP entries ranked highest by guaranteed weight (then
+ * id: sel_rank) are found, and only the misplaced ones are swapped into the
+ * front (swap_indexed, as top_offer does). A selection that moves every
+ * entry, then an index rebuilt from scratch, took twice as long (most of
+ * ~0.45 s at 100k lists, at the end of an import or a replay). */
+static void top_settle(covis_list *l) {
   int n = l->n;
   if (n <= COVIS_TOP) return;
   topmin_scan(l);
@@ -346,6 +340,12 @@ void covis_settle(covis_list *l) {
   }
   topmin_scan(l);
   ranks_release(&r);
+}
+
+void covis_settle(covis_list *l) {
+  if (!l->unsettled) return;
+  l->unsettled = 0;
+  top_settle(l);
 }
 
 /* by guaranteed weight, heaviest first, then by id */
