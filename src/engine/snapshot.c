@@ -616,12 +616,10 @@ typedef struct {
   recd_engine *e;
   rbuf r;
   uint64_t from, to, nitems;
-  const unsigned char *start; /* where r began */
 } load_part;
 
 static void *load_main(void *arg) {
   load_part *lp = arg;
-  lp->start = lp->r.p;
   for (uint64_t u = lp->from; u < lp->to && !lp->r.bad; u++) {
     uint8_t present;
     GET(&lp->r, present);
@@ -707,13 +705,14 @@ int engine__snapshot_load(recd_engine *e, uint64_t *seq, char *why, size_t whyle
   }
   /* from here on state changes */
   rc = 1;
+  const unsigned char *split = second.r.p;
   pthread_t helper;
   int threaded = !pthread_create(&helper, NULL, load_main, &second);
   if (!threaded) load_main(&second);
   load_part first = {.e = e, .r = r, .from = 0, .to = second.from};
   load_main(&first);
   if (threaded) pthread_join(helper, NULL);
-  if (first.r.p != second.start) first.r.bad = 1;
+  if (first.r.p != split) first.r.bad = 1;
   r.bad = first.r.bad || second.r.bad;
   if (r.bad) {
     snprintf(why, whylen, "%s is malformed", path);
