@@ -4,8 +4,8 @@
  *  - fuzz_tmpdir(): one private temp directory per driver per process, made
  *    with mkdtemp under $TMPDIR (default /tmp) and removed at exit.
  *  - fuzz_engine(): one engine per driver per process, opened lazily on a data
- *    dir inside fuzz_tmpdir() with config_defaults (fsync off, so an import run
- *    does not wait on the disk) and freed at exit. Drivers that only need the
+ *    dir inside fuzz_tmpdir() with fuzz_engine_config() (config_defaults, fsync off, so
+ *    an import run does not wait on the disk) and freed at exit. Drivers that only need the
  *    configuration (engine_parse_event) share it with drivers that write.
  *  - fuzz_write_file(): put the input into a file in fuzz_tmpdir().
  *
@@ -61,15 +61,21 @@ static __attribute__((unused)) const char *fuzz_tmpdir(void) {
   return fuzz__dir;
 }
 
+/* the drivers' engine configuration: defaults, fsync off, data in fuzz_tmpdir()/dir */
+static __attribute__((unused)) void fuzz_engine_config(recd_config *cfg, const char *dir) {
+  char err[1024];
+  log_set_level(LOG_ERROR);
+  config_defaults(cfg);
+  snprintf(cfg->data, sizeof cfg->data, "%s/%s", fuzz_tmpdir(), dir);
+  if (config_set(cfg, "fsync", "off", err, sizeof err) || config_finish(cfg, err, sizeof err))
+    FUZZ_SETUP_FAIL("config: %s", err);
+}
+
 static __attribute__((unused)) recd_engine *fuzz_engine(void) {
   if (fuzz__engine) return fuzz__engine;
-  log_set_level(LOG_ERROR);
   recd_config cfg;
   char err[1024];
-  config_defaults(&cfg);
-  snprintf(cfg.data, sizeof cfg.data, "%s/data", fuzz_tmpdir());
-  if (config_set(&cfg, "fsync", "off", err, sizeof err) || config_finish(&cfg, err, sizeof err))
-    FUZZ_SETUP_FAIL("config: %s", err);
+  fuzz_engine_config(&cfg, "data");
   if (engine_open(&cfg, &fuzz__engine, err, sizeof err)) FUZZ_SETUP_FAIL("engine_open: %s", err);
   return fuzz__engine;
 }

@@ -33,12 +33,8 @@ static void snap_setup(void) {
   static int done;
   if (done) return;
   done = 1;
-  log_set_level(LOG_ERROR);
   char err[1024];
-  config_defaults(&snap_cfg);
-  snprintf(snap_cfg.data, sizeof snap_cfg.data, "%s/snapdata", fuzz_tmpdir());
-  if (config_set(&snap_cfg, "fsync", "off", err, sizeof err) || config_finish(&snap_cfg, err, sizeof err))
-    FUZZ_SETUP_FAIL("config: %s", err);
+  fuzz_engine_config(&snap_cfg, "snapdata");
   snap_cfg.snapshot_every = 0; /* nothing written at close; the driver loads by hand */
   recd_engine *e;
   if (engine_open(&snap_cfg, &e, err, sizeof err)) FUZZ_SETUP_FAIL("engine_open: %s", err);
@@ -68,22 +64,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     covis_free(ptrvec_get(&e->covis, i));
     ptrvec_set(&e->covis, i, NULL);
   }
-  /* header, records (padded to 8), hash, end */
-  size_t nrec = size - 2, pad = (8 - (312 + nrec) % 8) % 8, n = 312 + nrec + pad + 16;
+  /* header (snapshot.c: magic, seq, fingerprint, clock, users, items, events,
+   * events by type), records (padded to 8), hash, end */
+  enum { HEAD = 8 + 6 * 8 + RECD_MAX_TYPES * 8 };
+  size_t nrec = size - 2, pad = (8 - (HEAD + nrec) % 8) % 8, n = HEAD + nrec + pad + 16;
   unsigned char *f = calloc(1, n);
   if (!f) FUZZ_SETUP_FAIL("out of memory");
   uint64_t head[6] = {0, engine__fingerprint(e), 1700000000000ULL, data[0] % (SNAP_IDS + 1),
                       data[1] % (SNAP_IDS + 1), SNAP_IDS};
   memcpy(f, "RECDSNP1", 8);
   memcpy(f + 8, head, sizeof head);
-  memcpy(f + 312, data + 2, nrec);
+  memcpy(f + HEAD, data + 2, nrec);
   uint64_t h = fileio_hash(0x5eed, f, n - 16);
   memcpy(f + n - 16, &h, 8);
   memcpy(f + n - 8, "RECDEND1", 8);
-  char path[1200];
-  snprintf(path, sizeof path, "%s/state.snap", snap_cfg.data);
-  FILE *fp = fopen(path, "wb");
-  if (!fp || fwrite(f, 1, n, fp) != n || fclose(fp)) FUZZ_SETUP_FAIL("cannot write %s", path);
+  fuzz_write_file("snapdata/state.snap", f, n);
   free(f);
 
   uint64_t seq = 12345;
