@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,27 @@ int fileio_write_all(int fd, const void *buf, size_t n) {
     p += w;
     n -= (size_t)w;
   }
+  return 0;
+}
+
+int fileio_pwrite_all(int fd, const void *buf, size_t n, uint64_t off) {
+  const char *p = buf;
+  while (n) {
+    ssize_t w = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    p += w;
+    n -= (size_t)w;
+    off += (uint64_t)w;
+  }
+  return 0;
+}
+
+int fileio_direct(int fd, int on) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT)) return -errno;
   return 0;
 }
 
@@ -108,6 +130,26 @@ int fileio_commit(int fd, char *tmp, const char *path, int rc) {
     close(dfd);
   }
   free(dir);
+  return rc;
+}
+
+int fileio_remove_gently(const char *path, uint64_t step, unsigned pause_us, const atomic_int *hurry) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -errno;
+  struct stat st;
+  int rc = fstat(fd, &st) ? -errno : 0;
+  /* another name for the same file: the unlink frees nothing, and a truncation would empty it */
+  for (uint64_t size = rc || st.st_nlink > 1 ? 0 : (uint64_t)st.st_size; size > 0;) {
+    size = size > step ? size - step : 0;
+    if (ftruncate(fd, (off_t)size)) {
+      rc = -errno;
+      break;
+    }
+    if (hurry && atomic_load(hurry)) break;
+    if (pause_us && size) usleep(pause_us);
+  }
+  close(fd);
+  if (unlink(path) && errno != ENOENT && !rc) rc = -errno;
   return rc;
 }
 

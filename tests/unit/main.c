@@ -16,6 +16,7 @@ static const struct {
     {"clock", clock_suite},
     {"strmap", strmap_suite},
     {"u32map", u32map_suite},
+    {"fileio", fileio_suite},
     {"config", config_suite},
     {"store", store_suite},
     {"evblock", evblock_suite},

@@ -13,6 +13,7 @@ Suite *err_suite(void);
 Suite *clock_suite(void);
 Suite *strmap_suite(void);
 Suite *u32map_suite(void);
+Suite *fileio_suite(void);
 Suite *config_suite(void);
 Suite *store_suite(void);
 Suite *evblock_suite(void);

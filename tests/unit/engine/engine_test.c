@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -705,6 +706,67 @@ START_TEST(failed_commit_fails_its_group_and_restart_has_the_committed) {
 }
 END_TEST
 
+/* Each background snapshot replaces the one before (kept as state.snap.old
+ * through the rename, then removed in steps) and clears what a crash left:
+ * a state.snap.tmp, and a state.snap.old that is a second name of state.snap
+ * (a crash between the link and the rename), which must not be emptied. */
+START_TEST(background_snapshots_replace_their_files) {
+  enum { BATCH = 300, ROUNDS = 3 };
+  char *dir = unit_tmpdir(), snap[600], old[600], tmp[600];
+  snprintf(snap, sizeof snap, "%s/state.snap", dir);
+  snprintf(old, sizeof old, "%s/state.snap.old", dir);
+  snprintf(tmp, sizeof tmp, "%s/state.snap.tmp", dir);
+  recd_config c;
+  config_defaults(&c);
+  snprintf(c.data, sizeof c.data, "%s", dir);
+  c.snapshot_every = 200;
+  c.snapshot_growth = 0;
+  char err[256];
+  recd_engine *e = NULL;
+  ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "%s", err);
+  recd_event ev[BATCH];
+  char uid[BATCH][16], iid[BATCH][16];
+  for (int r = 0; r < ROUNDS; r++) {
+    if (r == ROUNDS - 1) {
+      ck_assert_int_eq(link(snap, old), 0);
+      FILE *f = fopen(tmp, "wb");
+      ck_assert_ptr_nonnull(f);
+      fputs("half a snapshot", f);
+      fclose(f);
+    }
+    for (int k = 0; k < BATCH; k++) {
+      snprintf(uid[k], 16, "u%d", (k * 7 + r) % 41);
+      snprintf(iid[k], 16, "i%d", (k * 13 + r * 5) % 97);
+      ev[k] = (recd_event){.user_id = uid[k], .item_id = iid[k], .type = k % 5,
+                           .ts_ms = 1700000000000LL + (r * BATCH + k) * 1000LL};
+    }
+    engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = BATCH};
+    ck_assert_int_eq(engine_submit_wait(e, &op), 0); /* one round: one snapshot is due after it */
+    recd_stats st;
+    for (int tries = 0; tries < 3000; tries++) {
+      engine_stats(e, &st);
+      if (st.snapshots_ok + st.snapshots_failed >= (uint64_t)r + 1 && !st.snapshot_running) break;
+      usleep(10000);
+    }
+    ck_assert_uint_eq(st.snapshots_ok, r + 1);
+    ck_assert_uint_eq(st.snapshot_seq, (r + 1) * BATCH);
+    struct stat sst;
+    ck_assert_int_eq(stat(snap, &sst), 0);
+    ck_assert_int_eq(sst.st_nlink, 1);
+    ck_assert_msg(access(old, F_OK) && access(tmp, F_OK), "round %d left state.snap.old or .tmp", r);
+  }
+  engine_free(e);
+  e = reopen(dir, 1);
+  recd_stats st;
+  engine_stats(e, &st);
+  ck_assert_uint_eq(st.snapshot_seq, ROUNDS * BATCH); /* loaded, nothing replayed */
+  ck_assert_uint_eq(st.events, ROUNDS * BATCH);
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 /* A background snapshot is the state as of its event, whatever the writes
  * that go on while it is written: byte for byte the snapshot an engine that
  * only ever saw those events writes at close. The snapshot thread is slowed
@@ -883,6 +945,7 @@ Suite *engine_suite(void) {
   tcase_add_test(tc, content_neighbours_follow_catalog_writes);
   tcase_add_test(tc, snapshot_equals_replay);
   tcase_add_test(tc, background_snapshot_is_the_state_at_its_event);
+  tcase_add_test(tc, background_snapshots_replace_their_files);
   tcase_add_test(tc, parallel_apply_equals_sequential);
   tcase_add_test(tc, concurrent_writers_small_and_big_rounds);
   tcase_add_test(tc, commit_delay_groups_concurrent_writes);
