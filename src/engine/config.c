@@ -80,6 +80,7 @@ static const opt opts[] = {
     {"train_every", T_SIZE, O(train_every), 0, "0", "events between automatic background trainings; 0 = only when asked", 0, 1e12},
     {"promote_margin", T_DBL, O(promote_margin), 0, "0.02", "automatic promotion needs nDCG@10 above production's by this share", 0, 10},
     {"snapshot_every", T_SIZE, O(snapshot_every), 0, "1000000", "events between background snapshots of the live state (restart loads the newest and replays the rest); 0 = never", 0, 1e12},
+    {"snapshot_max_replay", T_DUR, O(snapshot_max_replay_ms), 0, "5s", "the longest a restart after a crash may spend replaying the events after the newest snapshot, estimated by the time they took to apply: a background snapshot also starts once they took half of it, and writes wait while they took all of it and a snapshot is being written (events that pair with many recent items replay slower than snapshot_every and snapshot_growth assume); 0 = no bound", 0, 1e9},
     {"snapshot_growth", T_DBL, O(snapshot_growth), 0, "0.05", "a background snapshot also waits until the events since the last one are this share of all events (a snapshot costs in proportion to the state, so this keeps its cost per event flat as the state grows; restart replays at most this share of the log)", 0, 10},
     {"demo", T_BOOL, O(demo), 0, "false", "load a synthetic demo shop when the data dir is empty", 0, 0},
 };

@@ -70,6 +70,7 @@ typedef struct recd_config {
   double promote_margin;   /* a candidate must beat production's nDCG@10 by this share */
   int64_t snapshot_every;  /* events between background snapshots; 0 = none */
   double snapshot_growth;  /* ... and at least this share of all events */
+  int64_t snapshot_max_replay_ms; /* bound on a crash's replay, estimated from apply time; 0 = none */
   int bulk_load;           /* not an option: set by `recd import`. With fsync=full, commits
                             * are not fsynced one by one until an OP_SYNC op (engine.h).
                             * The caller only writes: nothing may read the live state

@@ -293,6 +293,8 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   rc = store_scan_events(e->st, from, replay_event, r);
   if (!rc) replay_flush(r);
   uint64_t replayed = r->n;
+  e->open_apply_ns = (uint64_t)(clock_mono_ns() - r->t0); /* the tail no snapshot holds yet */
+  atomic_store(&e->apply_ns, e->open_apply_ns);
   arena_release(&r->strings);
   free(r);
   engine__apply_trim(e); /* the replay's big chunks' working memory: rounds are smaller */
@@ -511,4 +513,7 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->snapshot_last_s = atomic_load(&e->snap_last_us) / 1e6;
   s->snapshot_running = atomic_load(&e->snap) != NULL;
   s->snapshot_seq = atomic_load(&e->last_snap_seq);
+  uint64_t applied_ns = atomic_load(&e->apply_ns), snap_ns = atomic_load(&e->snap_apply_ns);
+  s->snapshot_lag_s = applied_ns > snap_ns ? (applied_ns - snap_ns) / 1e9 : 0; /* a snapshot may end between the loads */
+  s->writes_held_s = atomic_load(&e->held_ns) / 1e9;
 }

@@ -176,6 +176,8 @@ typedef struct {
    * replays the events after it) */
   uint64_t snapshots_ok, snapshots_failed, snapshot_seq;
   double snapshot_last_s;
+  double snapshot_lag_s;   /* the events after the newest snapshot: their time to apply (snapshot_max_replay) */
+  double writes_held_s;    /* time writes waited for a snapshot since start (snapshot_max_replay) */
   int snapshot_running;
 } recd_stats;
 void engine_stats(recd_engine *e, recd_stats *s);

@@ -119,6 +119,10 @@ struct recd_engine {
   int ticks_due;                  /* a round was applied by the store stage: the apply thread
                                    * runs the between-rounds work (snapshot_tick, train_tick) */
   int a_stop;                     /* the store stage has exited */
+  int hold_writes;                /* the store stage takes no new round: the events since the
+                                   * newest snapshot would take longer than snapshot_max_replay
+                                   * to replay, and a snapshot is being written (writer.c) */
+  int hold_off;                   /* stopping: no more holds */
   long long test_commits_left;    /* store stage: commits before they fail (a test knob); -1: off */
   pthread_mutex_t round_lock;     /* held by the store stage during a round; a fork takes it */
   struct apply_par *par;          /* the apply helper thread (writer.c), NULL if none */
@@ -132,6 +136,11 @@ struct recd_engine {
   struct snap_marks *_Atomic snap; /* running background snapshot (snapshot.c), NULL if none: set and
                                    * cleared by the apply stage between rounds */
   _Atomic uint64_t last_snap_seq; /* the newest snapshot's event */
+  _Atomic uint64_t apply_ns;      /* time spent applying events since open (the replay's included):
+                                   * the estimate of what replaying them would take */
+  _Atomic uint64_t snap_apply_ns; /* apply_ns when the newest snapshot's event had been applied */
+  uint64_t open_apply_ns;         /* apply_ns at the end of open: the replay's time */
+  _Atomic uint64_t held_ns;       /* time the store stage held writes (hold_writes) */
   _Atomic uint64_t snap_ok, snap_failed, snap_last_us;
   int opened;                     /* engine_open finished: state is whole */
   _Atomic uint64_t committed_seq; /* last durable seq, for readers */
@@ -257,7 +266,10 @@ typedef struct snap_run snap_run; /* begins with its snap_marks */
  * nitems items (the store stage may have interned more since, for rounds
  * not applied yet: their ids are not in this snapshot) */
 int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64_t nitems);
-int engine__snapshot_done(const recd_engine *e);
+/* apply stage, between rounds: count a running snapshot once its file is in
+ * place (from then on a crash loads it: the replay estimate drops, held
+ * writes go on), and end it once its thread is finished */
+void engine__snapshot_poll(recd_engine *e);
 /* wait for it (asked to stop first with `abort`), count and log how it went */
 void engine__snapshot_end(recd_engine *e, int abort);
 /* with the record's stripe lock held, before the first change to it while a

@@ -326,12 +326,36 @@ struct snap_run {
   char path[1100];
   snap_head h;
   int64_t started_ns;
+  uint64_t apply_ns;           /* the engine's apply_ns at its event */
   kept_rec **ukept, **ikept;
   _Atomic uint64_t nkept;
-  _Atomic int done, abort;
+  _Atomic int written;         /* the file is in place (or failed: rc); the thread may still be removing the old one */
+  _Atomic int done, abort;     /* the thread is finished; told to stop */
   int rc;
+  int counted;                 /* apply stage: its result is counted and logged */
+  int64_t written_ns;
   double cpu_s;
 };
+
+/* the apply stage looks at the snapshot at its next ticks: now, not at its
+ * next round (writes may be held for it, see snapshot_max_replay) */
+static void wake_apply_stage(recd_engine *e) {
+  pthread_mutex_lock(&e->a_lock);
+  e->ticks_due = 1;
+  pthread_cond_broadcast(&e->a_cond);
+  pthread_mutex_unlock(&e->a_lock);
+}
+
+/* the background thread: the file is in place, or failed */
+static void snap_written(snap_run *s, int rc) {
+  s->rc = rc;
+  s->written_ns = clock_mono_ns();
+  struct timespec cpu;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+  s->cpu_s = (double)cpu.tv_sec + cpu.tv_nsec / 1e9;
+  atomic_store(&s->written, 1);
+  wake_apply_stage(s->e);
+}
 
 void engine__snap_keep(recd_engine *e, uint32_t id, int user) {
   snap_run *s = (snap_run *)e->snap;
@@ -412,6 +436,7 @@ static int write_file(recd_engine *e, const char *path, const snap_head *h, snap
   if (n < all && !w.err) w.err = RECD_ECANCELED;
   if (s && !w.err) (void)link(path, old); /* none yet, or no links here: the rename frees it */
   rc = put_tail(&w, tmp, path);
+  if (s) snap_written(s, rc); /* counted now: the old file's removal takes a while */
   /* replaced: its last name; else a second name of the file still in place */
   (void)fileio_remove_gently(old, step, pause_us, hurry);
   return rc;
@@ -436,11 +461,10 @@ static void *snap_main(void *arg) {
   pthread_setname_np(pthread_self(), "recd-snapshot");
   /* below the server's threads: requests and writes come first */
   (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE);
-  s->rc = write_file(s->e, s->path, &s->h, s);
-  struct timespec cpu;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
-  s->cpu_s = (double)cpu.tv_sec + cpu.tv_nsec / 1e9;
+  int rc = write_file(s->e, s->path, &s->h, s);
+  if (!atomic_load(&s->written)) snap_written(s, rc); /* failed before its file was complete */
   atomic_store(&s->done, 1);
+  wake_apply_stage(s->e);
   return NULL;
 }
 
@@ -461,6 +485,7 @@ int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64
   snap_path(e, s->path, sizeof s->path);
   head_now(e, seq, nusers, nitems, &s->h);
   s->started_ns = clock_mono_ns();
+  s->apply_ns = atomic_load(&e->apply_ns);
   s->m.nusers = s->h.nusers;
   s->m.nitems = s->h.nitems;
   s->m.umark = xcalloc(s->h.nusers ? s->h.nusers : 1, 1);
@@ -478,19 +503,13 @@ int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64
   return 0;
 }
 
-int engine__snapshot_done(const recd_engine *e) {
-  const snap_run *s = (const snap_run *)e->snap;
-  return s && atomic_load(&s->done);
-}
-
-void engine__snapshot_end(recd_engine *e, int abort) {
-  snap_run *s = (snap_run *)e->snap;
-  if (abort) atomic_store(&s->abort, 1);
-  pthread_join(s->thread, NULL);
-  e->snap = NULL;
-  int64_t took_ns = clock_mono_ns() - s->started_ns;
+/* count and log a written snapshot's result (apply stage, or the close) */
+static void count(recd_engine *e, snap_run *s, int abort) {
+  s->counted = 1;
+  int64_t took_ns = s->written_ns - s->started_ns;
   if (!s->rc) {
     e->last_snap_seq = s->h.seq;
+    atomic_store(&e->snap_apply_ns, s->apply_ns);
     atomic_store(&e->snap_last_us, (uint64_t)(took_ns / 1000));
     atomic_fetch_add(&e->snap_ok, 1);
     log_info("snapshot: state at event %llu written in the background in %.2f s (CPU %.2f s; %llu records "
@@ -502,6 +521,21 @@ void engine__snapshot_end(recd_engine *e, int abort) {
     log_error("snapshot: the background snapshot failed (%s); the previous snapshot stays", recd_strerror(s->rc));
     atomic_fetch_add(&e->snap_failed, 1);
   }
+}
+
+void engine__snapshot_poll(recd_engine *e) {
+  snap_run *s = (snap_run *)e->snap;
+  if (!s) return;
+  if (!s->counted && atomic_load(&s->written)) count(e, s, 0);
+  if (atomic_load(&s->done)) engine__snapshot_end(e, 0);
+}
+
+void engine__snapshot_end(recd_engine *e, int abort) {
+  snap_run *s = (snap_run *)e->snap;
+  if (abort) atomic_store(&s->abort, 1);
+  pthread_join(s->thread, NULL);
+  e->snap = NULL;
+  if (!s->counted) count(e, s, abort);
   snapshot_free(s);
 }
 

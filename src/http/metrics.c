@@ -146,6 +146,12 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
   sb_printf(&b, "# HELP recd_snapshot_lag_events Durable events after the newest snapshot: what a restart after a crash now would replay.\n"
                 "# TYPE recd_snapshot_lag_events gauge\nrecd_snapshot_lag_events %llu\n",
             (unsigned long long)(st.last_seq > st.snapshot_seq ? st.last_seq - st.snapshot_seq : 0));
+  sb_printf(&b, "# HELP recd_snapshot_lag_seconds Time the events after the newest snapshot took to apply: the estimate of a crash's replay that snapshot_max_replay bounds.\n"
+                "# TYPE recd_snapshot_lag_seconds gauge\nrecd_snapshot_lag_seconds %.3f\n",
+            st.snapshot_lag_s);
+  sb_printf(&b, "# HELP recd_writes_held_seconds_total Time writes waited for a background snapshot, so that a crash's replay stays under snapshot_max_replay.\n"
+                "# TYPE recd_writes_held_seconds_total counter\nrecd_writes_held_seconds_total %.3f\n",
+            st.writes_held_s);
   sb_printf(&b, "# HELP recd_uptime_seconds Seconds since start.\n# TYPE recd_uptime_seconds gauge\nrecd_uptime_seconds %.3f\n", uptime_s);
   *len = b.len;
   return b.buf;

@@ -767,6 +767,52 @@ START_TEST(background_snapshots_replace_their_files) {
 }
 END_TEST
 
+/* snapshot_max_replay: a snapshot starts once the events since the last one
+ * took half of it to apply, and writes wait while they took all of it and a
+ * snapshot is being written (slowed here by the test knob): every write still
+ * completes, the wait is counted, and the restart loads the newest snapshot. */
+START_TEST(writes_wait_for_a_snapshot_past_max_replay) {
+  enum { BATCH = 400, ROUNDS = 30 };
+  char *dir = unit_tmpdir();
+  recd_config c;
+  config_defaults(&c);
+  snprintf(c.data, sizeof c.data, "%s", dir);
+  c.snapshot_every = 1000000; /* the counts never make one due */
+  c.snapshot_growth = 0;
+  c.snapshot_max_replay_ms = 2;
+  setenv("RECD_TEST_SNAPSHOT_PAUSE_US", "2000", 1);
+  char err[256];
+  recd_engine *e = NULL;
+  ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "%s", err);
+  recd_event ev[BATCH];
+  char uid[BATCH][16], iid[BATCH][16];
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int k = 0; k < BATCH; k++) {
+      snprintf(uid[k], 16, "u%d", (k * 7 + r * 3) % 300);
+      snprintf(iid[k], 16, "i%d", (k * 13 + r * 5) % 400);
+      ev[k] = (recd_event){.user_id = uid[k], .item_id = iid[k], .type = k % 5,
+                           .ts_ms = 1700000000000LL + (r * BATCH + k) * 1000LL};
+    }
+    engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = BATCH};
+    ck_assert_int_eq(engine_submit_wait(e, &op), 0);
+  }
+  recd_stats st;
+  engine_stats(e, &st);
+  ck_assert_uint_eq(st.events, ROUNDS * BATCH);
+  ck_assert_uint_ge(st.snapshots_ok, 1);
+  ck_assert_msg(st.writes_held_s > 0, "no write waited for a snapshot (held %.3f s)", st.writes_held_s);
+  engine_free(e);
+  unsetenv("RECD_TEST_SNAPSHOT_PAUSE_US");
+  e = reopen(dir, 1);
+  engine_stats(e, &st);
+  ck_assert_uint_eq(st.events, ROUNDS * BATCH);
+  ck_assert_uint_eq(st.snapshot_seq, ROUNDS * BATCH); /* the close's snapshot, loaded */
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 /* A background snapshot is the state as of its event, whatever the writes
  * that go on while it is written: byte for byte the snapshot an engine that
  * only ever saw those events writes at close. The snapshot thread is slowed
@@ -946,6 +992,7 @@ Suite *engine_suite(void) {
   tcase_add_test(tc, snapshot_equals_replay);
   tcase_add_test(tc, background_snapshot_is_the_state_at_its_event);
   tcase_add_test(tc, background_snapshots_replace_their_files);
+  tcase_add_test(tc, writes_wait_for_a_snapshot_past_max_replay);
   tcase_add_test(tc, parallel_apply_equals_sequential);
   tcase_add_test(tc, concurrent_writers_small_and_big_rounds);
   tcase_add_test(tc, commit_delay_groups_concurrent_writes);
