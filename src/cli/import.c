@@ -2092,6 +2092,7 @@ int cmd_import(int argc, char **argv) {
   /* a bulk load takes no background snapshots (each fork would copy-on-write
    * pages under the load); closing writes one, so the server starts at once */
   if (cfg.snapshot_every) cfg.snapshot_every = INT64_MAX / 4;
+  cfg.snapshot_max_replay_ms = 0; /* nor for the replay bound: writes never wait for one */
   /* nor an fsync per batch (with fsync=full): import_run syncs everything once at
    * the end, before it reports success. A crash or power loss during the import
    * can lose the last batches, never corrupt the database; import again into a
