@@ -706,6 +706,24 @@ START_TEST(failed_commit_fails_its_group_and_restart_has_the_committed) {
 }
 END_TEST
 
+/* n events of round r (users u0..u<users-1>, items i0..i<items-1>, each round
+ * after the one before) submitted as one op: one write round */
+static void submit_round(recd_engine *e, int r, int n, int users, int items) {
+  recd_event *ev = calloc((size_t)n, sizeof *ev);
+  char(*uid)[16] = calloc((size_t)n, 16), (*iid)[16] = calloc((size_t)n, 16);
+  for (int k = 0; k < n; k++) {
+    snprintf(uid[k], 16, "u%d", (k * 7 + r * 3) % users);
+    snprintf(iid[k], 16, "i%d", (k * 13 + r * 5) % items);
+    ev[k] = (recd_event){.user_id = uid[k], .item_id = iid[k], .type = k % 5,
+                         .ts_ms = 1700000000000LL + ((int64_t)r * n + k) * 1000};
+  }
+  engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = (size_t)n};
+  ck_assert_int_eq(engine_submit_wait(e, &op), 0);
+  free(ev);
+  free(uid);
+  free(iid);
+}
+
 /* Each background snapshot replaces the one before (kept as state.snap.old
  * through the rename, then removed in steps) and clears what a crash left:
  * a state.snap.tmp, and a state.snap.old that is a second name of state.snap
@@ -724,8 +742,6 @@ START_TEST(background_snapshots_replace_their_files) {
   char err[256];
   recd_engine *e = NULL;
   ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "%s", err);
-  recd_event ev[BATCH];
-  char uid[BATCH][16], iid[BATCH][16];
   for (int r = 0; r < ROUNDS; r++) {
     if (r == ROUNDS - 1) {
       ck_assert_int_eq(link(snap, old), 0);
@@ -734,14 +750,7 @@ START_TEST(background_snapshots_replace_their_files) {
       fputs("half a snapshot", f);
       fclose(f);
     }
-    for (int k = 0; k < BATCH; k++) {
-      snprintf(uid[k], 16, "u%d", (k * 7 + r) % 41);
-      snprintf(iid[k], 16, "i%d", (k * 13 + r * 5) % 97);
-      ev[k] = (recd_event){.user_id = uid[k], .item_id = iid[k], .type = k % 5,
-                           .ts_ms = 1700000000000LL + (r * BATCH + k) * 1000LL};
-    }
-    engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = BATCH};
-    ck_assert_int_eq(engine_submit_wait(e, &op), 0); /* one round: one snapshot is due after it */
+    submit_round(e, r, BATCH, 41, 97); /* one snapshot is due after it */
     recd_stats st;
     for (int tries = 0; tries < 3000; tries++) {
       engine_stats(e, &st);
@@ -784,18 +793,7 @@ START_TEST(writes_wait_for_a_snapshot_past_max_replay) {
   char err[256];
   recd_engine *e = NULL;
   ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "%s", err);
-  recd_event ev[BATCH];
-  char uid[BATCH][16], iid[BATCH][16];
-  for (int r = 0; r < ROUNDS; r++) {
-    for (int k = 0; k < BATCH; k++) {
-      snprintf(uid[k], 16, "u%d", (k * 7 + r * 3) % 300);
-      snprintf(iid[k], 16, "i%d", (k * 13 + r * 5) % 400);
-      ev[k] = (recd_event){.user_id = uid[k], .item_id = iid[k], .type = k % 5,
-                           .ts_ms = 1700000000000LL + (r * BATCH + k) * 1000LL};
-    }
-    engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = BATCH};
-    ck_assert_int_eq(engine_submit_wait(e, &op), 0);
-  }
+  for (int r = 0; r < ROUNDS; r++) submit_round(e, r, BATCH, 300, 400);
   recd_stats st;
   engine_stats(e, &st);
   ck_assert_uint_eq(st.events, ROUNDS * BATCH);
