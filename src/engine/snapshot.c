@@ -1,9 +1,9 @@
 /* snapshot.c — the live state on disk, so a restart loads it and replays only
  * the log after it, instead of the whole log.
  *
- * File DATA/state.snap (written as state.snap.tmp, fsynced, renamed; a
- * background snapshot writes straight to the disk, and removes the file it
- * replaced in steps, see SNAP_FREE_STEP):
+ * File DATA/state.snap (written as state.snap.tmp, fsynced, renamed; the file
+ * it replaced stays as state.snap.old, and the next snapshot is written over
+ * it, see open_file; a background snapshot writes straight to the disk):
  *   header  magic "RECDSNP1", u64 seq (last event applied), u64 config
  *           fingerprint, i64 engine clock, u64 users, u64 items, u64 events,
  *           u64 events by type [RECD_MAX_TYPES]
@@ -102,11 +102,11 @@ uint64_t engine__fingerprint(const recd_engine *e) {
  * from there. */
 #define SNAP_WRITEBACK_STEP (1u << 20)
 
-/* A background snapshot keeps the file it replaces as state.snap.old, so that
- * the rename frees nothing, and then removes it in truncations of this many
- * bytes, SNAP_FREE_PAUSE_US apart (fileio_remove_gently): renaming over the
+/* A snapshot never frees the file it replaces (open_file): renaming over the
  * 1.2 GB file freed its blocks in one go, which held the database's commits
- * behind it for up to 57 ms on a disk mounted with `discard` (stop 20). */
+ * behind it for up to 57 ms on a disk mounted with `discard` (stop 20). The
+ * one file a crash can leave to remove goes in truncations of this many
+ * bytes, SNAP_FREE_PAUSE_US apart (fileio_remove_gently). */
 #define SNAP_FREE_STEP (8u << 20)
 #define SNAP_FREE_PAUSE_US 5000
 
@@ -287,7 +287,7 @@ static void put_head(wbuf *w, const snap_head *h) {
 }
 
 /* pad to 8 so the hash covers whole words, then the trailer; commits the file */
-static int put_tail(wbuf *w, char *tmp, const char *path) {
+static int put_tail(wbuf *w, char *tmp, const char *path, const char *old) {
   static const unsigned char zero[8];
   w_put(w, zero, (8 - (w->total + w->n) % 8) % 8);
   w_flush(w);
@@ -296,13 +296,39 @@ static int put_tail(wbuf *w, char *tmp, const char *path) {
   w_put(w, SNAP_END, 8);
   w_flush(w);
   free(w->buf);
+  /* the file written over may have been longer */
+  if (!w->err && ftruncate(w->fd, (off_t)w->total)) w->err = -errno;
+  /* the file this one replaces stays, as the next one's (open_file) */
+  if (!w->err) (void)link(path, old);
   return fileio_commit(w->fd, tmp, path, w->err);
 }
 
-static int open_file(const char *path, wbuf *w, char **tmp) {
-  int fd = fileio_create_tmp(path, tmp);
-  if (fd < 0) return fd;
-  *w = (wbuf){.fd = fd, .cap = SNAP_WRITEBACK_STEP, .hash = 0x5eed};
+/* state.snap.tmp, to write a snapshot into: the file the last snapshot
+ * replaced (state.snap.old), renamed and written over in place. Its blocks
+ * are reused, so no snapshot allocates or frees a gigabyte of them (put_tail
+ * keeps the replaced file as the next .old); the price is a second file of
+ * the state's size in the data dir. A crash can leave both a .tmp and a .old:
+ * the .tmp is reused and the .old removed in steps (or only unlinked when it
+ * is a second name of state.snap: a crash between put_tail's link and its
+ * rename). */
+static int open_file(const char *path, const char *old, wbuf *w, char **tmp, const atomic_int *hurry) {
+  *w = (wbuf){.fd = -1, .cap = SNAP_WRITEBACK_STEP, .hash = 0x5eed};
+  size_t n = strlen(path);
+  *tmp = xmalloc(n + 5);
+  memcpy(*tmp, path, n);
+  memcpy(*tmp + n, ".tmp", 5);
+  struct stat st;
+  if (!lstat(old, &st)) {
+    if (st.st_nlink > 1 || !access(*tmp, F_OK) || rename(old, *tmp))
+      (void)fileio_remove_gently(old, hurry ? SNAP_FREE_STEP : UINT64_MAX, hurry ? SNAP_FREE_PAUSE_US : 0, hurry);
+  }
+  int fd = open(*tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int err = -errno;
+    free(*tmp);
+    return err;
+  }
+  w->fd = fd;
   w->buf = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap);
   if (!w->buf) return fileio_commit(fd, *tmp, path, RECD_ENOMEM);
   return 0;
@@ -409,16 +435,11 @@ static void take(snap_run *s, wbuf *w, wbuf *rec, uint32_t id, int user) {
  * set); without, on a thread that has the state to itself (shutdown, import's
  * close): no locks. */
 static int write_file(recd_engine *e, const char *path, const snap_head *h, snap_run *s) {
-  char *tmp, old[1110], left[1110];
+  char *tmp, old[1110];
   snprintf(old, sizeof old, "%s.old", path);
-  snprintf(left, sizeof left, "%s.tmp", path);
-  uint64_t step = s ? SNAP_FREE_STEP : UINT64_MAX; /* at close nothing commits beside it */
-  unsigned pause_us = s ? SNAP_FREE_PAUSE_US : 0;
-  const atomic_int *hurry = s ? &s->abort : NULL; /* shutdown */
-  (void)fileio_remove_gently(old, step, pause_us, hurry); /* a crash's leftovers */
-  (void)fileio_remove_gently(left, step, pause_us, hurry);
   wbuf w, rec = {.fd = -1};
-  int rc = open_file(path, &w, &tmp);
+  /* in the background, a crash's leftover goes gently (stopped by a shutdown); at close nothing commits beside it */
+  int rc = open_file(path, old, &w, &tmp, s ? &s->abort : NULL);
   if (rc) return rc;
   w.ahead = !s;
   w.direct = s && !fileio_direct(w.fd, 1);
@@ -434,11 +455,8 @@ static int write_file(recd_engine *e, const char *path, const snap_head *h, snap
   }
   free(rec.buf);
   if (n < all && !w.err) w.err = RECD_ECANCELED;
-  if (s && !w.err) (void)link(path, old); /* none yet, or no links here: the rename frees it */
-  rc = put_tail(&w, tmp, path);
-  if (s) snap_written(s, rc); /* counted now: the old file's removal takes a while */
-  /* replaced: its last name; else a second name of the file still in place */
-  (void)fileio_remove_gently(old, step, pause_us, hurry);
+  rc = put_tail(&w, tmp, path, old);
+  if (s) snap_written(s, rc);
   return rc;
 }
 

@@ -724,12 +724,14 @@ static void submit_round(recd_engine *e, int r, int n, int users, int items) {
   free(iid);
 }
 
-/* Each background snapshot replaces the one before (kept as state.snap.old
- * through the rename, then removed in steps) and clears what a crash left:
- * a state.snap.tmp, and a state.snap.old that is a second name of state.snap
- * (a crash between the link and the rename), which must not be emptied. */
+/* Each background snapshot replaces the one before, which stays as
+ * state.snap.old, and is written over that file in place (the snapshots
+ * alternate between two files: no gigabyte of blocks allocated or freed).
+ * The last round plays what a crash between the link and the rename leaves:
+ * the reused file half written as state.snap.tmp, and state.snap.old a second
+ * name of state.snap, which is only unlinked. */
 START_TEST(background_snapshots_replace_their_files) {
-  enum { BATCH = 300, ROUNDS = 3 };
+  enum { BATCH = 300, ROUNDS = 4 };
   char *dir = unit_tmpdir(), snap[600], old[600], tmp[600];
   snprintf(snap, sizeof snap, "%s/state.snap", dir);
   snprintf(old, sizeof old, "%s/state.snap.old", dir);
@@ -742,13 +744,16 @@ START_TEST(background_snapshots_replace_their_files) {
   char err[256];
   recd_engine *e = NULL;
   ck_assert_msg(engine_open(&c, &e, err, sizeof err) == 0, "%s", err);
+  ino_t ino[ROUNDS];
+  struct stat sst;
   for (int r = 0; r < ROUNDS; r++) {
     if (r == ROUNDS - 1) {
-      ck_assert_int_eq(link(snap, old), 0);
-      FILE *f = fopen(tmp, "wb");
+      ck_assert_int_eq(rename(old, tmp), 0);
+      FILE *f = fopen(tmp, "r+b");
       ck_assert_ptr_nonnull(f);
       fputs("half a snapshot", f);
       fclose(f);
+      ck_assert_int_eq(link(snap, old), 0);
     }
     submit_round(e, r, BATCH, 41, 97); /* one snapshot is due after it */
     recd_stats st;
@@ -759,10 +764,18 @@ START_TEST(background_snapshots_replace_their_files) {
     }
     ck_assert_uint_eq(st.snapshots_ok, r + 1);
     ck_assert_uint_eq(st.snapshot_seq, (r + 1) * BATCH);
-    struct stat sst;
     ck_assert_int_eq(stat(snap, &sst), 0);
     ck_assert_int_eq(sst.st_nlink, 1);
-    ck_assert_msg(access(old, F_OK) && access(tmp, F_OK), "round %d left state.snap.old or .tmp", r);
+    ino[r] = sst.st_ino;
+    ck_assert_msg(access(tmp, F_OK), "round %d left state.snap.tmp", r);
+    if (r == 0) {
+      ck_assert_msg(access(old, F_OK), "a first snapshot replaced nothing, yet state.snap.old is there");
+      continue;
+    }
+    ck_assert_int_eq(stat(old, &sst), 0); /* the replaced one, kept */
+    ck_assert_int_eq(sst.st_nlink, 1);
+    ck_assert(sst.st_ino == ino[r - 1]);
+    if (r >= 2) ck_assert(ino[r] == ino[r - 2]); /* written over the one kept the round before */
   }
   engine_free(e);
   e = reopen(dir, 1);
