@@ -42,6 +42,7 @@
  *     refused snapshot leaves the caller's replay at event 0. Two threads
  *     parse the records (see engine__snapshot_load).
  */
+#include <aio.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -124,7 +125,17 @@ typedef struct {
   int ahead;                /* wait for a step's writeback after the next one's start */
   int direct;               /* fd writes straight to the disk (O_DIRECT) */
   int err;
+  struct snap_io *io;       /* direct writes in flight (files only) */
 } wbuf;
+
+/* A direct write in flight while the next step is serialised into the other
+ * buffer: the thread waited ~0.76 ms per 1 MiB write, ~0.75 s of a 1.2 GB
+ * snapshot (stop 20). POSIX AIO (glibc runs it on a helper thread). */
+typedef struct snap_io {
+  struct aiocb cb;
+  unsigned char *busy;      /* the buffer being written; the other is wbuf.buf */
+  int inflight;
+} snap_io;
 
 /* the alignment of direct writes' buffer, offsets and lengths */
 #define SNAP_DIRECT_ALIGN 4096
@@ -136,12 +147,46 @@ static void w_buffered(wbuf *w) {
   w->direct = 0;
 }
 
+/* wait for the direct write in flight; one that failed (a file system that
+ * takes O_DIRECT but not these writes) is written again through the page cache */
+static void w_wait(wbuf *w) {
+  snap_io *io = w->io;
+  if (!io || !io->inflight) return;
+  const struct aiocb *list[1] = {&io->cb};
+  int e;
+  while ((e = aio_error(&io->cb)) == EINPROGRESS) aio_suspend(list, 1, NULL);
+  ssize_t r = aio_return(&io->cb);
+  io->inflight = 0;
+  if (e || r != (ssize_t)io->cb.aio_nbytes) {
+    w_buffered(w);
+    if (!w->err) w->err = fileio_pwrite_all(w->fd, io->busy, io->cb.aio_nbytes, (uint64_t)io->cb.aio_offset);
+  }
+}
+
+/* start writing the full buffer directly; the other one takes the next step */
+static int w_start(wbuf *w) {
+  snap_io *io = w->io;
+  w_wait(w);
+  if (w->err || !w->direct) return 0;
+  io->cb = (struct aiocb){.aio_fildes = w->fd, .aio_buf = w->buf, .aio_nbytes = w->n, .aio_offset = (off_t)w->total};
+  if (aio_write(&io->cb)) return 0;
+  io->inflight = 1;
+  unsigned char *b = io->busy;
+  io->busy = w->buf;
+  w->buf = b;
+  return 1;
+}
+
 static void w_flush(wbuf *w) {
   /* hash in whole 8-byte words: flushes happen at multiples of 8 except the last */
   w->hash = fileio_hash(w->hash, w->buf, w->n);
-  if (w->n % SNAP_DIRECT_ALIGN) w_buffered(w);
-  if (!w->err && w->direct && fileio_pwrite_all(w->fd, w->buf, w->n, w->total)) w_buffered(w);
-  if (!w->err && !w->direct) w->err = fileio_pwrite_all(w->fd, w->buf, w->n, w->total);
+  if (w->n % SNAP_DIRECT_ALIGN) {
+    w_wait(w);
+    w_buffered(w);
+  }
+  int started = w->direct && w->io && w_start(w);
+  if (!started && !w->err && w->direct && fileio_pwrite_all(w->fd, w->buf, w->n, w->total)) w_buffered(w);
+  if (!started && !w->err && !w->direct) w->err = fileio_pwrite_all(w->fd, w->buf, w->n, w->total);
   w->total += w->n;
   w->n = 0;
   if (w->direct) w->started = w->synced = w->total;
@@ -295,7 +340,10 @@ static int put_tail(wbuf *w, char *tmp, const char *path, const char *old) {
   w_put(w, &h, 8);
   w_put(w, SNAP_END, 8);
   w_flush(w);
+  w_wait(w);
   free(w->buf);
+  if (w->io) free(w->io->busy);
+  free(w->io);
   /* the file written over may have been longer */
   if (!w->err && ftruncate(w->fd, (off_t)w->total)) w->err = -errno;
   /* the file this one replaces stays, as the next one's (open_file) */
@@ -332,6 +380,13 @@ static int open_file(const char *path, const char *old, wbuf *w, char **tmp, con
   w->buf = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap);
   if (!w->buf) return fileio_commit(fd, *tmp, path, RECD_ENOMEM);
   return 0;
+}
+
+/* the second buffer for direct writes in flight (without it, each waits) */
+static void w_async(wbuf *w) {
+  snap_io *io = calloc(1, sizeof *io);
+  if (io && (io->busy = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap))) w->io = io;
+  else free(io);
 }
 
 static void snap_path(const recd_engine *e, char *buf, size_t len) { snprintf(buf, len, "%s/state.snap", e->cfg.data); }
@@ -443,6 +498,7 @@ static int write_file(recd_engine *e, const char *path, const snap_head *h, snap
   if (rc) return rc;
   w.ahead = !s;
   w.direct = s && !fileio_direct(w.fd, 1);
+  if (w.direct) w_async(&w);
   put_head(&w, h);
   long pause = s ? test_pause_us() : 0;
   uint64_t n = 0, all = h->nusers + h->nitems;
