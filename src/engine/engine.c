@@ -513,7 +513,6 @@ void engine_stats(recd_engine *e, recd_stats *s) {
   s->snapshot_last_s = atomic_load(&e->snap_last_us) / 1e6;
   s->snapshot_running = atomic_load(&e->snap) != NULL;
   s->snapshot_seq = atomic_load(&e->last_snap_seq);
-  uint64_t applied_ns = atomic_load(&e->apply_ns), snap_ns = atomic_load(&e->snap_apply_ns);
-  s->snapshot_lag_s = applied_ns > snap_ns ? (applied_ns - snap_ns) / 1e9 : 0; /* a snapshot may end between the loads */
+  s->snapshot_lag_s = engine__replay_estimate_ns(e) / 1e9;
   s->writes_held_s = atomic_load(&e->held_ns) / 1e9;
 }

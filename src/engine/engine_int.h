@@ -228,6 +228,8 @@ int64_t engine__now(recd_engine *e);
 /* writer.c */
 int engine__writer_start(recd_engine *e);
 void engine__writer_stop(recd_engine *e);
+/* the apply time of the events after the newest snapshot: what a crash's replay would take (writer.c) */
+uint64_t engine__replay_estimate_ns(const recd_engine *e);
 /* one event as the live state sees it (ids interned) */
 typedef struct {
   uint32_t uid, iid;
@@ -266,10 +268,8 @@ typedef struct snap_run snap_run; /* begins with its snap_marks */
  * nitems items (the store stage may have interned more since, for rounds
  * not applied yet: their ids are not in this snapshot) */
 int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64_t nitems);
-/* apply stage, between rounds: count a running snapshot once its file is in
- * place (from then on a crash loads it: the replay estimate drops, held
- * writes go on), and end it once its thread is finished */
-void engine__snapshot_poll(recd_engine *e);
+/* its thread is finished (it wakes the apply stage then: writes may be held for it) */
+int engine__snapshot_done(const recd_engine *e);
 /* wait for it (asked to stop first with `abort`), count and log how it went */
 void engine__snapshot_end(recd_engine *e, int abort);
 /* with the record's stripe lock held, before the first change to it while a

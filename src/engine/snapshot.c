@@ -123,7 +123,7 @@ typedef struct {
   uint64_t hash, total;
   uint64_t started, synced; /* writeback started for [0, started), done for [0, synced) */
   int ahead;                /* wait for a step's writeback after the next one's start */
-  int direct;               /* fd writes straight to the disk (O_DIRECT) */
+  int direct;               /* fd writes straight to the disk (O_DIRECT; io is set) */
   int err;
   struct snap_io *io;       /* direct writes in flight (files only) */
 } wbuf;
@@ -163,7 +163,8 @@ static void w_wait(wbuf *w) {
   }
 }
 
-/* start writing the full buffer directly; the other one takes the next step */
+/* start writing the full buffer directly; the other one takes the next step.
+ * 0: not started (an error, or direct writes are off now) */
 static int w_start(wbuf *w) {
   snap_io *io = w->io;
   w_wait(w);
@@ -180,13 +181,11 @@ static int w_start(wbuf *w) {
 static void w_flush(wbuf *w) {
   /* hash in whole 8-byte words: flushes happen at multiples of 8 except the last */
   w->hash = fileio_hash(w->hash, w->buf, w->n);
-  if (w->n % SNAP_DIRECT_ALIGN) {
+  if (w->direct && (w->n % SNAP_DIRECT_ALIGN || !w_start(w))) { /* the last, partial block, or no aio */
     w_wait(w);
     w_buffered(w);
   }
-  int started = w->direct && w->io && w_start(w);
-  if (!started && !w->err && w->direct && fileio_pwrite_all(w->fd, w->buf, w->n, w->total)) w_buffered(w);
-  if (!started && !w->err && !w->direct) w->err = fileio_pwrite_all(w->fd, w->buf, w->n, w->total);
+  if (!w->direct && !w->err) w->err = fileio_pwrite_all(w->fd, w->buf, w->n, w->total);
   w->total += w->n;
   w->n = 0;
   if (w->direct) w->started = w->synced = w->total;
@@ -361,10 +360,7 @@ static int put_tail(wbuf *w, char *tmp, const char *path, const char *old) {
  * rename). */
 static int open_file(const char *path, const char *old, wbuf *w, char **tmp, const atomic_int *hurry) {
   *w = (wbuf){.fd = -1, .cap = SNAP_WRITEBACK_STEP, .hash = 0x5eed};
-  size_t n = strlen(path);
-  *tmp = xmalloc(n + 5);
-  memcpy(*tmp, path, n);
-  memcpy(*tmp + n, ".tmp", 5);
+  *tmp = fileio_tmp_path(path);
   struct stat st;
   if (!lstat(old, &st)) {
     if (st.st_nlink > 1 || !access(*tmp, F_OK) || rename(old, *tmp))
@@ -382,11 +378,17 @@ static int open_file(const char *path, const char *old, wbuf *w, char **tmp, con
   return 0;
 }
 
-/* the second buffer for direct writes in flight (without it, each waits) */
-static void w_async(wbuf *w) {
+/* direct writes from now on, with a second buffer for the one in flight;
+ * through the page cache if either is not to be had */
+static void w_direct(wbuf *w) {
   snap_io *io = calloc(1, sizeof *io);
-  if (io && (io->busy = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap))) w->io = io;
-  else free(io);
+  if (io && (io->busy = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap)) && !fileio_direct(w->fd, 1)) {
+    w->io = io;
+    w->direct = 1;
+    return;
+  }
+  if (io) free(io->busy);
+  free(io);
 }
 
 static void snap_path(const recd_engine *e, char *buf, size_t len) { snprintf(buf, len, "%s/state.snap", e->cfg.data); }
@@ -410,11 +412,8 @@ struct snap_run {
   uint64_t apply_ns;           /* the engine's apply_ns at its event */
   kept_rec **ukept, **ikept;
   _Atomic uint64_t nkept;
-  _Atomic int written;         /* the file is in place (or failed: rc); the thread may still be removing the old one */
   _Atomic int done, abort;     /* the thread is finished; told to stop */
   int rc;
-  int counted;                 /* apply stage: its result is counted and logged */
-  int64_t written_ns;
   double cpu_s;
 };
 
@@ -425,17 +424,6 @@ static void wake_apply_stage(recd_engine *e) {
   e->ticks_due = 1;
   pthread_cond_broadcast(&e->a_cond);
   pthread_mutex_unlock(&e->a_lock);
-}
-
-/* the background thread: the file is in place, or failed */
-static void snap_written(snap_run *s, int rc) {
-  s->rc = rc;
-  s->written_ns = clock_mono_ns();
-  struct timespec cpu;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
-  s->cpu_s = (double)cpu.tv_sec + cpu.tv_nsec / 1e9;
-  atomic_store(&s->written, 1);
-  wake_apply_stage(s->e);
 }
 
 void engine__snap_keep(recd_engine *e, uint32_t id, int user) {
@@ -497,8 +485,7 @@ static int write_file(recd_engine *e, const char *path, const snap_head *h, snap
   int rc = open_file(path, old, &w, &tmp, s ? &s->abort : NULL);
   if (rc) return rc;
   w.ahead = !s;
-  w.direct = s && !fileio_direct(w.fd, 1);
-  if (w.direct) w_async(&w);
+  if (s) w_direct(&w);
   put_head(&w, h);
   long pause = s ? test_pause_us() : 0;
   uint64_t n = 0, all = h->nusers + h->nitems;
@@ -511,9 +498,7 @@ static int write_file(recd_engine *e, const char *path, const snap_head *h, snap
   }
   free(rec.buf);
   if (n < all && !w.err) w.err = RECD_ECANCELED;
-  rc = put_tail(&w, tmp, path, old);
-  if (s) snap_written(s, rc);
-  return rc;
+  return put_tail(&w, tmp, path, old);
 }
 
 int engine__snapshot_save(recd_engine *e) {
@@ -535,8 +520,10 @@ static void *snap_main(void *arg) {
   pthread_setname_np(pthread_self(), "recd-snapshot");
   /* below the server's threads: requests and writes come first */
   (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SNAP_NICE);
-  int rc = write_file(s->e, s->path, &s->h, s);
-  if (!atomic_load(&s->written)) snap_written(s, rc); /* failed before its file was complete */
+  s->rc = write_file(s->e, s->path, &s->h, s);
+  struct timespec cpu;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+  s->cpu_s = (double)cpu.tv_sec + cpu.tv_nsec / 1e9;
   atomic_store(&s->done, 1);
   wake_apply_stage(s->e);
   return NULL;
@@ -577,10 +564,17 @@ int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64
   return 0;
 }
 
-/* count and log a written snapshot's result (apply stage, or the close) */
-static void count(recd_engine *e, snap_run *s, int abort) {
-  s->counted = 1;
-  int64_t took_ns = s->written_ns - s->started_ns;
+int engine__snapshot_done(const recd_engine *e) {
+  const snap_run *s = (const snap_run *)e->snap;
+  return s && atomic_load(&s->done);
+}
+
+void engine__snapshot_end(recd_engine *e, int abort) {
+  snap_run *s = (snap_run *)e->snap;
+  if (abort) atomic_store(&s->abort, 1);
+  pthread_join(s->thread, NULL);
+  e->snap = NULL;
+  int64_t took_ns = clock_mono_ns() - s->started_ns;
   if (!s->rc) {
     e->last_snap_seq = s->h.seq;
     atomic_store(&e->snap_apply_ns, s->apply_ns);
@@ -595,21 +589,6 @@ static void count(recd_engine *e, snap_run *s, int abort) {
     log_error("snapshot: the background snapshot failed (%s); the previous snapshot stays", recd_strerror(s->rc));
     atomic_fetch_add(&e->snap_failed, 1);
   }
-}
-
-void engine__snapshot_poll(recd_engine *e) {
-  snap_run *s = (snap_run *)e->snap;
-  if (!s) return;
-  if (!s->counted && atomic_load(&s->written)) count(e, s, 0);
-  if (atomic_load(&s->done)) engine__snapshot_end(e, 0);
-}
-
-void engine__snapshot_end(recd_engine *e, int abort) {
-  snap_run *s = (snap_run *)e->snap;
-  if (abort) atomic_store(&s->abort, 1);
-  pthread_join(s->thread, NULL);
-  e->snap = NULL;
-  if (!s->counted) count(e, s, abort);
   snapshot_free(s);
 }
 

@@ -914,13 +914,16 @@ static void apply_op(recd_engine *e, engine_op *op, op_scratch *sc) {
   }
 }
 
-/* What replaying the events after the newest snapshot would take, estimated
- * by the time they took to apply here (the apply stage's wall time: both its
- * threads, as in the replay; under load they are also slowed by requests, so
- * it errs long). */
-static uint64_t replay_estimate_ns(const recd_engine *e) {
-  return atomic_load(&e->apply_ns) - atomic_load(&e->snap_apply_ns);
+/* What replaying the events applied after `base` (an apply_ns reading) would
+ * take, estimated by the time they took to apply here (the apply stage's wall
+ * time: both its threads, as in the replay). 0 if base is later (a reader
+ * outside the apply stage may see a snapshot end between its two loads). */
+static uint64_t applied_since_ns(const recd_engine *e, uint64_t base) {
+  uint64_t now = atomic_load(&e->apply_ns);
+  return now > base ? now - base : 0;
 }
+
+uint64_t engine__replay_estimate_ns(const recd_engine *e) { return applied_since_ns(e, atomic_load(&e->snap_apply_ns)); }
 
 /* A snapshot is due when the events applied since the last one reach both
  * snapshot_every and snapshot_growth x all events. Writing one costs in
@@ -936,7 +939,7 @@ static uint64_t replay_estimate_ns(const recd_engine *e) {
 static int snapshot_due(const recd_engine *e) {
   uint64_t since = e->applied_seq - e->last_snap_seq;
   if (!since) return 0;
-  if (e->cfg.snapshot_max_replay_ms && replay_estimate_ns(e) * 2 >= (uint64_t)e->cfg.snapshot_max_replay_ms * 1000000u)
+  if (e->cfg.snapshot_max_replay_ms && engine__replay_estimate_ns(e) * 2 >= (uint64_t)e->cfg.snapshot_max_replay_ms * 1000000u)
     return 1;
   return since >= (uint64_t)e->cfg.snapshot_every && (double)since >= e->cfg.snapshot_growth * (double)e->applied_seq;
 }
@@ -952,7 +955,7 @@ static int writes_held(const recd_engine *e) {
   uint64_t base = atomic_load(&e->snap_apply_ns);
   if (base < e->open_apply_ns) base = e->open_apply_ns;
   return e->snap && e->cfg.snapshot_max_replay_ms &&
-         atomic_load(&e->apply_ns) - base >= (uint64_t)e->cfg.snapshot_max_replay_ms * 1000000u;
+         applied_since_ns(e, base) >= (uint64_t)e->cfg.snapshot_max_replay_ms * 1000000u;
 }
 
 /* no background snapshot runs, and one should start */
@@ -962,7 +965,7 @@ static int snapshot_start_due(const recd_engine *e) {
 
 /* end a finished background snapshot; start one when enough events were applied */
 static void snapshot_tick(recd_engine *e) {
-  engine__snapshot_poll(e);
+  if (engine__snapshot_done(e)) engine__snapshot_end(e, 0);
   if (snapshot_start_due(e)) {
     /* invariant 6: the store stage holds round_lock through a round's commit,
      * so once it is taken a round handed over early is committed, and the
@@ -1069,14 +1072,12 @@ static void complete_round(recd_engine *e, write_round *r, int handed) {
 }
 
 /* The between-rounds work, by the apply thread only: it may take round_lock,
- * which the store stage holds for a whole round. */
-static void apply_ticks(recd_engine *e) {
+ * which the store stage holds for a whole round. Returns whether writes are
+ * to be held now (writes_held; set with the caller's a_lock). */
+static int apply_ticks(recd_engine *e) {
   snapshot_tick(e);
   engine__train_tick(e);
-  int hold = writes_held(e);
-  pthread_mutex_lock(&e->a_lock);
-  e->hold_writes = hold && !e->hold_off;
-  pthread_mutex_unlock(&e->a_lock);
+  return writes_held(e);
 }
 
 /* Whether the between-rounds work has anything to do now (after a round the
@@ -1325,8 +1326,9 @@ static void *apply_main(void *arg) {
       apply_round(e, r);
       if (round_applied(e, r)) complete_round(e, r, 1);
     }
-    apply_ticks(e);
+    int hold = apply_ticks(e);
     pthread_mutex_lock(&e->a_lock);
+    e->hold_writes = hold && !e->hold_off;
     e->applying = 0;
     pthread_cond_broadcast(&e->a_cond);
     pthread_mutex_unlock(&e->a_lock);

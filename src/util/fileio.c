@@ -96,11 +96,16 @@ uint64_t fileio_hash(uint64_t h, const void *buf, size_t n) {
   return h;
 }
 
-int fileio_create_tmp(const char *path, char **tmp) {
+char *fileio_tmp_path(const char *path) {
   size_t n = strlen(path);
-  *tmp = xmalloc(n + 5);
-  memcpy(*tmp, path, n);
-  memcpy(*tmp + n, ".tmp", 5);
+  char *tmp = xmalloc(n + 5);
+  memcpy(tmp, path, n);
+  memcpy(tmp + n, ".tmp", 5);
+  return tmp;
+}
+
+int fileio_create_tmp(const char *path, char **tmp) {
+  *tmp = fileio_tmp_path(path);
   int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     int e = errno;

@@ -32,6 +32,8 @@ int fileio_read_all(int fd, void *buf, size_t n);
  * a multiple of 8 bytes long. */
 uint64_t fileio_hash(uint64_t h, const void *buf, size_t n);
 
+/* "path.tmp", xmalloc'ed */
+char *fileio_tmp_path(const char *path);
 /* "path.tmp" opened for writing (O_TRUNC); *tmp gets the xmalloc'ed name. -errno on failure. */
 int fileio_create_tmp(const char *path, char **tmp);
 /* fsync and close fd, rename tmp over path, fsync the directory; frees tmp.
