@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
-#include "http/jsonout.h"
+#include "util/jsonout.h"
 #include "http/request.h"
 #include "util/clock.h"
 #include "util/log.h"

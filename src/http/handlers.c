@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "http/http_int.h"
-#include "http/jsonout.h"
+#include "util/jsonout.h"
 #include "http/request.h"
 #include "util/clock.h"
 #include "util/err.h"

@@ -1,5 +1,6 @@
 /* jsonout.h — JSON text written straight into a byte buffer, without building
- * jansson objects first: for the hot responses (recommendation lists).
+ * jansson objects first: for the hot responses (recommendation lists) and
+ * the catalog's rows.
  *
  * The output is byte-for-byte what jansson's json_dumps(JSON_COMPACT |
  * JSON_REAL_PRECISION(6)) writes for the same values (a unit test checks
@@ -11,8 +12,8 @@
  * checks as it writes and refuses the others; fall back to jansson for them.
  *
  * Not thread-safe; a jsonout is used by one thread. */
-#ifndef RECD_HTTP_JSONOUT_H
-#define RECD_HTTP_JSONOUT_H
+#ifndef RECD_UTIL_JSONOUT_H
+#define RECD_UTIL_JSONOUT_H
 
 #include <stddef.h>
 #include <string.h>
@@ -41,6 +42,9 @@ void jsonout_u64(jsonout *j, unsigned long long v);
 char *jsonout_digits(char *end, unsigned long long v);
 /* a real as jansson writes it with JSON_REAL_PRECISION(6) (finite values only) */
 void jsonout_real(jsonout *j, double v);
+/* a real as jansson writes it with JSON_REAL_PRECISION(precision), 17 being
+ * its default (finite values only); by snprintf, so off the hot paths */
+void jsonout_real_g(jsonout *j, double v, int precision);
 
 static inline void jsonout_lit(jsonout *j, const char *s) { jsonout_raw(j, s, strlen(s)); }
 

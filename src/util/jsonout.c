@@ -1,7 +1,7 @@
 /* jsonout.c — see jsonout.h. The number formatting avoids snprintf on the hot
  * path (a list has a score per item): "%.6g" parses its format and converts
  * through glibc's generic float printing on every call. */
-#include "http/jsonout.h"
+#include "util/jsonout.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -128,10 +128,10 @@ void jsonout_u64(jsonout *j, unsigned long long v) {
   jsonout_raw(j, d, (size_t)(buf + sizeof buf - d));
 }
 
-/* snprintf "%.6g" and jansson's ".0" for integral-looking text */
-static void real_slow(jsonout *j, double v) {
+/* snprintf "%.<precision>g" and jansson's ".0" for integral-looking text */
+void jsonout_real_g(jsonout *j, double v, int precision) {
   char buf[64];
-  int n = snprintf(buf, sizeof buf, "%.*g", 6, v);
+  int n = snprintf(buf, sizeof buf, "%.*g", precision, v);
   if (n < 0 || n >= (int)sizeof buf) n = 0;
   buf[n] = 0;
   char *ex = strchr(buf, 'e'); /* jansson: "1e+06" -> "1e6", "1e-05" -> "1e-5" */
@@ -160,26 +160,26 @@ void jsonout_real(jsonout *j, double v) {
   }
   double a = fabs(v);
   if (!(a >= 1e-4 && a < 1e6) || (double)(float)a != a) {
-    real_slow(j, v);
+    jsonout_real_g(j, v, 6);
     return;
   }
   int e = (int)floor(log10(a));
   int k = 5 - e;
   if (k < 0 || k > 12) {
-    real_slow(j, v);
+    jsonout_real_g(j, v, 6);
     return;
   }
   long double x = (long double)a * p10[k];
   if (x < 1e5L && k < 12) x = (long double)a * p10[++k], e--;
   else if (x >= 1e6L && k > 0) x = (long double)a * p10[--k], e++;
   if (x < 1e5L || x >= 1e6L) {
-    real_slow(j, v);
+    jsonout_real_g(j, v, 6);
     return;
   }
   uint32_t d = (uint32_t)lrintl(x); /* nearest, ties to even, like nearbyintl without its fenv save and restore */
   if (d == 1000000) d = 100000, e++;
   if (e >= 6 || e < -4) {
-    real_slow(j, v);
+    jsonout_real_g(j, v, 6);
     return;
   }
   char dig[6], buf[24];

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/jsonout.h"
+#include "util/jsonout.h"
 #include "unit.h"
 
 static uint64_t rng = 88172645463325252ULL;
@@ -23,6 +23,20 @@ static void check_real(double v) {
   json_t *r = json_real(v);
   char *want = json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
   ck_assert_ptr_nonnull(want);
+  ck_assert_msg(j.len == strlen(want) && !memcmp(j.p, want, j.len), "%.17g: got '%.*s', jansson '%s'", v, (int)j.len,
+                j.p, want);
+  free(want);
+  json_decref(r);
+  jsonout_release(&j);
+}
+
+/* jsonout_real_g at jansson's default precision (17), as json_dumps writes a real */
+static void check_real17(double v) {
+  jsonout j;
+  jsonout_init(&j);
+  jsonout_real_g(&j, v, 17);
+  json_t *r = json_real(v);
+  char *want = json_dumps(r, JSON_ENCODE_ANY | JSON_COMPACT);
   ck_assert_msg(j.len == strlen(want) && !memcmp(j.p, want, j.len), "%.17g: got '%.*s', jansson '%s'", v, (int)j.len,
                 j.p, want);
   free(want);
@@ -52,6 +66,14 @@ START_TEST(reals_match_jansson) {
     }
     if (r & (1ULL << 63)) f = -f;
     check_real((double)f);
+  }
+  static const double wide[] = {0.0, -0.0, 1.0, 21.99, 0.1, -5.5, 1e300, 1e-300, 1e23, 123456789012345678.0, 5e-324};
+  for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) check_real17(wide[i]);
+  for (int i = 0; i < 20000; i++) {
+    uint64_t bits = next();
+    double d;
+    memcpy(&d, &bits, 8);
+    if (isfinite(d)) check_real17(d);
   }
   /* decimal ties and near-ties: d.ddddd5 */
   for (int i = 0; i < 100000; i++) {
