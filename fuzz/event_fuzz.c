@@ -20,7 +20,9 @@
  * The plain-text fast path (engine_parse_events_text) is checked against the
  * general one: whatever body it accepts, jansson + engine_parse_event accept
  * too, as the same events (same ids, type, time, value), in the same shape
- * (one event, or a batch of the same length). */
+ * (one event, or a batch of the same length). So is the catalog's
+ * (engine_parse_item_text, recd import's lines): the same item, its
+ * properties serialised byte for byte alike. */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -29,6 +31,7 @@
 #include "engine/engine.h"
 #include "feature/itemstats.h"
 #include "fuzz_util.h"
+#include "util/clock.h"
 #include "util/mem.h"
 
 #define FUZZ_NOW_MS 1714564800000LL /* 2024-05-01T12:00:00Z */
@@ -138,8 +141,48 @@ static void fast_path(const recd_engine *e, const uint8_t *data, size_t size) {
   free(text);
 }
 
+static void same_list(const char *const *a, size_t na, const char *const *b, size_t nb, const char *what) {
+  FUZZ_CHECK(na == nb, "%s: %zu entries by the fast path, %zu by jansson", what, na, nb);
+  for (size_t i = 0; i < na; i++) FUZZ_CHECK(!strcmp(a[i], b[i]), "%s[%zu] differs", what, i);
+}
+
+/* the catalog's fast path (recd import's lines): whatever it accepts, jansson
+ * (with the import's flags) and engine_parse_item accept as the same item */
+static void item_fast_path(const recd_engine *e, const uint8_t *data, size_t size) {
+  char *text = xmalloc(size ? size : 1);
+  memcpy(text, data, size);
+  arena a;
+  arena_init(&a);
+  recd_item fast, gen;
+  int64_t now = clock_now_ms();
+  if (engine_parse_item_text(e, text, size, now, &a, &fast)) {
+    FUZZ_CHECK(!memcmp(text, data, size), "the item fast path declined but changed the text");
+    arena_release(&a);
+    free(text);
+    return;
+  }
+  json_error_t je;
+  json_t *root = json_loadb((const char *)data, size, 0, &je);
+  FUZZ_CHECK(root != NULL, "the item fast path accepted what jansson refuses: %s", je.text);
+  recd_fail f;
+  FUZZ_CHECK(!engine_parse_item(e, root, NULL, -1, &a, &gen, &f),
+             "the item fast path accepted what engine_parse_item refuses: %s", f.message);
+  FUZZ_CHECK(!strcmp(fast.item_id, gen.item_id), "item_id differs");
+  same_list(fast.categories, fast.ncategories, gen.categories, gen.ncategories, "categories");
+  same_list(fast.tags, fast.ntags, gen.tags, gen.ntags, "tags");
+  FUZZ_CHECK(fast.available == gen.available && fast.created_at_ms == gen.created_at_ms,
+             "available/created_at differ (%d/%lld vs %d/%lld)", fast.available, (long long)fast.created_at_ms,
+             gen.available, (long long)gen.created_at_ms);
+  FUZZ_CHECK(same_str(fast.properties_json, gen.properties_json), "properties differ: %.100s vs %.100s",
+             fast.properties_json ? fast.properties_json : "(none)", gen.properties_json ? gen.properties_json : "(none)");
+  json_decref(root);
+  arena_release(&a);
+  free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fast_path(fuzz_engine(), data, size);
+  item_fast_path(fuzz_engine(), data, size);
   json_error_t je;
   json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (!root) return 0;

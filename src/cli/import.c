@@ -1481,14 +1481,19 @@ static int items_jsonl(imp_run *run, imp_reader *rd, item_batch *b, const char *
       continue;
     }
     if (blank(p, len)) continue;
-    json_error_t je;
-    json_t *obj = json_loadb(p, len, 0, &je);
-    if (!obj) {
-      run->r->items_rejected++;
-      reject(run, path, line, "invalid JSON: %s (column %d)", je.text, je.column);
-      continue;
+    if (!engine_parse_item_text(run->e, p, len, run->now_ms, &b->a, &b->items[b->n])) { /* plain: no tree */
+      b->objs[b->n++] = NULL;
+      if (b->n == b->cap && (rc = items_flush(run, b, path))) return rc;
+    } else {
+      json_error_t je;
+      json_t *obj = json_loadb(p, len, 0, &je);
+      if (!obj) {
+        run->r->items_rejected++;
+        reject(run, path, line, "invalid JSON: %s (column %d)", je.text, je.column);
+        continue;
+      }
+      if ((rc = items_add(run, b, obj, path, line))) return rc;
     }
-    if ((rc = items_add(run, b, obj, path, line))) return rc;
     if ((line & 0x3fff) == 0) bar_draw(run, path, rd, run->r->items + b->n, "items", 0);
   }
   if (st < 0) fatal(run, "%s: %s", path, recd_strerror(st));

@@ -76,6 +76,13 @@ typedef struct {
  * Arrays are allocated in `a`. */
 int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, long index,
                       arena *a, recd_item *it, recd_fail *fail);
+/* One item object in plain text (ASCII strings without escapes, no field
+ * twice, properties of strings, numbers without exponent, booleans and null),
+ * as engine_parse_item without a path id reads it with created_at checked
+ * against now_ms: 0, with its strings and arrays in `a`. -1 for any other
+ * text, valid or not: read that one with jansson and engine_parse_item. */
+int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, arena *a,
+                           recd_item *it);
 
 /* ---- writes (asynchronous, group-committed) ---- */
 typedef void (*engine_done_fn)(void *arg, int rc);

@@ -47,6 +47,7 @@
 #include "engine/engine_int.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/jsonout.h"
 #include "util/log.h"
 
 #include <time.h>
@@ -740,7 +741,9 @@ static int intern_user(recd_engine *e, const char *key, size_t len, uint32_t h, 
   return 0;
 }
 
-static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, int64_t ts, uint32_t *out,
+/* row: write the new item's bare row (an event's item); a catalog upsert
+ * writes the whole row itself, right after */
+static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, int64_t ts, int row, uint32_t *out,
                        int *created) {
   uint32_t id = strmap_find_hashed(&e->items, key, len, h);
   *created = 0;
@@ -751,18 +754,35 @@ static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, 
     engine__item_stats(e, id, 1);
     *created = 1;
     store_item it = {.iid = id, .key = key, .available = 1, .created_at_ms = ts, .updated_at_ms = ts};
-    int rc = store_put_item(e->st, &it);
+    int rc = row ? store_put_item(e->st, &it) : 0;
     if (rc) return rc;
   }
   *out = id;
   return 0;
 }
 
+/* the ids as a JSON array, as json_dumps(JSON_COMPACT) writes it; the
+ * jansson tree and dump cost 6.5k instructions a list */
 static char *json_list(const char **v, size_t n) {
-  json_t *a = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(v[i]));
-  char *s = json_dumps(a, JSON_COMPACT);
-  json_decref(a);
+  jsonout j;
+  jsonout_init(&j);
+  jsonout_raw(&j, "[", 1);
+  for (size_t i = 0; i < n; i++) {
+    if (i) jsonout_raw(&j, ",", 1);
+    if (jsonout_str(&j, v[i])) { /* not UTF-8: never from the parsers, which refuse it */
+      jsonout_release(&j);
+      json_t *a = json_array();
+      for (size_t k = 0; k < n; k++) json_array_append_new(a, json_string(v[k]));
+      char *s = json_dumps(a, JSON_COMPACT);
+      json_decref(a);
+      return s;
+    }
+  }
+  jsonout_raw(&j, "]", 1);
+  char *s = xmalloc(j.len + 1);
+  memcpy(s, j.p, j.len);
+  s[j.len] = 0;
+  jsonout_release(&j);
   return s;
 }
 
@@ -827,7 +847,7 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc, round_keys *r
         const recd_event *ev = &op->events[i];
         engine_apply_ev *a = &sc->ev[i];
         if ((rc = intern_user(e, ev->user_id, kh->lu, kh->hu, &a->uid)) ||
-            (rc = intern_item(e, ev->item_id, kh->li, kh->hi, ev->ts_ms, &a->iid, &created)))
+            (rc = intern_item(e, ev->item_id, kh->li, kh->hi, ev->ts_ms, 1, &a->iid, &created)))
           break;
         a->type = ev->type;
         a->ts = ev->ts_ms;
@@ -851,7 +871,7 @@ static int write_op(recd_engine *e, engine_op *op, op_scratch *sc, round_keys *r
       for (size_t i = 0; i < op->nitems && !rc; i++) {
         const recd_item *it = &op->items[i];
         size_t len = strlen(it->item_id);
-        if ((rc = intern_item(e, it->item_id, len, strmap_hash(it->item_id, len), now, &sc->item_ids[i], &created)))
+        if ((rc = intern_item(e, it->item_id, len, strmap_hash(it->item_id, len), now, 0, &sc->item_ids[i], &created)))
           break;
         itemstats *is = engine__item_stats(e, sc->item_ids[i], 1);
         int64_t cat = it->created_at_ms;

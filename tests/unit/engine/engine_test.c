@@ -83,11 +83,78 @@ START_TEST(event_validation) {
 }
 END_TEST
 
+/* the catalog's plain-text reader: what it accepts is read as jansson and
+ * engine_parse_item read it (properties byte for byte); the rest it declines */
+START_TEST(item_text_fast_path) {
+  char *dir = unit_tmpdir();
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  int64_t now = 1700000000000LL;
+  static const char *plain[] = {
+      "{\"item_id\":\"item_1\",\"categories\":[\"books\"],\"tags\":[\"t9\",\"t10\"],\"available\":true,"
+      "\"created_at\":\"2023-07-18T00:22:35.000Z\",\"properties\":{\"price\":21.99,\"title\":\"Nordic Poetry\"}}",
+      " { \"item_id\" : \"i2\" , \"categories\" : [ ] , \"tags\" : null , \"available\" : false , \"created_at\" : 1600000000 ,"
+      " \"properties\" : { \"a\" : -0.0 , \"b\" : -5 , \"c\" : 1.0 , \"d\" : 0.1 , \"e\" : 123456789012345678 ,"
+      " \"f\" : null , \"g\" : true , \"\" : \"x\" , \"h\" : 1.00000000000000000001 } } ",
+      "{\"item_id\":\"i3\"}",
+      "{\"properties\":{},\"item_id\":\"i4\",\"created_at\":null,\"available\":null}",
+  };
+  for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++) {
+    arena a;
+    arena_init(&a);
+    recd_item fast, gen;
+    recd_fail f;
+    ck_assert_msg(!engine_parse_item_text(e, plain[k], strlen(plain[k]), now, &a, &fast), "case %zu declined", k);
+    json_t *j = json_loads(plain[k], 0, NULL);
+    ck_assert_int_eq(engine_parse_item(e, j, NULL, -1, &a, &gen, &f), 0);
+    ck_assert_str_eq(fast.item_id, gen.item_id);
+    ck_assert_uint_eq(fast.ncategories, gen.ncategories);
+    for (size_t i = 0; i < gen.ncategories; i++) ck_assert_str_eq(fast.categories[i], gen.categories[i]);
+    ck_assert_uint_eq(fast.ntags, gen.ntags);
+    for (size_t i = 0; i < gen.ntags; i++) ck_assert_str_eq(fast.tags[i], gen.tags[i]);
+    ck_assert_int_eq(fast.available, gen.available);
+    ck_assert_int_eq(fast.created_at_ms, gen.created_at_ms);
+    if (gen.properties_json) ck_assert_str_eq(fast.properties_json, gen.properties_json);
+    else ck_assert_ptr_null(fast.properties_json);
+    json_decref(j);
+    arena_release(&a);
+  }
+  /* valid or not, these are the general path's */
+  static const char *declined[] = {
+      "{\"item_id\":\"i\",\"properties\":{\"a\":1e5}}",         /* exponent */
+      "{\"item_id\":\"i\",\"properties\":{\"a\":-0}}",           /* jansson writes 0 */
+      "{\"item_id\":\"i\",\"properties\":{\"a\":1,\"a\":2}}",    /* a key twice */
+      "{\"item_id\":\"i\",\"properties\":{\"a\":{\"b\":1}}}",    /* nested */
+      "{\"item_id\":\"i\",\"properties\":{\"a\":[1]}}",
+      "{\"item_id\":\"caf\\u00e9\"}",                            /* an escape */
+      "{\"item_id\":\"i\",\"item_id\":\"j\"}",
+      "{\"item_id\":\"i\",\"colour\":\"red\"}",                    /* unknown: explained there */
+      "{\"categories\":[\"a\"]}",                                /* no item_id */
+      "{\"item_id\":\"i\",\"categories\":[\"\"]}",
+      "{\"item_id\":\"i\",\"created_at\":2000000000}",           /* the future */
+      "{\"item_id\":\"i\",\"available\":1}",
+      "{\"item_id\":\"i\"} x",
+      "{\"item_id\":\"i\",\"properties\":{\"a\":01}}",
+  };
+  for (size_t k = 0; k < sizeof declined / sizeof declined[0]; k++) {
+    arena a;
+    arena_init(&a);
+    recd_item it;
+    ck_assert_msg(engine_parse_item_text(e, declined[k], strlen(declined[k]), now, &a, &it), "case %zu accepted", k);
+    arena_release(&a);
+  }
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 Suite *eventparse_suite(void) {
   Suite *s = suite_create("eventparse");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, event_validation);
+  tcase_add_test(tc, item_text_fast_path);
   suite_add_tcase(s, tc);
   return s;
 }
