@@ -22,7 +22,8 @@
  * too, as the same events (same ids, type, time, value), in the same shape
  * (one event, or a batch of the same length). So is the catalog's
  * (engine_parse_item_text, recd import's lines): the same item, its
- * properties serialised byte for byte alike. */
+ * properties serialised byte for byte alike; and the POST /items one
+ * (engine_parse_items_text). */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -146,36 +147,52 @@ static void same_list(const char *const *a, size_t na, const char *const *b, siz
   for (size_t i = 0; i < na; i++) FUZZ_CHECK(!strcmp(a[i], b[i]), "%s[%zu] differs", what, i);
 }
 
-/* the catalog's fast path (recd import's lines): whatever it accepts, jansson
- * (with the import's flags) and engine_parse_item accept as the same item */
+/* what engine_parse_item makes of obj (it must accept it) is fast, field by field */
+static void same_item(const recd_engine *e, const recd_item *fast, json_t *obj, long index, arena *a) {
+  recd_item gen;
+  recd_fail f;
+  FUZZ_CHECK(!engine_parse_item(e, obj, NULL, index, a, &gen, &f),
+             "item %ld: the fast path accepted what engine_parse_item refuses: %s", index, f.message);
+  FUZZ_CHECK(!strcmp(fast->item_id, gen.item_id), "item %ld: item_id differs", index);
+  same_list(fast->categories, fast->ncategories, gen.categories, gen.ncategories, "categories");
+  same_list(fast->tags, fast->ntags, gen.tags, gen.ntags, "tags");
+  FUZZ_CHECK(fast->available == gen.available && fast->created_at_ms == gen.created_at_ms,
+             "item %ld: available/created_at differ (%d/%lld vs %d/%lld)", index, fast->available,
+             (long long)fast->created_at_ms, gen.available, (long long)gen.created_at_ms);
+  FUZZ_CHECK(same_str(fast->properties_json, gen.properties_json), "item %ld: properties differ: %.100s vs %.100s",
+             index, fast->properties_json ? fast->properties_json : "(none)",
+             gen.properties_json ? gen.properties_json : "(none)");
+}
+
+/* the catalog's fast paths: whatever recd import's line reader accepts,
+ * jansson (with the import's flags) and engine_parse_item accept as the same
+ * item; whatever the POST /items reader accepts, jansson (with the handlers'
+ * flags) reads as a batch of as many items, each the same */
 static void item_fast_path(const recd_engine *e, const uint8_t *data, size_t size) {
   char *text = xmalloc(size ? size : 1);
   memcpy(text, data, size);
   arena a;
   arena_init(&a);
-  recd_item fast, gen;
+  recd_item one, *many;
+  size_t n;
   int64_t now = clock_now_ms();
-  if (engine_parse_item_text(e, text, size, now, &a, &fast)) {
-    FUZZ_CHECK(!memcmp(text, data, size), "the item fast path declined but changed the text");
-    arena_release(&a);
-    free(text);
-    return;
-  }
   json_error_t je;
-  json_t *root = json_loadb((const char *)data, size, 0, &je);
-  FUZZ_CHECK(root != NULL, "the item fast path accepted what jansson refuses: %s", je.text);
-  recd_fail f;
-  FUZZ_CHECK(!engine_parse_item(e, root, NULL, -1, &a, &gen, &f),
-             "the item fast path accepted what engine_parse_item refuses: %s", f.message);
-  FUZZ_CHECK(!strcmp(fast.item_id, gen.item_id), "item_id differs");
-  same_list(fast.categories, fast.ncategories, gen.categories, gen.ncategories, "categories");
-  same_list(fast.tags, fast.ntags, gen.tags, gen.ntags, "tags");
-  FUZZ_CHECK(fast.available == gen.available && fast.created_at_ms == gen.created_at_ms,
-             "available/created_at differ (%d/%lld vs %d/%lld)", fast.available, (long long)fast.created_at_ms,
-             gen.available, (long long)gen.created_at_ms);
-  FUZZ_CHECK(same_str(fast.properties_json, gen.properties_json), "properties differ: %.100s vs %.100s",
-             fast.properties_json ? fast.properties_json : "(none)", gen.properties_json ? gen.properties_json : "(none)");
-  json_decref(root);
+  if (!engine_parse_item_text(e, text, size, now, &a, &one)) {
+    json_t *root = json_loadb((const char *)data, size, 0, &je);
+    FUZZ_CHECK(root != NULL, "the item fast path accepted what jansson refuses: %s", je.text);
+    same_item(e, &one, root, -1, &a);
+    json_decref(root);
+  }
+  if (!engine_parse_items_text(e, text, size, now, (size_t)engine_config(e)->max_batch, &a, &many, &n)) {
+    json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    FUZZ_CHECK(root != NULL, "the items fast path accepted what jansson refuses: %s", je.text);
+    json_t *list = json_object_get(root, "items");
+    FUZZ_CHECK(json_object_size(root) == 1 && json_is_array(list) && json_array_size(list) == n && n > 0,
+               "the items fast path read a batch of %zu, jansson sees another shape", n);
+    for (size_t i = 0; i < n; i++) same_item(e, &many[i], json_array_get(list, i), (long)i, &a);
+    json_decref(root);
+  }
+  FUZZ_CHECK(!memcmp(text, data, size), "an item fast path changed the text");
   arena_release(&a);
   free(text);
 }

@@ -83,6 +83,11 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
  * text, valid or not: read that one with jansson and engine_parse_item. */
 int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, arena *a,
                            recd_item *it);
+/* The body of POST /items when every item in it is plain as above:
+ * {"items": [...]} of 1 to max items, 0 with *out (*n items) in `a`; -1 for
+ * any other body (jansson and engine_parse_item explain refusals). */
+int engine_parse_items_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, size_t max, arena *a,
+                            recd_item **out, size_t *n);
 
 /* ---- writes (asynchronous, group-committed) ---- */
 typedef void (*engine_done_fn)(void *arg, int rc);

@@ -429,7 +429,8 @@ int engine_parse_events_text(const recd_engine *e, const char *text, size_t len,
   for (;;) {
     if (cnt == cap) { /* grown in the arena: what it leaves behind goes with the request */
       if (cnt >= max) return -1;
-      cap = cap < 64 ? 64 : cap * 2 < max ? cap * 2 : max;
+      cap = cap < 64 ? 64 : cap * 2;
+      if (cap > max) cap = max;
       recd_event *ne = arena_alloc(a, cap * sizeof *ne);
       memcpy(ne, evs, cnt * sizeof *ne);
       evs = ne;
@@ -556,63 +557,107 @@ static int plain_list(cursor *c, size_t max, arena *a, const char ***out, size_t
   return 0;
 }
 
-int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, arena *a,
-                           recd_item *it) {
+/* one item object at c; its strings are copied into a, its properties
+ * written through props (reset here) */
+static int plain_item(cursor *c, int64_t now_ms, arena *a, jsonout *props, recd_item *it) {
   static const char *const known[] = {"item_id", "categories", "tags", "available", "created_at", "properties"};
-  (void)e;
-  cursor c = {text, text + len};
   memset(it, 0, sizeof *it);
   it->available = 1;
   it->created_at_ms = -1;
-  int seen = 0, rc = -1;
-  jsonout props;
-  jsonout_init(&props);
-  if (!eat(&c, '{')) goto out;
-  if (!eat(&c, '}')) {
+  int seen = 0;
+  if (!eat(c, '{')) return -1;
+  if (!eat(c, '}')) {
     do {
       const char *k;
       size_t kl;
       plain_value v;
-      if (plain_string(&c, &k, &kl) || !eat(&c, ':')) goto out;
+      if (plain_string(c, &k, &kl) || !eat(c, ':')) return -1;
       int f = -1;
       for (int i = 0; i < 6; i++)
         if (strlen(known[i]) == kl && !memcmp(known[i], k, kl)) f = i;
-      if (f < 0 || (seen & (1 << f))) goto out; /* unknown or repeated: the general path explains */
+      if (f < 0 || (seen & (1 << f))) return -1; /* unknown or repeated: the general path explains */
       seen |= 1 << f;
       switch (f) {
         case 0:
-          if (plain_value_read(&c, &v) || plain_id(&v, a, &it->item_id)) goto out;
+          if (plain_value_read(c, &v) || plain_id(&v, a, &it->item_id)) return -1;
           break;
         case 1:
-          if (plain_list(&c, ITEM_MAX_CATS, a, &it->categories, &it->ncategories)) goto out;
+          if (plain_list(c, ITEM_MAX_CATS, a, &it->categories, &it->ncategories)) return -1;
           break;
         case 2:
-          if (plain_list(&c, ITEM_MAX_TAGS, a, &it->tags, &it->ntags)) goto out;
+          if (plain_list(c, ITEM_MAX_TAGS, a, &it->tags, &it->ntags)) return -1;
           break;
         case 3:
-          if (lit(&c, "false", 5)) it->available = 0;
-          else if (!lit(&c, "true", 4) && !lit(&c, "null", 4)) goto out;
+          if (lit(c, "false", 5)) it->available = 0;
+          else if (!lit(c, "true", 4) && !lit(c, "null", 4)) return -1;
           break;
         case 4:
-          if (plain_value_read(&c, &v)) goto out;
+          if (plain_value_read(c, &v)) return -1;
           if (v.kind == V_STRING) {
-            if (clock_parse_rfc3339(v.s, v.len, &it->created_at_ms) || it->created_at_ms < 0) goto out;
+            if (clock_parse_rfc3339(v.s, v.len, &it->created_at_ms) || it->created_at_ms < 0) return -1;
           } else if (v.kind == V_INT) {
-            if (v.n > 4102444800LL) goto out;
+            if (v.n > 4102444800LL) return -1;
             it->created_at_ms = v.n * 1000;
           }
-          if (now_ms && it->created_at_ms > now_ms + MAX_FUTURE_MS) goto out;
+          if (now_ms && it->created_at_ms > now_ms + MAX_FUTURE_MS) return -1;
           break;
         default:
-          if (lit(&c, "null", 4)) break;
-          if (plain_props(&c, &props)) goto out;
-          it->properties_json = arena_strndup(a, props.p, props.len);
+          if (lit(c, "null", 4)) break;
+          props->len = 0;
+          if (plain_props(c, props)) return -1;
+          it->properties_json = arena_strndup(a, props->p, props->len);
       }
-    } while (eat(&c, ','));
-    if (!eat(&c, '}')) goto out;
+    } while (eat(c, ','));
+    if (!eat(c, '}')) return -1;
   }
+  return seen & 1 ? 0 : -1; /* item_id is required */
+}
+
+int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, arena *a,
+                           recd_item *it) {
+  (void)e;
+  cursor c = {text, text + len};
+  jsonout props;
+  jsonout_init(&props);
+  int rc = plain_item(&c, now_ms, a, &props, it);
+  jsonout_release(&props);
+  if (rc) return -1;
   ws(&c);
-  if (c.p == c.end && (seen & 1)) rc = 0;
+  return c.p == c.end ? 0 : -1;
+}
+
+int engine_parse_items_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, size_t max, arena *a,
+                            recd_item **out, size_t *n) {
+  (void)e;
+  cursor c = {text, text + len};
+  const char *k;
+  size_t kl;
+  if (!eat(&c, '{') || plain_string(&c, &k, &kl) || kl != 5 || memcmp(k, "items", 5) || !eat(&c, ':') ||
+      !eat(&c, '['))
+    return -1;
+  size_t cnt = 0, cap = 0;
+  recd_item *items = NULL;
+  jsonout props;
+  jsonout_init(&props);
+  int rc = -1;
+  do {
+    if (cnt == cap) { /* grown in the arena: what it leaves behind goes with the request */
+      if (cnt >= max) goto out;
+      cap = cap < 64 ? 64 : cap * 2;
+      if (cap > max) cap = max;
+      recd_item *ni = arena_alloc(a, cap * sizeof *ni);
+      if (cnt) memcpy(ni, items, cnt * sizeof *ni);
+      items = ni;
+    }
+    if (plain_item(&c, now_ms, a, &props, &items[cnt])) goto out;
+    cnt++;
+  } while (eat(&c, ','));
+  if (!(eat(&c, ']') && eat(&c, '}'))) goto out;
+  ws(&c);
+  if (c.p != c.end) goto out;
+  *out = items;
+  *n = cnt;
+  rc = 0;
 out:
   jsonout_release(&props);
   return rc;

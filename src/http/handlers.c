@@ -349,37 +349,48 @@ static void h_events(http_worker *w, http_req *req, route_id r, int64_t t0) {
   submit(p);
 }
 
-static void h_items_batch(http_worker *w, http_req *req, route_id r, int64_t t0) {
-  json_t *root = read_json(w, req, r, t0);
-  if (!root) return;
+/* the body's items into p->items (the plain reader, else jansson, whose tree
+ * p keeps for the strings): their count, or 0 when it answered an error */
+static size_t read_items(http_worker *w, http_req *req, route_id r, int64_t t0, pending_write *p) {
+  size_t n;
+  if (!engine_parse_items_text(w->srv->e, req->body, req->body_len, clock_now_ms(), (size_t)w->srv->cfg->max_batch,
+                               &p->a, &p->items, &n))
+    return n;
+  json_t *root = p->root = parse_json(w, req, r, t0);
+  if (!root) return 0;
   json_t *list = json_object_get(root, "items");
   if (!list || !json_is_array(list) || json_object_size(root) != 1) {
     http__error(w, req, r, t0, 400, "invalid_item", "items", "items: the body must be {\"items\": [...]}");
-    json_decref(root);
-    return;
+    return 0;
   }
-  size_t n = json_array_size(list);
+  n = json_array_size(list);
   if (n == 0) {
     http__error(w, req, r, t0, 400, "invalid_item", "items", "items: the batch is empty");
-    json_decref(root);
-    return;
+    return 0;
   }
   if (n > (size_t)w->srv->cfg->max_batch) {
     http__error(w, req, r, t0, 413, "batch_too_large", "items", "items: %zu items, the limit is %d (max_batch)", n,
                 w->srv->cfg->max_batch);
-    json_decref(root);
-    return;
+    return 0;
   }
-  pending_write *p = pending_new(w, req, r, t0);
-  p->root = root;
   p->items = arena_alloc(&p->a, n * sizeof *p->items);
   recd_fail f;
   for (size_t i = 0; i < n; i++) {
     if (engine_parse_item(w->srv->e, json_array_get(list, i), NULL, (long)i, &p->a, &p->items[i], &f)) {
       http__reply_error(w, req, r, t0, &f);
-      pending_free(p);
-      return;
+      return 0;
     }
+  }
+  return n;
+}
+
+static void h_items_batch(http_worker *w, http_req *req, route_id r, int64_t t0) {
+  if (body_check(w, req, r, t0)) return;
+  pending_write *p = pending_new(w, req, r, t0);
+  size_t n = read_items(w, req, r, t0, p);
+  if (!n) {
+    pending_free(p);
+    return;
   }
   p->count = n;
   p->op.kind = OP_ITEMS;

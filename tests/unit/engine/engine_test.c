@@ -143,6 +143,49 @@ START_TEST(item_text_fast_path) {
     ck_assert_msg(engine_parse_item_text(e, declined[k], strlen(declined[k]), now, &a, &it), "case %zu accepted", k);
     arena_release(&a);
   }
+  /* POST /items bodies: a batch of plain items, else declined (the empty batch and one past max are the
+   * general path's 400 and 413) */
+  static const struct {
+    const char *body;
+    int ok;
+    size_t n;
+  } batch[] = {
+      {"{\"items\":[{\"item_id\":\"a\"},{\"item_id\":\"b\",\"tags\":[\"x\"]}]}", 1, 2},
+      {" { \"items\" : [ {\"item_id\":\"a\"} ] } ", 1, 1},
+      {"{\"items\":[]}", 0, 0},
+      {"{\"items\":[{\"item_id\":\"a\"},{\"item_id\":\"b\"},{\"item_id\":\"c\"}]}", 0, 0}, /* max 2 */
+      {"{\"items\":[{\"item_id\":\"a\"},{\"item_id\":\"b\",\"x\":1}]}", 0, 0},
+      {"{\"items\":[{\"item_id\":\"a\"}],\"more\":1}", 0, 0},
+      {"{\"item_id\":\"a\"}", 0, 0},
+  };
+  for (size_t k = 0; k < sizeof batch / sizeof batch[0]; k++) {
+    arena a;
+    arena_init(&a);
+    recd_item *items;
+    size_t n = 0;
+    int rc = engine_parse_items_text(e, batch[k].body, strlen(batch[k].body), now, 2, &a, &items, &n);
+    ck_assert_msg((rc == 0) == batch[k].ok, "batch case %zu: %d", k, rc);
+    if (!rc) {
+      ck_assert_uint_eq(n, batch[k].n);
+      ck_assert_str_eq(items[0].item_id, "a");
+      if (n == 2) ck_assert_str_eq(items[1].tags[0], "x");
+    }
+    arena_release(&a);
+  }
+  /* the events' reader keeps max too (it took up to 64 events whatever max was) */
+  const char *evs = "{\"events\":[{\"user_id\":\"u\",\"item_id\":\"a\",\"event_type\":\"view\"},"
+                    "{\"user_id\":\"u\",\"item_id\":\"b\",\"event_type\":\"view\"},"
+                    "{\"user_id\":\"u\",\"item_id\":\"c\",\"event_type\":\"view\"}]}";
+  for (size_t max = 1; max <= 4; max++) {
+    arena a;
+    arena_init(&a);
+    recd_event *ev;
+    size_t n = 0;
+    int rc = engine_parse_events_text(e, evs, strlen(evs), now, max, &a, &ev, &n);
+    ck_assert_msg((rc == 0) == (max >= 3), "max %zu: %d", max, rc);
+    if (!rc) ck_assert_uint_eq(n, 3);
+    arena_release(&a);
+  }
   engine_free(e);
   unit_rmrf(dir);
   free(dir);
