@@ -1,5 +1,5 @@
 -- common.lua — shared helpers for the recd wrk scripts (loaded with dofile by
--- recs.lua, event.lua, batch.lua and mixed.lua; not a wrk script itself).
+-- recs.lua, event.lua, batch.lua, mixed.lua and items.lua; not a wrk script itself).
 --
 -- Parameters come from the environment (bench/run sets them) or from wrk's
 -- script arguments after `--`:  wrk ... -s recs.lua URL -- USERS ITEMS
