@@ -100,7 +100,8 @@ uint64_t engine__fingerprint(const recd_engine *e) {
  * and 5-6 s, stop 20), and no dirty pages to write back; the steps above are
  * for the rest (the last, partial block, or a file system without it). A
  * closing snapshot stays in the page cache: the restart that follows reads it
- * from there. */
+ * from there. Either way one step is in flight on AIO's helper thread while
+ * the next is serialised (snap_io). */
 #define SNAP_WRITEBACK_STEP (1u << 20)
 
 /* A snapshot never frees the file it replaces (open_file): renaming over the
@@ -125,12 +126,16 @@ typedef struct {
   int ahead;                /* wait for a step's writeback after the next one's start */
   int direct;               /* fd writes straight to the disk (O_DIRECT; io is set) */
   int err;
-  struct snap_io *io;       /* direct writes in flight (files only) */
+  struct snap_io *io;       /* a write in flight (files only): direct, or to the page cache */
 } wbuf;
 
-/* A direct write in flight while the next step is serialised into the other
- * buffer: the thread waited ~0.76 ms per 1 MiB write, ~0.75 s of a 1.2 GB
- * snapshot (stop 20). POSIX AIO (glibc runs it on a helper thread). */
+/* A write in flight while the next step is serialised into the other
+ * buffer. POSIX AIO: glibc runs it on a helper thread. Direct writes: the
+ * thread waited ~0.76 ms per 1 MiB write, ~0.75 s of a 1.2 GB snapshot (stop
+ * 20). Writes to the page cache (closing snapshots): the kernel's copy into
+ * the cache was half of a closing snapshot's time on this VM and serialising
+ * a third (perf, stop 21); the helper thread copies one step while the
+ * writer serialises the next. */
 typedef struct snap_io {
   struct aiocb cb;
   unsigned char *busy;      /* the buffer being written; the other is wbuf.buf */
@@ -163,12 +168,13 @@ static void w_wait(wbuf *w) {
   }
 }
 
-/* start writing the full buffer directly; the other one takes the next step.
- * 0: not started (an error, or direct writes are off now) */
+/* start writing the full buffer (direct, or to the page cache); the other
+ * one takes the next step. 0: not started (an error, or direct writes are
+ * off now) */
 static int w_start(wbuf *w) {
   snap_io *io = w->io;
   w_wait(w);
-  if (w->err || !w->direct) return 0;
+  if (w->err) return 0;
   io->cb = (struct aiocb){.aio_fildes = w->fd, .aio_buf = w->buf, .aio_nbytes = w->n, .aio_offset = (off_t)w->total};
   if (aio_write(&io->cb)) return 0;
   io->inflight = 1;
@@ -181,24 +187,32 @@ static int w_start(wbuf *w) {
 static void w_flush(wbuf *w) {
   /* hash in whole 8-byte words: flushes happen at multiples of 8 except the last */
   w->hash = fileio_hash(w->hash, w->buf, w->n);
-  if (w->direct && (w->n % SNAP_DIRECT_ALIGN || !w_start(w))) { /* the last, partial block, or no aio */
+  /* handed to the helper thread; else (no aio, the last partial block of a
+   * direct file, an error) written here through the page cache */
+  int sent = w->io && !(w->direct && w->n % SNAP_DIRECT_ALIGN) && w_start(w);
+  if (!sent) {
     w_wait(w);
     w_buffered(w);
+    if (!w->err) w->err = fileio_pwrite_all(w->fd, w->buf, w->n, w->total);
   }
-  if (!w->direct && !w->err) w->err = fileio_pwrite_all(w->fd, w->buf, w->n, w->total);
   w->total += w->n;
   w->n = 0;
-  if (w->direct) w->started = w->synced = w->total;
-  if (w->err || w->total - w->started < SNAP_WRITEBACK_STEP) return;
+  if (w->direct) {
+    w->started = w->synced = w->total;
+    return;
+  }
+  /* the page cache's writeback, in steps, for the bytes that are in it */
+  uint64_t landed = w->total - (w->io && w->io->inflight ? (uint64_t)w->io->cb.aio_nbytes : 0);
+  if (w->err || landed - w->started < SNAP_WRITEBACK_STEP) return;
   if (w->ahead) {
-    w->err = fileio_writeback_start(w->fd, w->started, w->total - w->started);
+    w->err = fileio_writeback_start(w->fd, w->started, landed - w->started);
     if (!w->err && w->started > w->synced) w->err = fileio_writeback(w->fd, w->synced, w->started - w->synced);
     w->synced = w->started;
   } else {
-    w->err = fileio_writeback(w->fd, w->synced, w->total - w->synced);
-    w->synced = w->total;
+    w->err = fileio_writeback(w->fd, w->synced, landed - w->synced);
+    w->synced = landed;
   }
-  w->started = w->total;
+  w->started = landed;
 }
 
 static void w_put_slow(wbuf *w, const void *p, size_t n) {
@@ -380,11 +394,13 @@ static int open_file(const char *path, const char *old, wbuf *w, char **tmp, con
 
 /* direct writes from now on, with a second buffer for the one in flight;
  * through the page cache if either is not to be had */
-static void w_direct(wbuf *w) {
+/* writes handed to a helper thread (snap_io), with O_DIRECT if `direct` and
+ * the file system takes it; nothing changes if either fails */
+static void w_async(wbuf *w, int direct) {
   snap_io *io = calloc(1, sizeof *io);
-  if (io && (io->busy = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap)) && !fileio_direct(w->fd, 1)) {
+  if (io && (io->busy = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap)) && (!direct || !fileio_direct(w->fd, 1))) {
     w->io = io;
-    w->direct = 1;
+    w->direct = direct;
     return;
   }
   if (io) free(io->busy);
@@ -485,7 +501,8 @@ static int write_file(recd_engine *e, const char *path, const snap_head *h, snap
   int rc = open_file(path, old, &w, &tmp, s ? &s->abort : NULL);
   if (rc) return rc;
   w.ahead = !s;
-  if (s) w_direct(&w);
+  if (s) w_async(&w, 1); /* in the background: direct, else as at close */
+  if (!w.io) w_async(&w, 0);
   put_head(&w, h);
   long pause = s ? test_pause_us() : 0;
   uint64_t n = 0, all = h->nusers + h->nitems;
