@@ -412,11 +412,24 @@ static void snap_path(const recd_engine *e, char *buf, size_t len) { snprintf(bu
 
 /* ---- the background snapshot (invariant 2) ---- */
 
-/* a kept record: serialised straight after its length, in the buffer it was written to */
+/* a kept record: serialised straight after its length */
 typedef struct {
   size_t len;
   unsigned char b[];
 } kept_rec;
+
+/* Kept records live in chunks of their own, mapped for one snapshot and
+ * unmapped when it ends. Under a heavy write load most records are kept
+ * (~0.8 GB at the full state): from malloc, in the apply threads' arenas,
+ * they stayed there as free memory after the snapshot, fragmented by the
+ * allocations made beside them (RSS 1.3 -> 3.1 GB after 30 s of batches,
+ * against 2.3 GB without snapshots; stop 21). */
+#define KEEP_CHUNK (8u << 20)
+
+typedef struct keep_chunk {
+  struct keep_chunk *next;
+  size_t used, cap; /* bytes of the mapping, this header included */
+} keep_chunk;
 
 struct snap_run {
   snap_marks m;                /* first: the engine points at it (1 = written, or kept in ukept/ikept) */
@@ -427,6 +440,8 @@ struct snap_run {
   int64_t started_ns;
   uint64_t apply_ns;           /* the engine's apply_ns at its event */
   kept_rec **ukept, **ikept;
+  pthread_mutex_t keep_lock;   /* the chunks, filled by the apply threads */
+  keep_chunk *chunks;
   _Atomic uint64_t nkept;
   _Atomic int done, abort;     /* the thread is finished; told to stop */
   int rc;
@@ -442,14 +457,62 @@ static void wake_apply_stage(recd_engine *e) {
   pthread_mutex_unlock(&e->a_lock);
 }
 
+/* n bytes (16-aligned) in the snapshot's chunks */
+static void *keep_alloc(snap_run *s, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  size_t head = (sizeof(keep_chunk) + 15) & ~(size_t)15;
+  pthread_mutex_lock(&s->keep_lock);
+  keep_chunk *c = s->chunks;
+  if (!c || c->cap - c->used < n) {
+    size_t cap = head + n > KEEP_CHUNK ? head + n : KEEP_CHUNK;
+    void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      log_error("snapshot: out of memory keeping a record (%zu bytes)", cap);
+      abort(); /* as xmalloc does */
+    }
+    c = m;
+    *c = (keep_chunk){.next = s->chunks, .used = head, .cap = cap};
+    s->chunks = c;
+  }
+  void *p = (unsigned char *)c + c->used;
+  c->used += n;
+  pthread_mutex_unlock(&s->keep_lock);
+  return p;
+}
+
+/* each thread's buffer to serialise a record into before it is kept: one per
+ * thread for its life, freed when it exits */
+typedef struct {
+  unsigned char *buf;
+  size_t cap;
+} keep_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+  keep_scratch *k = p;
+  free(k->buf);
+  free(k);
+}
+
+static void scratch_init(void) { (void)pthread_key_create(&scratch_key, scratch_free); }
+
 void engine__snap_keep(recd_engine *e, uint32_t id, int user) {
   snap_run *s = (snap_run *)e->snap;
-  wbuf r = {.fd = -1};
-  static const kept_rec head;
-  w_put(&r, &head, sizeof head); /* room for the length */
+  pthread_once(&scratch_once, scratch_init);
+  keep_scratch *ks = pthread_getspecific(scratch_key);
+  if (!ks) {
+    ks = xcalloc(1, sizeof *ks);
+    (void)pthread_setspecific(scratch_key, ks);
+  }
+  wbuf r = {.fd = -1, .buf = ks->buf, .cap = ks->cap};
   record(&r, e, id, user);
-  kept_rec *k = (kept_rec *)r.buf; /* malloc'ed: aligned for it */
-  k->len = r.n - sizeof head;
+  ks->buf = r.buf;
+  ks->cap = r.cap;
+  kept_rec *k = keep_alloc(s, sizeof *k + r.n);
+  k->len = r.n;
+  memcpy(k->b, r.buf, r.n);
   (user ? s->ukept : s->ikept)[id] = k;
   (user ? s->m.umark : s->m.imark)[id] = 1;
   atomic_fetch_add_explicit(&s->nkept, 1, memory_order_relaxed);
@@ -482,8 +545,7 @@ static void take(snap_run *s, wbuf *w, wbuf *rec, uint32_t id, int user) {
   }
   pthread_mutex_unlock(l);
   if (k) {
-    w_put(w, k->b, k->len);
-    free(k);
+    w_put(w, k->b, k->len); /* its chunk goes with the snapshot */
   } else {
     w_put(w, rec->buf, rec->n);
   }
@@ -547,8 +609,11 @@ static void *snap_main(void *arg) {
 }
 
 static void snapshot_free(snap_run *s) {
-  for (uint64_t u = 0; u < s->h.nusers; u++) free(s->ukept[u]); /* left by an aborted one */
-  for (uint64_t i = 0; i < s->h.nitems; i++) free(s->ikept[i]);
+  for (keep_chunk *c = s->chunks, *next; c; c = next) {
+    next = c->next;
+    munmap(c, c->cap);
+  }
+  pthread_mutex_destroy(&s->keep_lock);
   free(s->m.umark);
   free(s->m.imark);
   free(s->ukept);
@@ -570,6 +635,7 @@ int engine__snapshot_start(recd_engine *e, uint64_t seq, uint64_t nusers, uint64
   s->m.imark = xcalloc(s->h.nitems ? s->h.nitems : 1, 1);
   s->ukept = xcalloc(s->h.nusers ? s->h.nusers : 1, sizeof *s->ukept);
   s->ikept = xcalloc(s->h.nitems ? s->h.nitems : 1, sizeof *s->ikept);
+  pthread_mutex_init(&s->keep_lock, NULL);
   e->snap = &s->m; /* before the next round: from now on a change keeps the record first */
   int rc = pthread_create(&s->thread, NULL, snap_main, s);
   if (rc) {
