@@ -169,8 +169,7 @@ static void w_wait(wbuf *w) {
 }
 
 /* start writing the full buffer (direct, or to the page cache); the other
- * one takes the next step. 0: not started (an error, or direct writes are
- * off now) */
+ * one takes the next step. 0: not started (an error) */
 static int w_start(wbuf *w) {
   snap_io *io = w->io;
   w_wait(w);
@@ -392,10 +391,9 @@ static int open_file(const char *path, const char *old, wbuf *w, char **tmp, con
   return 0;
 }
 
-/* direct writes from now on, with a second buffer for the one in flight;
- * through the page cache if either is not to be had */
-/* writes handed to a helper thread (snap_io), with O_DIRECT if `direct` and
- * the file system takes it; nothing changes if either fails */
+/* writes handed to a helper thread (snap_io) from now on, with a second
+ * buffer for the one in flight, and O_DIRECT if `direct` and the file system
+ * takes it; nothing changes if either fails */
 static void w_async(wbuf *w, int direct) {
   snap_io *io = calloc(1, sizeof *io);
   if (io && (io->busy = aligned_alloc(SNAP_DIRECT_ALIGN, w->cap)) && (!direct || !fileio_direct(w->fd, 1))) {
