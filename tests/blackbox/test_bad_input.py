@@ -222,6 +222,18 @@ class BadInputTest(RecdTestCase):
         self.assertError(r, 413, "batch_too_large")
         self.assertUnchanged(before)
 
+    def test_items_batch_over_max_batch(self):
+        # plain items: the fast reader must keep the limit as jansson's path does
+        before = self.snapshot()
+        items = [{"item_id": "over_%d" % i, "categories": ["c1"], "properties": {"price": 1.5}}
+                 for i in range(MAX_BATCH + 1)]
+        r = self.server.post(API + "/items", {"items": items})
+        self.assertError(r, 413, "batch_too_large")
+        self.assertUnchanged(before)
+        r = self.server.post(API + "/items", {"items": []})
+        self.assertError(r, 400, "invalid_item")
+        self.assertUnchanged(before)
+
     def test_bad_event_at_index_3_rejects_whole_batch(self):
         before = self.snapshot()
         evs = [ev(PROBE, "probe_item", "view"),
