@@ -148,10 +148,11 @@ static void same_list(const char *const *a, size_t na, const char *const *b, siz
 }
 
 /* what engine_parse_item makes of obj (it must accept it) is fast, field by field */
-static void same_item(const recd_engine *e, const recd_item *fast, json_t *obj, long index, arena *a) {
+static void same_item(const recd_engine *e, const recd_item *fast, json_t *obj, const char *path_id, long index,
+                      arena *a) {
   recd_item gen;
   recd_fail f;
-  FUZZ_CHECK(!engine_parse_item(e, obj, NULL, index, a, &gen, &f),
+  FUZZ_CHECK(!engine_parse_item(e, obj, path_id, index, a, &gen, &f),
              "item %ld: the fast path accepted what engine_parse_item refuses: %s", index, f.message);
   FUZZ_CHECK(!strcmp(fast->item_id, gen.item_id), "item %ld: item_id differs", index);
   same_list(fast->categories, fast->ncategories, gen.categories, gen.ncategories, "categories");
@@ -166,8 +167,9 @@ static void same_item(const recd_engine *e, const recd_item *fast, json_t *obj, 
 
 /* the catalog's fast paths: whatever recd import's line reader accepts,
  * jansson (with the import's flags) and engine_parse_item accept as the same
- * item; whatever the POST /items reader accepts, jansson (with the handlers'
- * flags) reads as a batch of as many items, each the same */
+ * item, and so for PUT /items/{id} with a path id (the handlers' flags);
+ * whatever the POST /items reader accepts, jansson reads as a batch of as
+ * many items, each the same */
 static void item_fast_path(const recd_engine *e, const uint8_t *data, size_t size) {
   char *text = xmalloc(size ? size : 1);
   memcpy(text, data, size);
@@ -177,10 +179,17 @@ static void item_fast_path(const recd_engine *e, const uint8_t *data, size_t siz
   size_t n;
   int64_t now = clock_now_ms();
   json_error_t je;
-  if (!engine_parse_item_text(e, text, size, now, &a, &one)) {
-    json_t *root = json_loadb((const char *)data, size, 0, &je);
+  /* as recd import reads a line (no path id, jansson's default flags), then as
+   * PUT /items/{id} reads a body, with "item-1" and with the body's own id */
+  const char *own = NULL;
+  for (int k = 0; k < 3; k++) {
+    const char *pid = k == 0 ? NULL : k == 1 ? "item-1" : own;
+    if (k == 2 && !own) break;
+    if (engine_parse_item_text(e, text, size, pid, now, &a, &one)) continue;
+    json_t *root = json_loadb((const char *)data, size, k ? JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL : 0, &je);
     FUZZ_CHECK(root != NULL, "the item fast path accepted what jansson refuses: %s", je.text);
-    same_item(e, &one, root, -1, &a);
+    same_item(e, &one, root, pid, -1, &a);
+    if (k == 0) own = one.item_id;
     json_decref(root);
   }
   if (!engine_parse_items_text(e, text, size, now, (size_t)engine_config(e)->max_batch, &a, &many, &n)) {
@@ -189,7 +198,7 @@ static void item_fast_path(const recd_engine *e, const uint8_t *data, size_t siz
     json_t *list = json_object_get(root, "items");
     FUZZ_CHECK(json_object_size(root) == 1 && json_is_array(list) && json_array_size(list) == n && n > 0,
                "the items fast path read a batch of %zu, jansson sees another shape", n);
-    for (size_t i = 0; i < n; i++) same_item(e, &many[i], json_array_get(list, i), (long)i, &a);
+    for (size_t i = 0; i < n; i++) same_item(e, &many[i], json_array_get(list, i), NULL, (long)i, &a);
     json_decref(root);
   }
   FUZZ_CHECK(!memcmp(text, data, size), "an item fast path changed the text");

@@ -1481,7 +1481,7 @@ static int items_jsonl(imp_run *run, imp_reader *rd, item_batch *b, const char *
       continue;
     }
     if (blank(p, len)) continue;
-    if (!engine_parse_item_text(run->e, p, len, run->now_ms, &b->a, &b->items[b->n])) { /* plain: no tree */
+    if (!engine_parse_item_text(run->e, p, len, NULL, run->now_ms, &b->a, &b->items[b->n])) { /* plain: no tree */
       b->objs[b->n++] = NULL;
       if (b->n == b->cap && (rc = items_flush(run, b, path))) return rc;
     } else {

@@ -78,11 +78,12 @@ int engine_parse_item(const recd_engine *e, json_t *obj, const char *path_id, lo
                       arena *a, recd_item *it, recd_fail *fail);
 /* One item object in plain text (ASCII strings without escapes, no field
  * twice, properties of strings, numbers without exponent, booleans and null),
- * as engine_parse_item without a path id reads it with created_at checked
- * against now_ms: 0, with its strings and arrays in `a`. -1 for any other
+ * as engine_parse_item reads it (path_id as there: NULL, or the id of PUT
+ * /items/{id}) with created_at checked against now_ms: 0, with its strings
+ * and arrays in `a` (item_id is path_id itself when given). -1 for any other
  * text, valid or not: read that one with jansson and engine_parse_item. */
-int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, arena *a,
-                           recd_item *it);
+int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, const char *path_id, int64_t now_ms,
+                           arena *a, recd_item *it);
 /* The body of POST /items when every item in it is plain as above:
  * {"items": [...]} of 1 to max items, 0 with *out (*n items) in `a`; -1 for
  * any other body (jansson and engine_parse_item explain refusals). */

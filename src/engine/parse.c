@@ -558,8 +558,9 @@ static int plain_list(cursor *c, size_t max, arena *a, const char ***out, size_t
 }
 
 /* one item object at c; its strings are copied into a, its properties
- * written through props (reset here) */
-static int plain_item(cursor *c, int64_t now_ms, arena *a, jsonout *props, recd_item *it) {
+ * written through props (reset here). With path_id (PUT /items/{id}), its
+ * item_id may be left out, and must be path_id if it is not. */
+static int plain_item(cursor *c, const char *path_id, int64_t now_ms, arena *a, jsonout *props, recd_item *it) {
   static const char *const known[] = {"item_id", "categories", "tags", "available", "created_at", "properties"};
   memset(it, 0, sizeof *it);
   it->available = 1;
@@ -580,6 +581,7 @@ static int plain_item(cursor *c, int64_t now_ms, arena *a, jsonout *props, recd_
       switch (f) {
         case 0:
           if (plain_value_read(c, &v) || plain_id(&v, a, &it->item_id)) return -1;
+          if (path_id && strcmp(it->item_id, path_id)) return -1; /* the general path explains */
           break;
         case 1:
           if (plain_list(c, ITEM_MAX_CATS, a, &it->categories, &it->ncategories)) return -1;
@@ -610,16 +612,24 @@ static int plain_item(cursor *c, int64_t now_ms, arena *a, jsonout *props, recd_
     } while (eat(c, ','));
     if (!eat(c, '}')) return -1;
   }
+  if (path_id) {
+    size_t n = strlen(path_id);
+    if (n == 0 || n > RECD_MAX_ID_LEN) return -1;
+    for (size_t i = 0; i < n; i++)
+      if ((unsigned char)path_id[i] < 0x20 || path_id[i] == 0x7f) return -1;
+    it->item_id = path_id;
+    return 0;
+  }
   return seen & 1 ? 0 : -1; /* item_id is required */
 }
 
-int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, int64_t now_ms, arena *a,
-                           recd_item *it) {
+int engine_parse_item_text(const recd_engine *e, const char *text, size_t len, const char *path_id, int64_t now_ms,
+                           arena *a, recd_item *it) {
   (void)e;
   cursor c = {text, text + len};
   jsonout props;
   jsonout_init(&props);
-  int rc = plain_item(&c, now_ms, a, &props, it);
+  int rc = plain_item(&c, path_id, now_ms, a, &props, it);
   jsonout_release(&props);
   if (rc) return -1;
   ws(&c);
@@ -649,7 +659,7 @@ int engine_parse_items_text(const recd_engine *e, const char *text, size_t len, 
       if (cnt) memcpy(ni, items, cnt * sizeof *ni);
       items = ni;
     }
-    if (plain_item(&c, now_ms, a, &props, &items[cnt])) goto out;
+    if (plain_item(&c, NULL, now_ms, a, &props, &items[cnt])) goto out;
     cnt++;
   } while (eat(&c, ','));
   if (!(eat(&c, ']') && eat(&c, '}'))) goto out;

@@ -433,14 +433,18 @@ static void h_item(http_worker *w, http_req *req, route_id r, int64_t t0, const 
     submit(p);
     return;
   }
-  json_t *root = read_json(w, req, r, t0);
-  if (!root) return;
+  if (body_check(w, req, r, t0)) return;
   p = pending_new(w, req, r, t0);
-  p->root = root;
   snprintf(p->item_id, sizeof p->item_id, "%.256s", m->arg);
   p->items = arena_alloc(&p->a, sizeof *p->items);
+  /* a plain body by the fast reader, else jansson */
+  if (engine_parse_item_text(w->srv->e, req->body, req->body_len, p->item_id, clock_now_ms(), &p->a, p->items) &&
+      !(p->root = parse_json(w, req, r, t0))) {
+    pending_free(p);
+    return;
+  }
   recd_fail f;
-  if (engine_parse_item(w->srv->e, root, p->item_id, -1, &p->a, p->items, &f)) {
+  if (p->root && engine_parse_item(w->srv->e, p->root, p->item_id, -1, &p->a, p->items, &f)) {
     http__reply_error(w, req, r, t0, &f);
     pending_free(p);
     return;

@@ -104,7 +104,7 @@ START_TEST(item_text_fast_path) {
     arena_init(&a);
     recd_item fast, gen;
     recd_fail f;
-    ck_assert_msg(!engine_parse_item_text(e, plain[k], strlen(plain[k]), now, &a, &fast), "case %zu declined", k);
+    ck_assert_msg(!engine_parse_item_text(e, plain[k], strlen(plain[k]), NULL, now, &a, &fast), "case %zu declined", k);
     json_t *j = json_loads(plain[k], 0, NULL);
     ck_assert_int_eq(engine_parse_item(e, j, NULL, -1, &a, &gen, &f), 0);
     ck_assert_str_eq(fast.item_id, gen.item_id);
@@ -140,7 +140,22 @@ START_TEST(item_text_fast_path) {
     arena a;
     arena_init(&a);
     recd_item it;
-    ck_assert_msg(engine_parse_item_text(e, declined[k], strlen(declined[k]), now, &a, &it), "case %zu accepted", k);
+    ck_assert_msg(engine_parse_item_text(e, declined[k], strlen(declined[k]), NULL, now, &a, &it), "case %zu accepted", k);
+    arena_release(&a);
+  }
+  /* PUT /items/{id}: the body's item_id may be left out, and must be the path's if it is not */
+  {
+    arena a;
+    arena_init(&a);
+    recd_item it;
+    const char *no_id = "{\"categories\":[\"c\"]}", *same = "{\"item_id\":\"p1\"}", *other = "{\"item_id\":\"p2\"}";
+    ck_assert_int_eq(engine_parse_item_text(e, no_id, strlen(no_id), "p1", now, &a, &it), 0);
+    ck_assert_str_eq(it.item_id, "p1");
+    ck_assert_str_eq(it.categories[0], "c");
+    ck_assert_int_eq(engine_parse_item_text(e, same, strlen(same), "p1", now, &a, &it), 0);
+    ck_assert_int_ne(engine_parse_item_text(e, other, strlen(other), "p1", now, &a, &it), 0);
+    ck_assert_int_ne(engine_parse_item_text(e, no_id, strlen(no_id), "p\x01", now, &a, &it), 0);
+    ck_assert_int_ne(engine_parse_item_text(e, no_id, strlen(no_id), NULL, now, &a, &it), 0);
     arena_release(&a);
   }
   /* POST /items bodies: a batch of plain items, else declined (the empty batch and one past max are the
