@@ -613,10 +613,8 @@ static int plain_item(cursor *c, const char *path_id, int64_t now_ms, arena *a, 
     if (!eat(c, '}')) return -1;
   }
   if (path_id) {
-    size_t n = strlen(path_id);
-    if (n == 0 || n > RECD_MAX_ID_LEN) return -1;
-    for (size_t i = 0; i < n; i++)
-      if ((unsigned char)path_id[i] < 0x20 || path_id[i] == 0x7f) return -1;
+    recd_fail f;
+    if (engine_check_id(path_id, strlen(path_id), "items", -1, "item_id", &f)) return -1;
     it->item_id = path_id;
     return 0;
   }
