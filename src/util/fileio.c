@@ -12,34 +12,25 @@
 #include "util/err.h"
 #include "util/mem.h"
 
-int fileio_write_all(int fd, const void *buf, size_t n) {
-  const char *p = buf;
+/* write (off < 0: at the file position) or pwrite all of buf */
+static int write_loop(int fd, const char *p, size_t n, int64_t off) {
   while (n) {
-    ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+    size_t k = n > (1u << 30) ? (1u << 30) : n;
+    ssize_t w = off < 0 ? write(fd, p, k) : pwrite(fd, p, k, (off_t)off);
     if (w < 0) {
       if (errno == EINTR) continue;
       return -errno;
     }
     p += w;
     n -= (size_t)w;
+    if (off >= 0) off += w;
   }
   return 0;
 }
 
-int fileio_pwrite_all(int fd, const void *buf, size_t n, uint64_t off) {
-  const char *p = buf;
-  while (n) {
-    ssize_t w = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    n -= (size_t)w;
-    off += (uint64_t)w;
-  }
-  return 0;
-}
+int fileio_write_all(int fd, const void *buf, size_t n) { return write_loop(fd, buf, n, -1); }
+
+int fileio_pwrite_all(int fd, const void *buf, size_t n, uint64_t off) { return write_loop(fd, buf, n, (int64_t)off); }
 
 int fileio_direct(int fd, int on) {
   int fl = fcntl(fd, F_GETFL);
