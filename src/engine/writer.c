@@ -761,22 +761,18 @@ static int intern_item(recd_engine *e, const char *key, size_t len, uint32_t h, 
   return 0;
 }
 
-/* the ids as a JSON array, as json_dumps(JSON_COMPACT) writes it; the
- * jansson tree and dump cost 6.5k instructions a list */
+/* the ids as a JSON array, as json_dumps(JSON_COMPACT) writes it (an id that
+ * is not UTF-8, which the parsers never let through, is left out, as
+ * json_string refuses it); the jansson tree and dump cost 6.5k instructions a
+ * list */
 static char *json_list(const char **v, size_t n) {
   jsonout j;
   jsonout_init(&j);
   jsonout_raw(&j, "[", 1);
   for (size_t i = 0; i < n; i++) {
-    if (i) jsonout_raw(&j, ",", 1);
-    if (jsonout_str(&j, v[i])) { /* not UTF-8: never from the parsers, which refuse it */
-      jsonout_release(&j);
-      json_t *a = json_array();
-      for (size_t k = 0; k < n; k++) json_array_append_new(a, json_string(v[k]));
-      char *s = json_dumps(a, JSON_COMPACT);
-      json_decref(a);
-      return s;
-    }
+    size_t at = j.len;
+    if (at > 1) jsonout_raw(&j, ",", 1);
+    if (jsonout_str(&j, v[i])) j.len = at;
   }
   jsonout_raw(&j, "]", 1);
   char *s = xmalloc(j.len + 1);
