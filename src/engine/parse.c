@@ -366,6 +366,22 @@ static int plain_id(const plain_value *v, arena *a, const char **out) {
   return 0;
 }
 
+/* the next key of an object and its ':', as an index into known[0..n);
+ * -1 for a key that is not there or was seen before (*seen: a bit per index):
+ * the general path explains those */
+static int plain_field(cursor *c, const char *const *known, int n, int *seen) {
+  const char *k;
+  size_t kl;
+  if (plain_string(c, &k, &kl) || !eat(c, ':')) return -1;
+  for (int i = 0; i < n; i++)
+    if (strlen(known[i]) == kl && !memcmp(known[i], k, kl)) {
+      if (*seen & (1 << i)) return -1;
+      *seen |= 1 << i;
+      return i;
+    }
+  return -1;
+}
+
 /* one event object at c; its strings are copied into a */
 static int plain_event(const recd_engine *e, cursor *c, int64_t now_ms, arena *a, recd_event *ev) {
   static const char *const known[] = {"user_id", "item_id", "event_type", "timestamp", "value", "session_id",
@@ -376,15 +392,8 @@ static int plain_event(const recd_engine *e, cursor *c, int64_t now_ms, arena *a
   if (!eat(c, '{')) return -1;
   if (!eat(c, '}')) {
     do {
-      const char *k;
-      size_t kl;
-      if (plain_string(c, &k, &kl) || !eat(c, ':')) return -1;
-      int f = -1;
-      for (int i = 0; i < 7; i++)
-        if (strlen(known[i]) == kl && !memcmp(known[i], k, kl)) f = i;
-      if (f < 0 || (seen & (1 << f))) return -1; /* unknown or repeated: the general path explains */
-      seen |= 1 << f;
-      if (plain_value_read(c, &val[f])) return -1;
+      int f = plain_field(c, known, 7, &seen);
+      if (f < 0 || plain_value_read(c, &val[f])) return -1;
     } while (eat(c, ','));
     if (!eat(c, '}')) return -1;
   }
@@ -569,15 +578,9 @@ static int plain_item(cursor *c, const char *path_id, int64_t now_ms, arena *a, 
   if (!eat(c, '{')) return -1;
   if (!eat(c, '}')) {
     do {
-      const char *k;
-      size_t kl;
       plain_value v;
-      if (plain_string(c, &k, &kl) || !eat(c, ':')) return -1;
-      int f = -1;
-      for (int i = 0; i < 6; i++)
-        if (strlen(known[i]) == kl && !memcmp(known[i], k, kl)) f = i;
-      if (f < 0 || (seen & (1 << f))) return -1; /* unknown or repeated: the general path explains */
-      seen |= 1 << f;
+      int f = plain_field(c, known, 6, &seen);
+      if (f < 0) return -1;
       switch (f) {
         case 0:
           if (plain_value_read(c, &v) || plain_id(&v, a, &it->item_id)) return -1;
