@@ -1454,8 +1454,16 @@ static int items_flush(imp_run *run, item_batch *b, const char *path) {
   return rc;
 }
 
+/* b->items[b->n], read from obj (NULL: read from the text, strings in the
+ * batch's arena), joins the batch, which is submitted when full. 0 or the
+ * engine's error. */
+static int items_push(imp_run *run, item_batch *b, json_t *obj, const char *path) {
+  b->objs[b->n++] = obj; /* the item's strings point into it */
+  return b->n == b->cap ? items_flush(run, b, path) : 0;
+}
+
 /* Validate the item of `line` (the batch takes over the reference to obj) and
- * submit the batch when it is full. 0 or the engine's error. */
+ * push it. 0 or the engine's error. */
 static int items_add(imp_run *run, item_batch *b, json_t *obj, const char *path, uint64_t line) {
   recd_fail fail;
   if (engine_parse_item(run->e, obj, NULL, -1, &b->a, &b->items[b->n], &fail)) {
@@ -1464,8 +1472,7 @@ static int items_add(imp_run *run, item_batch *b, json_t *obj, const char *path,
     json_decref(obj);
     return 0;
   }
-  b->objs[b->n++] = obj; /* the item's strings point into it */
-  return b->n == b->cap ? items_flush(run, b, path) : 0;
+  return items_push(run, b, obj, path);
 }
 
 static int items_jsonl(imp_run *run, imp_reader *rd, item_batch *b, const char *path) {
@@ -1482,8 +1489,7 @@ static int items_jsonl(imp_run *run, imp_reader *rd, item_batch *b, const char *
     }
     if (blank(p, len)) continue;
     if (!engine_parse_item_text(run->e, p, len, NULL, run->now_ms, &b->a, &b->items[b->n])) { /* plain: no tree */
-      b->objs[b->n++] = NULL;
-      if (b->n == b->cap && (rc = items_flush(run, b, path))) return rc;
+      if ((rc = items_push(run, b, NULL, path))) return rc;
     } else {
       json_error_t je;
       json_t *obj = json_loadb(p, len, 0, &je);
