@@ -188,6 +188,8 @@ static recd_engine *engine_alloc(const recd_config *cfg) {
   pthread_cond_init(&e->tr_cond, NULL);
   pthread_mutex_init(&e->q_lock, NULL);
   pthread_mutex_init(&e->scratch_lock, NULL);
+  pthread_mutex_init(&e->mem_lock, NULL);
+  pthread_cond_init(&e->mem_cond, NULL);
   pthread_condattr_t ca; /* the store stage's commit delay waits on the monotonic clock */
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -404,6 +406,7 @@ int engine_open(const recd_config *cfg, recd_engine **out, char *err, size_t err
 
 /* stops every thread, writes the closing snapshot and closes the store */
 static void shut_down(recd_engine *e) {
+  engine__memory_stop(e);
   engine__warm_stop(e);
   engine__writer_stop(e);
   engine__apply_stop(e);
@@ -461,6 +464,8 @@ void engine_free(recd_engine *e) {
   pthread_mutex_destroy(&e->q_lock);
   engine__scratch_free_all(e);
   pthread_mutex_destroy(&e->scratch_lock);
+  pthread_mutex_destroy(&e->mem_lock);
+  pthread_cond_destroy(&e->mem_cond);
   pthread_cond_destroy(&e->q_cond);
   pthread_mutex_destroy(&e->a_lock);
   pthread_cond_destroy(&e->a_cond);

@@ -170,6 +170,13 @@ struct recd_engine {
   /* bumped after every catalog change is applied (content index and the item's
    * categories/tags): content-similarity memos older than it are recomputed */
   _Atomic uint64_t content_version;
+  /* the memory walks' thread and its last result (memory.c), under mem_lock */
+  pthread_mutex_t mem_lock;
+  pthread_cond_t mem_cond;
+  pthread_t mem_thread;
+  int mem_started, mem_want;
+  _Atomic int mem_stop;
+  recd_memory mem_last;
   /* request working memory (recommend.c): a free list reused by request threads */
   pthread_mutex_t scratch_lock;
   struct rec_scratch *scratch;
@@ -341,5 +348,9 @@ int engine__trending_start(recd_engine *e);
 void engine__trending_stop(recd_engine *e);
 const char *engine__type_verb(const recd_engine *e, int type);
 void engine__scratch_free_all(recd_engine *e); /* engine_free */
+size_t engine__memo_bytes(void);               /* an item's content memo */
+
+/* memory.c */
+void engine__memory_stop(recd_engine *e); /* stop and join the walks' thread, if any */
 
 #endif

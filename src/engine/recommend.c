@@ -513,6 +513,8 @@ typedef struct {
   content_hit hits[CONTENT_HITS];
 } content_memo;
 
+size_t engine__memo_bytes(void) { return sizeof(content_memo); }
+
 /* a hint that s's memo is read soon: its lines (the memo pointer is stored
  * atomically, so this may read it without the item's lock) */
 static inline void content_memo_prefetch(const itemstats *s) {

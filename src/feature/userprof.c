@@ -165,8 +165,9 @@ double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_lif
   return decay_read(p->aff[i].score, p->aff_t, now, half_life_ms);
 }
 
-size_t userprof_memory(const userprof *p, int ntypes) {
-  return sizeof *p + (size_t)ntypes * 4 + (size_t)p->ring_cap * sizeof(recent_ev) + u32map_memory(&p->seen) +
-         (size_t)p->aff_cap * sizeof(aff_ent) +
-         (session_on_heap(p) ? strlen(p->session) + 1 : 0);
+userprof_mem userprof_memory(const userprof *p, int ntypes) {
+  return (userprof_mem){.profile = sizeof *p + (size_t)ntypes * 4 + (size_t)p->aff_cap * sizeof(aff_ent) +
+                                   (session_on_heap(p) ? strlen(p->session) + 1 : 0),
+                        .ring = (size_t)p->ring_cap * sizeof(recent_ev),
+                        .seen = u32map_memory(&p->seen)};
 }

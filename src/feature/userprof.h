@@ -84,6 +84,11 @@ static inline const recent_ev *userprof_recent(const userprof *p, int i) {
 }
 /* category affinity value at `now` */
 double userprof_affinity(const userprof *p, int i, int64_t now, int64_t half_life_ms);
-size_t userprof_memory(const userprof *p, int ntypes);
+/* the bytes p holds, in three parts: the profile itself (counters, category
+ * affinities, a long session id), its recent-item ring, its seen set */
+typedef struct {
+  size_t profile, ring, seen;
+} userprof_mem;
+userprof_mem userprof_memory(const userprof *p, int ntypes);
 
 #endif

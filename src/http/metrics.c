@@ -152,6 +152,26 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
   sb_printf(&b, "# HELP recd_writes_held_seconds_total Time writes waited for a background snapshot, so that a crash's replay stays under snapshot_max_replay.\n"
                 "# TYPE recd_writes_held_seconds_total counter\nrecd_writes_held_seconds_total %.3f\n",
             st.writes_held_s);
+  recd_memory mem;
+  engine_memory_latest(e, METRICS_MEMORY_MAX_AGE_MS, &mem);
+  if (mem.measured_ms) {
+    sb_printf(&b, "# HELP recd_memory_bytes Resident memory by part, from a walk of the live state at most %d s old "
+                  "(recd_memory_measured_timestamp_seconds); the parts add up to about the resident set size then.\n"
+                  "# TYPE recd_memory_bytes gauge\n",
+              METRICS_MEMORY_MAX_AGE_MS / 1000);
+    for (int k = 0; k < RECD_MEM_NPARTS; k++)
+      sb_printf(&b, "recd_memory_bytes{part=\"%s\"} %llu\n", recd_memory_part_names[k], (unsigned long long)mem.bytes[k]);
+    sb_printf(&b, "# HELP recd_memory_measured_timestamp_seconds When the walk behind recd_memory_bytes ended (Unix time).\n"
+                  "# TYPE recd_memory_measured_timestamp_seconds gauge\nrecd_memory_measured_timestamp_seconds %.3f\n"
+                  "# HELP recd_memory_walk_seconds How long that walk took.\n"
+                  "# TYPE recd_memory_walk_seconds gauge\nrecd_memory_walk_seconds %.3f\n"
+                  "# HELP recd_memory_resident_bytes at the walk's end (recd_memory_bytes' total).\n"
+                  "# TYPE recd_memory_resident_bytes gauge\nrecd_memory_resident_bytes %llu\n",
+              mem.measured_ms / 1000.0, mem.walk_s, (unsigned long long)mem.rss);
+  }
+  sb_printf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes (now).\n"
+                "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
+            (unsigned long long)mem_rss_bytes());
   sb_printf(&b, "# HELP recd_uptime_seconds Seconds since start.\n# TYPE recd_uptime_seconds gauge\nrecd_uptime_seconds %.3f\n", uptime_s);
   *len = b.len;
   return b.buf;

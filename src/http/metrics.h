@@ -12,6 +12,9 @@
 
 #define METRICS_NSTATUS 10
 #define METRICS_NBUCKETS 14
+/* recd_memory_bytes comes from a walk of the live state at most this old
+ * (a scrape that finds it older starts a new one in the background) */
+#define METRICS_MEMORY_MAX_AGE_MS 30000
 
 typedef struct {
   _Atomic uint64_t count[R_COUNT][METRICS_NSTATUS + 1]; /* + other */

@@ -636,6 +636,12 @@ void ials_free(ials_model *m) {
   free(m);
 }
 
+size_t ials_memory(const ials_model *m) {
+  if (!m) return 0;
+  size_t f = (size_t)m->param.factors;
+  return sizeof *m + ((size_t)m->nusers + m->nitems) * f * sizeof(float) + (f * f + m->nitems) * sizeof(float);
+}
+
 int ials_factors(const ials_model *m) { return m->param.factors; }
 uint32_t ials_nusers(const ials_model *m) { return m->nusers; }
 uint32_t ials_nitems(const ials_model *m) { return m->nitems; }

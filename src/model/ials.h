@@ -96,6 +96,7 @@ int ials_save(const ials_model *m, const char *path);
  * magic, unknown version, size not matching the header, checksum mismatch). */
 ials_model *ials_load(const char *path, char *err, size_t errlen);
 void ials_free(ials_model *m);   /* NULL is a no-op */
+size_t ials_memory(const ials_model *m); /* bytes held by the model; 0 for NULL */
 
 int ials_factors(const ials_model *m);
 uint32_t ials_nusers(const ials_model *m);

@@ -108,3 +108,10 @@ void trending_release(trending *t) {
   free(t->cat);
   free(t);
 }
+
+size_t trending_memory(const trending *t) {
+  if (!t) return 0;
+  size_t n = sizeof *t + ((size_t)t->global.cap + t->fresh.cap) * sizeof(pop_ent) + t->ncat * sizeof(pop_list);
+  for (size_t i = 0; i < t->ncat; i++) n += (size_t)t->cat[i].cap * sizeof(pop_ent);
+  return n;
+}

@@ -38,6 +38,7 @@ void trending_offer(trending *t, uint32_t iid, float score, const uint32_t *cats
 void trending_finish(trending *t);
 trending *trending_retain(trending *t);
 void trending_release(trending *t);   /* NULL is a no-op */
+size_t trending_memory(const trending *t); /* the bytes it holds; 0 for NULL */
 
 /* one-shot top-k for ad-hoc windows */
 void pop_list_init(pop_list *l, uint32_t k);

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ struct store {
   uint64_t pend_seq0;   /* its first event's seq */
   uint64_t next_seq;    /* the seq the next appended event must have */
   uint64_t stored_next; /* next_seq as of the last commit */
+  _Atomic uint64_t cache_bytes; /* see store_cache_bytes (note_cache) */
 };
 
 static const char *schema =
@@ -376,12 +378,23 @@ int store_begin(store *s) {
   return rc;
 }
 
+/* the page cache's size, published for other threads (the connection itself
+ * is the writer's alone) */
+static void note_cache(store *s) {
+  int cur = 0, hi = 0;
+  if (sqlite3_db_status(s->db, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) == SQLITE_OK && cur >= 0)
+    atomic_store_explicit(&s->cache_bytes, (uint64_t)cur, memory_order_relaxed);
+}
+
+uint64_t store_cache_bytes(const store *s) { return atomic_load_explicit(&s->cache_bytes, memory_order_relaxed); }
+
 int store_commit(store *s) {
   if (s->failed) return RECD_EFATAL;
   int rc = write_pending(s);
   if (!rc) rc = step_reset(s, ST_COMMIT, "commit");
   s->in_txn = 0;
   if (!rc) s->stored_next = s->next_seq;
+  note_cache(s);
   return rc;
 }
 
@@ -488,6 +501,7 @@ static int load_keys(store *s, const char *q, store_key_cb cb, void *arg) {
   }
   if (!rc && r != SQLITE_DONE) rc = RECD_ESTORE;
   sqlite3_finalize(st);
+  note_cache(s);
   return rc;
 }
 
@@ -524,6 +538,7 @@ int store_load_items(store *s, store_item_cb cb, void *arg) {
   }
   if (!rc && r != SQLITE_DONE) rc = RECD_ESTORE;
   sqlite3_finalize(st);
+  note_cache(s);
   return rc;
 }
 
@@ -555,6 +570,7 @@ int store_scan_events(store *s, uint64_t after_seq, store_event_cb cb, void *arg
   }
   if (!rc && r != SQLITE_DONE) rc = RECD_ESTORE;
   sqlite3_finalize(st);
+  note_cache(s);
   return rc;
 }
 

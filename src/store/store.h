@@ -93,5 +93,8 @@ int store_load_items(store *s, store_item_cb cb, void *arg);
 int store_scan_events(store *s, uint64_t after_seq, store_event_cb cb, void *arg);
 int store_last_seq(store *s, uint64_t *seq);
 int store_count_events(store *s, uint64_t *n);
+/* the writer connection's page cache in bytes (SQLite's SQLITE_DBSTATUS_CACHE_USED)
+ * as of its last commit or open: readable from any thread */
+uint64_t store_cache_bytes(const store *s);
 
 #endif

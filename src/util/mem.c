@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void oom(size_t n) {
   fprintf(stderr, "recd: out of memory allocating %zu bytes\n", n);
@@ -69,6 +70,12 @@ char *arena_strndup(arena *a, const char *s, size_t n) {
 
 void arena_reset(arena *a) { arena_release(a); }
 
+size_t arena_bytes(const arena *a) {
+  size_t n = 0;
+  for (const arena_block *b = a->head; b; b = b->next) n += sizeof *b + b->cap;
+  return n;
+}
+
 void arena_release(arena *a) {
   arena_block *b = a->head;
   while (b) {
@@ -77,4 +84,14 @@ void arena_release(arena *a) {
     b = n;
   }
   a->head = NULL;
+}
+
+uint64_t mem_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long long size = 0, resident = 0;
+  int n = fscanf(f, "%llu %llu", &size, &resident);
+  fclose(f);
+  long page = sysconf(_SC_PAGESIZE);
+  return n == 2 && page > 0 ? resident * (uint64_t)page : 0;
 }

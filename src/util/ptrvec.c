@@ -28,3 +28,10 @@ int ptrvec_set(ptrvec *v, uint32_t id, void *p) {
   __atomic_store_n(&chunk[id & (PTRVEC_CHUNK - 1)], p, __ATOMIC_RELEASE);
   return 0;
 }
+
+size_t ptrvec_memory(const ptrvec *v) {
+  size_t n = 0;
+  for (size_t i = 0; i < PTRVEC_CHUNKS; i++)
+    if (__atomic_load_n(&v->chunks[i], __ATOMIC_ACQUIRE)) n += PTRVEC_CHUNK * sizeof(void *);
+  return n;
+}

@@ -38,5 +38,7 @@ static inline void ptrvec_prefetch(const ptrvec *v, uint32_t id) {
 /* writers may run concurrently on different ids (never on the same id);
  * returns -1 if id is beyond capacity */
 int ptrvec_set(ptrvec *v, uint32_t id, void *p);
+/* the bytes of its chunks (the pointed-to objects are the owner's) */
+size_t ptrvec_memory(const ptrvec *v);
 
 #endif

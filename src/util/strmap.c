@@ -103,6 +103,5 @@ uint32_t strmap_intern(strmap *m, const char *s, size_t len, int *created) {
 size_t strmap_memory(const strmap *m) {
   size_t n = m->cap * sizeof(uint64_t);
   for (int k = 0; k < STRMAP_CHUNKS && m->chunk[k]; k++) n += ((size_t)STRMAP_BASE << k) * sizeof(strmap_ent);
-  for (size_t i = 0; i < m->count; i++) n += ((strmap__ent(m, (uint32_t)i)->len + 1 + 15) & ~(size_t)15);
-  return n;
+  return n + arena_bytes(&m->strings);
 }

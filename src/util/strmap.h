@@ -75,6 +75,7 @@ static inline void strmap_key_prefetch(const strmap *m, uint32_t id, int stage) 
   __builtin_prefetch(stage == 0 ? (const void *)en : (const void *)en->key);
 }
 static inline size_t strmap_count(const strmap *m) { return m->count; }
+/* the bytes it holds: hash slots, id entries and the keys' arena (callers lock) */
 size_t strmap_memory(const strmap *m);
 
 #endif

@@ -190,6 +190,36 @@ class SnapshotMetricsTest(RecdTestCase):
         one = lambda name, **kw: metric_sum(m, name, **kw)
         return one, r.text
 
+    def test_memory_by_part(self):
+        """recd_memory_bytes: every part, from a background walk that the first
+        scrape starts; they add up to the resident size the walk read."""
+        server = self.new_server()
+        self.ok(server.put(API + "/items/mm_i0", {"categories": ["c1"], "tags": ["t1"]}))
+        batch = [ev("mm_u%d" % (i % 40), "mm_i%d" % (i % 13), "view") for i in range(400)]
+        self.ok(server.post(API + "/events", {"events": batch}))
+        one, text = self.scrape(server)
+        self.assertGreater(one("process_resident_memory_bytes"), 1 << 20, text)
+        deadline = time.time() + 20
+        while "recd_memory_bytes{" not in text:  # the first scrape starts the walk
+            self.assertLess(time.time(), deadline, text)
+            time.sleep(0.05)
+            one, text = self.scrape(server)
+        self.assertIn("# TYPE recd_memory_bytes gauge", text)
+        parts = ("profiles", "recent_rings", "seen_sets", "items", "content_memos", "covisitation",
+                 "content_index", "id_maps", "trending", "models", "sqlite_cache", "heap_other",
+                 "heap_free", "non_heap")
+        got = [labels["part"] for n, labels, _ in parse_metrics(text) if n == "recd_memory_bytes"]
+        self.assertEqual(sorted(got), sorted(parts), text)
+        for part in ("profiles", "recent_rings", "seen_sets", "items", "covisitation", "content_index",
+                     "id_maps"):
+            self.assertGreater(one("recd_memory_bytes", part=part), 0, part + "\n" + text)
+        self.assertEqual(one("recd_memory_bytes", part="models"), 0, text)  # none trained
+        resident = one("recd_memory_resident_bytes")
+        total = one("recd_memory_bytes")
+        self.assertLess(abs(total - resident), 0.05 * resident + (16 << 20), text)
+        self.assertLess(abs(one("recd_memory_measured_timestamp_seconds") - time.time()), 60, text)
+        self.assertGreaterEqual(one("recd_memory_walk_seconds"), 0, text)
+
     def test_snapshot_counters_and_lag(self):
         server = self.new_server(["--snapshot-every", "200", "--snapshot-growth", "0"])
         one, text = self.scrape(server)

@@ -1,5 +1,6 @@
 /* tests for src/engine: event/item validation, and the engine end to end
  * (ingest, read-your-writes, rules, restart). */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sched.h>
@@ -1053,6 +1054,89 @@ START_TEST(background_snapshot_is_the_state_at_its_event) {
 }
 END_TEST
 
+/* engine_memory: the parts grow with what was written, the walk counts no
+ * more than malloc has in use, and with nothing clamped the parts add up to
+ * the resident size it read. engine_memory_latest answers at once and has a
+ * thread walk in the background; engine_free stops that thread. */
+START_TEST(memory_by_part) {
+  enum { USERS = 300, ITEMS = 40 };
+  char *dir = unit_tmpdir();
+  recd_config c;
+  recd_engine *e = open_engine(dir, &c);
+  recd_memory m0, m1;
+  engine_memory(e, &m0);
+  ck_assert_uint_eq(m0.bytes[RECD_MEM_PROFILES], 0);
+  ck_assert_uint_eq(m0.bytes[RECD_MEM_COVIS], 0);
+  char id[32], user[32];
+  for (int i = 0; i < ITEMS; i++) {
+    snprintf(id, sizeof id, "item_%d", i);
+    put_item(e, id, i % 2 ? "books" : "toys", 1);
+  }
+  int64_t t = 1700000000000LL;
+  for (int u = 0; u < USERS; u++) {
+    snprintf(user, sizeof user, "user_%d", u);
+    recd_event ev[6];
+    char iids[6][32];
+    for (int k = 0; k < 6; k++) {
+      snprintf(iids[k], sizeof iids[k], "item_%d", (u * 7 + k * 3) % ITEMS);
+      ev[k] = (recd_event){.user_id = user, .item_id = iids[k], .type = k % 3, .ts_ms = t + u * 100 + k};
+    }
+    engine_op op = {.kind = OP_EVENTS, .events = ev, .nevents = 6};
+    ck_assert_int_eq(engine_submit_wait(e, &op), 0);
+  }
+  recd_rec_result r;
+  recommend(e, "user_1", 10, &r); /* builds trending and content memos */
+  engine_result_release(&r);
+  engine_memory(e, &m1);
+  for (int k = 0; k < RECD_MEM_NPARTS; k++) ck_assert_ptr_nonnull(recd_memory_part_names[k]);
+  ck_assert_uint_ge(m1.bytes[RECD_MEM_PROFILES], USERS * sizeof(userprof));
+  ck_assert_uint_ge(m1.bytes[RECD_MEM_RINGS], USERS * 6 * sizeof(recent_ev));
+  ck_assert_uint_ge(m1.bytes[RECD_MEM_SEEN], USERS * 6 * 8);
+  ck_assert_uint_ge(m1.bytes[RECD_MEM_ITEMS], ITEMS * sizeof(itemstats));
+  ck_assert_uint_gt(m1.bytes[RECD_MEM_MEMOS], 0);
+  ck_assert_uint_ge(m1.bytes[RECD_MEM_COVIS], ITEMS * sizeof(covis_list));
+  ck_assert_uint_gt(m1.bytes[RECD_MEM_CONTENT], 0);
+  ck_assert_uint_gt(m1.bytes[RECD_MEM_IDS], m0.bytes[RECD_MEM_IDS]);
+  ck_assert_uint_gt(m1.bytes[RECD_MEM_TRENDING], 0);
+  ck_assert_uint_gt(m1.bytes[RECD_MEM_SQLITE], 0);
+  ck_assert_uint_gt(m1.rss, 0);
+  ck_assert_int_gt(m1.measured_ms, 0);
+  uint64_t named = 0, all = 0;
+  for (int k = 0; k < RECD_MEM_NPARTS; k++) {
+    if (k < RECD_MEM_HEAP_OTHER) named += m1.bytes[k];
+    all += m1.bytes[k];
+  }
+  struct mallinfo2 mi = mallinfo2();
+  if (mi.uordblks > (1u << 20)) { /* glibc's malloc (AddressSanitizer has its own) */
+    ck_assert_msg(named <= mi.uordblks + mi.hblkhd, "the walk counted %llu bytes, malloc has %zu in use",
+                  (unsigned long long)named, mi.uordblks + mi.hblkhd);
+    if (m1.bytes[RECD_MEM_HEAP_OTHER] && m1.bytes[RECD_MEM_NON_HEAP])
+      ck_assert_uint_eq(all, m1.rss);
+  }
+
+  recd_memory l;
+  engine_memory_latest(e, 30000, &l);
+  ck_assert_int_eq(l.measured_ms, 0); /* none yet: a walk starts */
+  for (int i = 0; i < 500 && !l.measured_ms; i++) {
+    usleep(10000);
+    engine_memory_latest(e, 30000, &l);
+  }
+  ck_assert_int_gt(l.measured_ms, 0);
+  ck_assert_uint_eq(l.bytes[RECD_MEM_PROFILES], m1.bytes[RECD_MEM_PROFILES]);
+  ck_assert_uint_eq(l.bytes[RECD_MEM_COVIS], m1.bytes[RECD_MEM_COVIS]);
+  event(e, "user_new", "item_3", 0, t + 1000000);
+  engine_memory_latest(e, 0, &l); /* older than 0 ms: another walk */
+  for (int i = 0; i < 500 && l.bytes[RECD_MEM_PROFILES] == m1.bytes[RECD_MEM_PROFILES]; i++) {
+    usleep(10000);
+    engine_memory_latest(e, 60000, &l);
+  }
+  ck_assert_uint_gt(l.bytes[RECD_MEM_PROFILES], m1.bytes[RECD_MEM_PROFILES]);
+  engine_free(e);
+  unit_rmrf(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(models_train_promote_restart_corrupt) {
   char *dir = unit_tmpdir();
   recd_config c;
@@ -1123,6 +1207,7 @@ Suite *engine_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, read_your_writes_rules_restart);
+  tcase_add_test(tc, memory_by_part);
   tcase_add_test(tc, diversity_and_filters);
   tcase_add_test(tc, content_neighbours_follow_catalog_writes);
   tcase_add_test(tc, snapshot_equals_replay);

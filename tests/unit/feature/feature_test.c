@@ -1,4 +1,5 @@
 /* tests for src/feature: userprof, itemstats */
+#include <malloc.h>
 #include <math.h>
 
 #include "feature/itemstats.h"
@@ -24,6 +25,36 @@ START_TEST(ring_and_counts) {
   /* the same (item, type) twice is not fresh; a new type on it is */
   ck_assert_int_eq(userprof_apply(p, &pp, 11, 1, 1.0f, 2000, &cat, 1, NULL), 0);
   ck_assert_int_eq(userprof_apply(p, &pp, 11, 4, 1.0f, 2001, &cat, 1, NULL), 1);
+  userprof_free(p);
+}
+END_TEST
+
+/* userprof_memory counts what the profile's allocations hold: each part
+ * against malloc's own size of the blocks behind it (usable size: the asked
+ * bytes rounded up by less than a 16-byte step and a header word) */
+static void near_usable(size_t counted, size_t usable, const char *what) {
+  ck_assert_msg(counted <= usable && usable < counted + 32, "%s: counted %zu, malloc holds %zu", what, counted, usable);
+}
+
+START_TEST(memory_counts_the_blocks) {
+  userprof_params pp = {.affinity_half_life_ms = DAY, .engagement_half_life_ms = DAY, .recent_cap = 100};
+  userprof *p = userprof_new(5);
+  userprof_mem m0 = userprof_memory(p, 5);
+  ck_assert_uint_eq(m0.ring, 0);
+  ck_assert_uint_eq(m0.seen, 0);
+  for (uint32_t i = 0; i < 300; i++) {
+    uint32_t cat = i % 11;
+    userprof_apply(p, &pp, i % 170, (int)(i % 5), 1.0f, 1000 + i, &cat, 1,
+                   "a-session-id-longer-than-the-inline-sixteen-bytes");
+  }
+  userprof_mem m = userprof_memory(p, 5);
+  near_usable(m.ring, malloc_usable_size(p->ring), "ring");
+  ck_assert_uint_eq(m.seen, (size_t)p->seen.cap * 8);
+  near_usable(m.seen / 2, malloc_usable_size(p->seen.keys), "seen keys");
+  near_usable(m.seen / 2, malloc_usable_size(p->seen.vals), "seen vals");
+  size_t blocks = malloc_usable_size(p) + malloc_usable_size(p->aff) + malloc_usable_size(p->session);
+  ck_assert_msg(m.profile <= blocks && blocks < m.profile + 3 * 32, "profile: counted %zu, malloc holds %zu", m.profile,
+                blocks);
   userprof_free(p);
 }
 END_TEST
@@ -88,6 +119,7 @@ Suite *userprof_suite(void) {
   tcase_add_test(tc, ring_and_counts);
   tcase_add_test(tc, affinity_decays);
   tcase_add_test(tc, sessions);
+  tcase_add_test(tc, memory_counts_the_blocks);
   suite_add_tcase(s, tc);
   return s;
 }
