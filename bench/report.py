@@ -61,6 +61,7 @@ def main():
     rss_start = med([m["rss_kb"] for m in clean])
     end = next((m for m in meas if m["kind"] == "rss_end"), {})
     res["rss"] = {"loaded_kb": rss_start, "end_kb": end.get("rss_kb"), "peak_kb": end.get("hwm_kb")}
+    res["memory"] = {m["label"]: m for m in meas if m["kind"] == "memory" and m["parts"]}
     res["crashes"] = [m for m in meas if m["kind"] == "crash"]
 
     tests = {}
@@ -250,6 +251,15 @@ def main():
         pr.append(f"{name}: ratios per pair " + ", ".join(f"{x:.3f}" for x in t["pair_ratios"]) +
                   f"; ratio of medians {fmt(t['ratio_of_medians'], 'x')}")
     table += "\n\n" + "\n".join(pr)
+    if res["memory"]:  # recd_memory_bytes{part}: the RSS by structure
+        labels = list(res["memory"])
+        names = list(res["memory"][labels[0]]["parts"])
+        mt = ["| memory by part (MiB) | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+        for n in names:
+            mt.append(f"| {n} | " + " | ".join(fmt(res['memory'][l]['parts'].get(n, 0) / 2 ** 20, '', 1) for l in labels) + " |")
+        mt.append("| **total** | " + " | ".join(fmt(sum(res['memory'][l]['parts'].values()) / 2 ** 20, '', 1) for l in labels) + " |")
+        mt.append("| resident when walked | " + " | ".join(fmt(res['memory'][l]['resident'] / 2 ** 20, '', 1) for l in labels) + " |")
+        table += "\n\n" + "\n".join(mt)
     res["table_markdown"] = table
     print(table)
     for o in outs:
