@@ -300,6 +300,7 @@ static int open_engine(const recd_config *cfg, int use_snapshot, recd_engine **o
   arena_release(&r->strings);
   free(r);
   engine__apply_trim(e); /* the replay's big chunks' working memory: rounds are smaller */
+  store_release_memory(e->st); /* the id loads' and the replay's pages: commits need few */
   if (rc) {
     snprintf(err, errlen, "replaying the event log of %s: %s", store_path(e->st), recd_strerror(rc));
     goto fail;

@@ -267,7 +267,7 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
   s->sync = sync;
   char pragmas[512];
   snprintf(pragmas, sizeof pragmas,
-           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-8192;"
            "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;", sync);
   /* The WAL file is kept at close (checkpointed, at its size) instead of
    * deleted: while a WAL grows, each fdatasync also commits the file's new size
@@ -384,6 +384,11 @@ static void note_cache(store *s) {
   int cur = 0, hi = 0;
   if (sqlite3_db_status(s->db, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) == SQLITE_OK && cur >= 0)
     atomic_store_explicit(&s->cache_bytes, (uint64_t)cur, memory_order_relaxed);
+}
+
+void store_release_memory(store *s) {
+  sqlite3_db_release_memory(s->db);
+  note_cache(s);
 }
 
 uint64_t store_cache_bytes(const store *s) { return atomic_load_explicit(&s->cache_bytes, memory_order_relaxed); }

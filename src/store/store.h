@@ -96,5 +96,7 @@ int store_count_events(store *s, uint64_t *n);
 /* the writer connection's page cache in bytes (SQLite's SQLITE_DBSTATUS_CACHE_USED)
  * as of its last commit or open: readable from any thread */
 uint64_t store_cache_bytes(const store *s);
+/* gives back the page cache's unused pages (after the loads of an open) */
+void store_release_memory(store *s);
 
 #endif
