@@ -803,8 +803,9 @@ static void get_item(rbuf *r, recd_engine *e, uint32_t iid) {
   GET(r, l->t0);
   GET(r, l->norm);
   GET(r, l->floor);
-  l->e = xmalloc(n * sizeof *l->e);
-  l->n = l->cap = n;
+  l->n = n;
+  l->cap = (uint16_t)covis_load_cap(n, e->cfg.covis_max_neighbors);
+  l->e = xmalloc(l->cap * sizeof *l->e);
   r_get(r, l->e, n * sizeof *l->e);
   covis_reindex(l);
   ptrvec_set(&e->covis, iid, l);

@@ -278,6 +278,13 @@ static uint16_t pow2_at_least(unsigned n) {
   return (uint16_t)(c > 32768 ? 32768 : c);
 }
 
+int covis_load_cap(int n, int max_neighbors) {
+  int limit = COVIS_LIMIT(max_neighbors), cap = 4;
+  if (n >= max_neighbors) return limit + 1;
+  while (cap < n) cap *= 2;
+  return cap > limit + 1 ? limit + 1 : cap;
+}
+
 void covis_add(covis_list *l, const covis_params *p, uint32_t nb, double w, int64_t ts) {
   double ex = (double)(ts - l->t0) / (double)p->half_life_ms;
   int lazy = p->lazy;

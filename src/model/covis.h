@@ -72,6 +72,14 @@ typedef struct covis_list {
 } covis_list;
 
 covis_list *covis_new(int64_t t0);
+/* The capacity for a list of n entries rebuilt from a snapshot: what adds
+ * would have grown it to (4, doubled at each step), and COVIS_LIMIT + 1 from
+ * max_neighbors entries on, where a list grows to that before its next
+ * prune anyway (and stays there after one). Sized to n exactly, nearly every
+ * list of a loaded state was moved by its next growth, and under a write load
+ * after a restart the blocks they left behind (3-4.6 KB each, too small for
+ * any grown list) held ~300 MB of the heap (BENCHMARKS.md, stop 22). */
+int covis_load_cap(int n, int max_neighbors);
 void covis_free(covis_list *l);
 /* rebuild the index and the top set after entries were filled in directly
  * (snapshot load); an order that already has a valid top set is kept */

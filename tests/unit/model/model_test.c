@@ -177,11 +177,38 @@ START_TEST(covis_index_and_lower_bounds) {
 }
 END_TEST
 
+/* covis_load_cap: a list rebuilt from a snapshot has at least the room adds
+ * gave it (the same while it never reached max_neighbors), and from
+ * max_neighbors on the room it grows to before any prune */
+START_TEST(covis_load_cap_is_what_adds_reach) {
+  static const int maxes[] = {4, 10, 64, 256};
+  for (size_t m = 0; m < sizeof maxes / sizeof maxes[0]; m++) {
+    int max = maxes[m], limit = COVIS_LIMIT(max);
+    covis_params p = {.max_neighbors = max, .half_life_ms = DAY};
+    covis_list *l = covis_new(0);
+    int pruned = 0;
+    for (uint32_t nb = 0; nb < (uint32_t)(3 * limit); nb++) {
+      int before = l->n;
+      covis_add(l, &p, nb, 1.0 + nb % 7, 0);
+      pruned |= l->n < before;
+      int lc = covis_load_cap(l->n, max);
+      ck_assert_int_ge(lc, l->cap);
+      ck_assert_int_le(lc, limit + 1);
+      if (!pruned && l->n < max) ck_assert_int_eq(lc, l->cap);
+      if (l->n >= max) ck_assert_int_eq(lc, limit + 1);
+    }
+    ck_assert_msg(pruned, "max %d: never pruned", max);
+    covis_free(l);
+  }
+}
+END_TEST
+
 Suite *covis_suite(void) {
   Suite *s = suite_create("covis");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, covis_accumulates_and_bounds);
   tcase_add_test(tc, covis_index_and_lower_bounds);
+  tcase_add_test(tc, covis_load_cap_is_what_adds_reach);
   tcase_add_test(tc, covis_top_set_kept_at_write_time);
   tcase_add_loop_test(tc, covis_lazy_settles_to_the_eager_list, 0, 2);
   suite_add_tcase(s, tc);
