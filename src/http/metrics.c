@@ -165,7 +165,7 @@ char *metrics_render(metrics *m, recd_engine *e, double uptime_s, size_t *len) {
                   "# TYPE recd_memory_measured_timestamp_seconds gauge\nrecd_memory_measured_timestamp_seconds %.3f\n"
                   "# HELP recd_memory_walk_seconds How long that walk took.\n"
                   "# TYPE recd_memory_walk_seconds gauge\nrecd_memory_walk_seconds %.3f\n"
-                  "# HELP recd_memory_resident_bytes at the walk's end (recd_memory_bytes' total).\n"
+                  "# HELP recd_memory_resident_bytes The resident set size when that walk ended: what the parts add up to.\n"
                   "# TYPE recd_memory_resident_bytes gauge\nrecd_memory_resident_bytes %llu\n",
               mem.measured_ms / 1000.0, mem.walk_s, (unsigned long long)mem.rss);
   }

@@ -269,7 +269,11 @@ int store_open(const char *dir, const char *fsync_mode, store **out, char *err, 
   snprintf(pragmas, sizeof pragmas,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-8192;"
            "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;", sync);
-  /* The WAL file is kept at close (checkpointed, at its size) instead of
+  /* The page cache is 8 MiB (the writer appends blocks and inserts ids: it
+   * needs the B-trees' right edges; 64 MiB had filled with the start's id
+   * loads, and 20M imports ran level or faster with 8); the start's pages are
+   * given back after its loads (store_release_memory).
+   * The WAL file is kept at close (checkpointed, at its size) instead of
    * deleted: while a WAL grows, each fdatasync also commits the file's new size
    * to the file system's journal. After a start, that was every commit of the
    * first ~40 MB (wal_autocheckpoint) of writes: under the 90/10 mixed load,
