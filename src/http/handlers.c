@@ -288,6 +288,16 @@ void http__finish_write(pending_write *p) {
 
 /* ---- endpoints ---- */
 
+/* p's op: the n events or items read into p */
+static size_t events_op(pending_write *p, size_t n) {
+  p->op = (engine_op){.kind = OP_EVENTS, .events = p->events, .nevents = n};
+  return n;
+}
+static size_t items_op(pending_write *p, size_t n) {
+  p->op = (engine_op){.kind = OP_ITEMS, .items = p->items, .nitems = n};
+  return n;
+}
+
 /* the body's events into p->events (the plain reader, else jansson, whose
  * tree p keeps for the strings): their count, or 0 when it answered an error */
 static size_t read_events(http_worker *w, http_req *req, route_id r, int64_t t0, pending_write *p) {
@@ -296,7 +306,7 @@ static size_t read_events(http_worker *w, http_req *req, route_id r, int64_t t0,
   size_t n;
   if (!engine_parse_events_text(w->srv->e, req->body, req->body_len, now, (size_t)cfg->max_batch, &p->a, &p->events,
                                 &n))
-    return n;
+    return events_op(p, n);
   json_t *root = p->root = parse_json(w, req, r, t0);
   if (!root) return 0;
   json_t *list = json_object_get(root, "events");
@@ -331,22 +341,7 @@ static size_t read_events(http_worker *w, http_req *req, route_id r, int64_t t0,
       return 0;
     }
   }
-  return n;
-}
-
-static void h_events(http_worker *w, http_req *req, route_id r, int64_t t0) {
-  if (body_check(w, req, r, t0)) return;
-  pending_write *p = pending_new(w, req, r, t0);
-  size_t n = read_events(w, req, r, t0, p);
-  if (!n) {
-    pending_free(p);
-    return;
-  }
-  p->count = n;
-  p->op.kind = OP_EVENTS;
-  p->op.events = p->events;
-  p->op.nevents = n;
-  submit(p);
+  return events_op(p, n);
 }
 
 /* the body's items into p->items (the plain reader, else jansson, whose tree
@@ -355,7 +350,7 @@ static size_t read_items(http_worker *w, http_req *req, route_id r, int64_t t0, 
   size_t n;
   if (!engine_parse_items_text(w->srv->e, req->body, req->body_len, clock_now_ms(), (size_t)w->srv->cfg->max_batch,
                                &p->a, &p->items, &n))
-    return n;
+    return items_op(p, n);
   json_t *root = p->root = parse_json(w, req, r, t0);
   if (!root) return 0;
   json_t *list = json_object_get(root, "items");
@@ -381,21 +376,19 @@ static size_t read_items(http_worker *w, http_req *req, route_id r, int64_t t0, 
       return 0;
     }
   }
-  return n;
+  return items_op(p, n);
 }
 
-static void h_items_batch(http_worker *w, http_req *req, route_id r, int64_t t0) {
+/* POST /api/v1/events and POST /api/v1/items: the body's batch, read by
+ * `read` (which also points p's op at it), goes to the writer */
+typedef size_t (*batch_reader)(http_worker *w, http_req *req, route_id r, int64_t t0, pending_write *p);
+static void h_batch(http_worker *w, http_req *req, route_id r, int64_t t0, batch_reader read) {
   if (body_check(w, req, r, t0)) return;
   pending_write *p = pending_new(w, req, r, t0);
-  size_t n = read_items(w, req, r, t0, p);
-  if (!n) {
+  if (!(p->count = read(w, req, r, t0, p))) {
     pending_free(p);
     return;
   }
-  p->count = n;
-  p->op.kind = OP_ITEMS;
-  p->op.items = p->items;
-  p->op.nitems = n;
   submit(p);
 }
 
@@ -449,10 +442,7 @@ static void h_item(http_worker *w, http_req *req, route_id r, int64_t t0, const 
     pending_free(p);
     return;
   }
-  p->count = 1;
-  p->op.kind = OP_ITEMS;
-  p->op.items = p->items;
-  p->op.nitems = 1;
+  p->count = items_op(p, 1);
   submit(p);
 }
 
@@ -894,8 +884,8 @@ void http__dispatch(http_worker *w, http_req *req, int64_t t0) {
     case R_ROOT: h_root(w, req, m.id, t0); break;
     case R_HEALTH: h_health(w, req, m.id, t0); break;
     case R_METRICS: h_metrics(w, req, m.id, t0); break;
-    case R_EVENTS: h_events(w, req, m.id, t0); break;
-    case R_ITEMS: h_items_batch(w, req, m.id, t0); break;
+    case R_EVENTS: h_batch(w, req, m.id, t0, read_events); break;
+    case R_ITEMS: h_batch(w, req, m.id, t0, read_items); break;
     case R_ITEM: h_item(w, req, m.id, t0, &m, method); break;
     case R_ITEM_SIMILAR: h_similar(w, req, m.id, t0, &m); break;
     case R_ITEM_FEATURES:
