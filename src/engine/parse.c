@@ -366,6 +366,19 @@ static int plain_id(const plain_value *v, arena *a, const char **out) {
   return 0;
 }
 
+/* v, an array of n elements of sz bytes with room for *cap, made room for one
+ * more: grown in the arena (what a growth leaves behind goes with the
+ * request), to at most max elements; NULL when it holds max already */
+static void *plain_room(arena *a, void *v, size_t n, size_t *cap, size_t max, size_t sz) {
+  if (n < *cap) return v;
+  if (n >= max) return NULL;
+  *cap = *cap < 64 ? 64 : *cap * 2;
+  if (*cap > max) *cap = max;
+  void *nv = arena_alloc(a, *cap * sz);
+  if (n) memcpy(nv, v, n * sz);
+  return nv;
+}
+
 /* the next key of an object and its ':', as an index into known[0..n);
  * -1 for a key that is not there or was seen before (*seen: a bit per index):
  * the general path explains those */
@@ -436,14 +449,7 @@ int engine_parse_events_text(const recd_engine *e, const char *text, size_t len,
   size_t cnt = 0, cap = 1;
   recd_event *evs = arena_alloc(a, sizeof *evs);
   for (;;) {
-    if (cnt == cap) { /* grown in the arena: what it leaves behind goes with the request */
-      if (cnt >= max) return -1;
-      cap = cap < 64 ? 64 : cap * 2;
-      if (cap > max) cap = max;
-      recd_event *ne = arena_alloc(a, cap * sizeof *ne);
-      memcpy(ne, evs, cnt * sizeof *ne);
-      evs = ne;
-    }
+    if (!(evs = plain_room(a, evs, cnt, &cap, max, sizeof *evs))) return -1;
     if (plain_event(e, &c, now_ms, a, &evs[cnt])) return -1;
     cnt++;
     if (!batch || !eat(&c, ',')) break;
@@ -652,14 +658,7 @@ int engine_parse_items_text(const recd_engine *e, const char *text, size_t len, 
   jsonout_init(&props);
   int rc = -1;
   do {
-    if (cnt == cap) { /* grown in the arena: what it leaves behind goes with the request */
-      if (cnt >= max) goto out;
-      cap = cap < 64 ? 64 : cap * 2;
-      if (cap > max) cap = max;
-      recd_item *ni = arena_alloc(a, cap * sizeof *ni);
-      if (cnt) memcpy(ni, items, cnt * sizeof *ni);
-      items = ni;
-    }
+    if (!(items = plain_room(a, items, cnt, &cap, max, sizeof *items))) goto out;
     if (plain_item(&c, NULL, now_ms, a, &props, &items[cnt])) goto out;
     cnt++;
   } while (eat(&c, ','));
