@@ -762,6 +762,17 @@ static void reject(imp_run *run, const char *path, uint64_t line, const char *fm
   va_end(ap);
 }
 
+/* a JSON line's object, or NULL once it is counted in *rejected and reported */
+static json_t *line_json(imp_run *run, const char *p, size_t len, const char *path, uint64_t line, uint64_t *rejected) {
+  json_error_t je;
+  json_t *obj = json_loadb(p, len, 0, &je);
+  if (!obj) {
+    (*rejected)++;
+    reject(run, path, line, "invalid JSON: %s (column %d)", je.text, je.column);
+  }
+  return obj;
+}
+
 /* an error that stops the import: always shown */
 static void fatal(imp_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -1382,13 +1393,8 @@ static int import_jsonl(imp_run *run, imp_reader *rd, const char *path) {
     }
     if (blank(p, len)) continue;
     run->r->lines++;
-    json_error_t je;
-    json_t *obj = json_loadb(p, len, 0, &je);
-    if (!obj) {
-      run->r->rejected++;
-      reject(run, path, line, "invalid JSON: %s (column %d)", je.text, je.column);
-      continue;
-    }
+    json_t *obj = line_json(run, p, len, path, line, &run->r->rejected);
+    if (!obj) continue;
     if (remap) {
       int skip;
       json_t *m = jsonl_remap(run, obj, &skip, &fail);
@@ -1491,13 +1497,8 @@ static int items_jsonl(imp_run *run, imp_reader *rd, item_batch *b, const char *
     if (!engine_parse_item_text(run->e, p, len, NULL, run->now_ms, &b->a, &b->items[b->n])) { /* plain: no tree */
       if ((rc = items_push(run, b, NULL, path))) return rc;
     } else {
-      json_error_t je;
-      json_t *obj = json_loadb(p, len, 0, &je);
-      if (!obj) {
-        run->r->items_rejected++;
-        reject(run, path, line, "invalid JSON: %s (column %d)", je.text, je.column);
-        continue;
-      }
+      json_t *obj = line_json(run, p, len, path, line, &run->r->items_rejected);
+      if (!obj) continue;
       if ((rc = items_add(run, b, obj, path, line))) return rc;
     }
     if ((line & 0x3fff) == 0) bar_draw(run, path, rd, run->r->items + b->n, "items", 0);
