@@ -225,7 +225,6 @@ extern const char *const recd_memory_part_names[RECD_MEM_NPARTS];
 typedef struct {
   uint64_t bytes[RECD_MEM_NPARTS];
   uint64_t rss;          /* resident set size when the walk ended */
-  uint64_t heap;         /* malloc's heap: its arenas plus its own mappings */
   int64_t measured_ms;   /* wall clock when the walk ended; 0: no walk yet */
   int64_t measured_ns;   /* the same on the monotonic clock */
   double walk_s;         /* how long the walk took */

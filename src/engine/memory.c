@@ -93,11 +93,11 @@ void engine_memory(recd_engine *e, recd_memory *m) {
   uint64_t named = 0;
   for (int k = 0; k < RECD_MEM_HEAP_OTHER; k++) named += b[k];
   uint64_t in_use = (uint64_t)mi.uordblks + mi.hblkhd;
-  m->heap = (uint64_t)mi.arena + mi.hblkhd;
+  uint64_t heap = (uint64_t)mi.arena + mi.hblkhd; /* its arenas and its own mappings */
   b[RECD_MEM_HEAP_OTHER] = in_use > named ? in_use - named : 0;
   b[RECD_MEM_HEAP_FREE] = mi.fordblks;
   m->rss = mem_rss_bytes();
-  b[RECD_MEM_NON_HEAP] = m->rss > m->heap ? m->rss - m->heap : 0;
+  b[RECD_MEM_NON_HEAP] = m->rss > heap ? m->rss - heap : 0;
   m->measured_ms = clock_now_ms();
   m->measured_ns = clock_mono_ns();
   m->walk_s = (double)(m->measured_ns - t0) / 1e9;

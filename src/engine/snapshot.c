@@ -152,8 +152,8 @@ static void w_buffered(wbuf *w) {
   w->direct = 0;
 }
 
-/* wait for the direct write in flight; one that failed (a file system that
- * takes O_DIRECT but not these writes) is written again through the page cache */
+/* wait for the write in flight; one that failed (a file system that takes
+ * O_DIRECT but not these writes) is written again through the page cache */
 static void w_wait(wbuf *w) {
   snap_io *io = w->io;
   if (!io || !io->inflight) return;
